@@ -1,0 +1,140 @@
+//! Command-line arguments: the only place flags are declared (help text included).
+//!
+//! Parsing only; turning arguments into profiles, sites and plans happens in `inputs.rs`.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+const ABOUT: &str =
+    "Turn an appliance's firewall requirements table into a working, verified firewall.";
+
+const AFTER_HELP: &str = "\
+Examples:
+  portolan catalog list                                   built-in appliance profiles
+  portolan render --profile intra2net --target nftables   rules for a demo site (documentation addresses)
+  portolan plan --site site.toml --format json            the concrete flows for your site
+  portolan render --site site.toml --target iptables -o fw.sh
+  portolan check site.toml my-profile.toml --strict       validate files (exit 1 on warnings)
+
+A site file binds a profile to your network: the appliance's addresses, which role is which
+network, the features you use, and where the firewall sits. `portolan schema site` prints its
+JSON Schema; the README has a complete example.
+
+Exit codes: 0 ok, 1 warnings with --strict, 2 bad input.";
+
+#[derive(Debug, Parser)]
+#[command(name = "portolan", version, about = ABOUT, after_help = AFTER_HELP, max_term_width = 100)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// List or show the built-in appliance profiles.
+    #[command(subcommand)]
+    Catalog(CatalogCmd),
+    /// Validate profile and site files; print errors, warnings and source caveats.
+    #[command(
+        after_help = "A FILE that does not exist but names a catalog id (e.g. `intra2net`) checks the built-in profile.\n\nExit codes: 0 ok (warnings allowed), 1 warnings with --strict, 2 errors."
+    )]
+    Check(CheckArgs),
+    /// Show the plan: every concrete flow after binding the profile to the site.
+    Plan(PlanArgs),
+    /// Render firewall configuration for a target.
+    #[command(
+        after_help = "Targets:\n  nftables  an `nft -f` script: one `inet portolan` table, named sets, default-drop chains\n  iptables  a shell script applying `ipset restore`, `iptables-restore` and `ip6tables-restore`\n\nWith -o, the file is written completely or not at all."
+    )]
+    Render(RenderArgs),
+    /// Print the JSON Schema of the profile or site file format (for editor completion).
+    Schema(SchemaArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CatalogCmd {
+    /// List the built-in profiles.
+    List {
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+    /// Print a built-in profile's TOML (a starting point for your own).
+    Show {
+        /// Catalog id, e.g. `intra2net`.
+        id: String,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Profile or site files (TOML). The kind is told from the content.
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+    /// Exit 1 when there are warnings.
+    #[arg(long)]
+    pub strict: bool,
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+}
+
+/// Where the plan comes from: a site file, or a profile with the built-in demo site.
+#[derive(Debug, Args)]
+#[group(required = true, multiple = false)]
+pub struct Input {
+    /// Site file: binds a profile to your network.
+    #[arg(long, value_name = "FILE", group = "input")]
+    pub site: Option<PathBuf>,
+    /// Catalog id or profile file, bound to the built-in demo site (documentation addresses).
+    #[arg(long, value_name = "ID|FILE", group = "input")]
+    pub profile: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct Selection {
+    #[command(flatten)]
+    pub input: Input,
+    /// Optional features to enable: `all`, or a comma-separated list. Replaces the site's list.
+    #[arg(long, value_name = "all|a,b")]
+    pub features: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    #[command(flatten)]
+    pub sel: Selection,
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+}
+
+#[derive(Debug, Args)]
+pub struct RenderArgs {
+    #[command(flatten)]
+    pub sel: Selection,
+    /// Firewall target.
+    #[arg(long, value_name = "TARGET")]
+    pub target: String,
+    /// Write to FILE instead of standard output (atomically).
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// iptables only: print one part (`ipset`, `v4` or `v6`) in its tool's native format.
+    #[arg(long, value_name = "PART")]
+    pub part: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct SchemaArgs {
+    #[arg(value_enum)]
+    pub kind: SchemaKind,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum SchemaKind {
+    Profile,
+    Site,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Table,
+    Json,
+}

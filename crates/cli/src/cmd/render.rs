@@ -1,0 +1,55 @@
+//! `portolan render`: a plan to firewall configuration.
+
+use portolan_core::diag::Diagnostic;
+use portolan_core::render;
+
+use crate::args::RenderArgs;
+use crate::report::{Reporter, EXIT_ERROR, EXIT_OK};
+
+pub fn run(args: &RenderArgs, rep: &mut Reporter) -> i32 {
+    let Some(target) = render::target(&args.target) else {
+        let names: Vec<&str> = render::TARGETS.iter().map(|t| t.name()).collect();
+        rep.emit(
+            &Diagnostic::error(format!("unknown target `{}`", args.target.escape_debug()))
+                .with_help(format!("use one of: {}", names.join(", "))),
+        );
+        return EXIT_ERROR;
+    };
+    let loaded = match crate::inputs::load(&args.sel) {
+        Ok(l) => l,
+        Err(e) => {
+            rep.emit_all(&e.0);
+            return EXIT_ERROR;
+        }
+    };
+    rep.emit_all(&loaded.warnings);
+    rep.emit_all(&loaded.plan.warnings);
+    let out = render::render(&loaded.plan, target);
+    rep.emit_all(&out.warnings);
+    let text = match &args.part {
+        None => out.text,
+        Some(p) => match out.parts.iter().find(|(n, _)| n == p) {
+            Some((_, t)) => t.clone(),
+            None => {
+                let names: Vec<&str> = out.parts.iter().map(|(n, _)| n.as_str()).collect();
+                rep.emit(
+                    &Diagnostic::error(format!(
+                        "target {} has no part `{}`",
+                        target.name(),
+                        p.escape_debug()
+                    ))
+                    .with_help(format!("parts: {}", names.join(", "))),
+                );
+                return EXIT_ERROR;
+            }
+        },
+    };
+    let _ = &loaded.profile;
+    match crate::output::write(args.output.as_deref(), &text) {
+        Ok(()) => EXIT_OK,
+        Err(d) => {
+            rep.emit(&d);
+            EXIT_ERROR
+        }
+    }
+}

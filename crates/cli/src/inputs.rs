@@ -1,0 +1,50 @@
+//! From arguments to checked objects: `--site` / `--profile` / `--features` to a [`Plan`].
+
+use portolan_core::diag::{Diagnostic, Errors};
+use portolan_core::plan::{self, Plan};
+use portolan_core::site::{self, Features};
+use portolan_core::{load, model::Profile};
+
+use crate::args::Selection;
+
+/// `--features all|a,b`.
+pub fn parse_features(text: &str) -> Features {
+    if text.trim() == "all" {
+        return Features::All;
+    }
+    Features::Some(
+        text.split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|s| (s.to_string(), None))
+            .collect(),
+    )
+}
+
+/// Everything a command needs to work on a plan.
+pub struct Loaded {
+    pub profile: Profile,
+    pub plan: Plan,
+    /// Warnings from reading the site (the plan's own are in `plan.warnings`).
+    pub warnings: Vec<Diagnostic>,
+}
+
+pub fn load(sel: &Selection) -> Result<Loaded, Errors> {
+    let features = sel.features.as_deref().map(parse_features);
+    let (site, profile, warnings) = match (&sel.input.site, &sel.input.profile) {
+        (Some(path), _) => load::site_and_profile(path)?,
+        (None, Some(p)) => {
+            let profile = load::profile(p, None)?;
+            (site::demo(&profile), profile, vec![])
+        }
+        (None, None) => {
+            return Err(Diagnostic::error("give --site FILE or --profile ID|FILE").into());
+        }
+    };
+    let plan = plan::build(&profile, &site, features.as_ref())?;
+    Ok(Loaded {
+        profile,
+        plan,
+        warnings,
+    })
+}

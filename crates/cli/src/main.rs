@@ -1,0 +1,25 @@
+//! The `portolan` binary: arguments -> one function per subcommand -> exit code.
+//!
+//! Thin on purpose: all logic lives in `portolan-core`. Exit codes: 0 ok, 1 a check failed
+//! (warnings with --strict), 2 bad input. Never a panic message for bad input.
+
+mod args;
+mod cmd;
+mod inputs;
+mod output;
+mod report;
+
+use clap::Parser;
+
+fn main() {
+    let cli = args::Cli::parse();
+    let mut rep = report::Reporter::default();
+    let code = match &cli.command {
+        args::Command::Catalog(c) => cmd::catalog::run(c, &mut rep),
+        args::Command::Check(a) => cmd::check::run(a, &mut rep),
+        args::Command::Plan(a) => cmd::plan::run(a, &mut rep),
+        args::Command::Render(a) => cmd::render::run(a, &mut rep),
+        args::Command::Schema(a) => cmd::schema::run(a.kind, &mut rep),
+    };
+    std::process::exit(code);
+}

@@ -1,0 +1,19 @@
+//! portolan's deterministic core: no sockets, no async, no clock.
+//!
+//! Pipeline: [`profile`] and [`site`] files (front-ends) are parsed and checked into the
+//! [`model`]; [`plan::build`] binds them into the [`plan::Plan`], the one intermediate
+//! representation; [`render`] back-ends turn a plan into firewall configuration. The built-in
+//! [`catalog`] holds the curated profiles of the seed appliances. See ARCHITECTURE.md.
+
+pub mod addr;
+pub mod catalog;
+pub mod diag;
+pub mod load;
+pub mod model;
+pub mod plan;
+pub mod profile;
+pub mod render;
+pub mod site;
+
+pub use diag::{Diagnostic, Errors, Severity, Source};
+pub use plan::Plan;

@@ -1,0 +1,452 @@
+//! Renderers: from a checked [`Plan`] to firewall configuration.
+//!
+//! The shared base does the work every target needs and none should do differently:
+//! - [`lower`] turns planned flows into abstract [`Rule`]s: one per (chain, family,
+//!   interfaces, source set, destination set, protocol), with the ports of every flow that
+//!   shares those merged. So the number of rules grows with the number of distinct peers,
+//!   not with the number of flows; sets carry the addresses.
+//! - It never widens: a static set with no address in a family produces no rule for that
+//!   family, and a flow left with no rule at all is reported as a warning.
+//! - Each target declares its [`Capabilities`]; before rendering, the base takes out every
+//!   rule the target cannot express and reports all of them at once.
+//!
+//! Targets are listed in one table, [`TARGETS`]. A target gets only `&Plan` and the lowered
+//! rules, and must put no text from the input into its output except identifiers and DNS
+//! names (validated to `[a-z0-9.*-]`) and comment lines passed through [`comment_text`].
+
+pub mod iptables;
+pub mod nftables;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::diag::Diagnostic;
+use crate::model::{merge_ranges, IcmpType, PortRange, Protocol};
+use crate::plan::{AddressSet, Direction, Plan, SetKind};
+use crate::site::Placement;
+
+/// IP family of a rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Family {
+    V4,
+    V6,
+}
+
+impl Family {
+    pub fn suffix(self) -> &'static str {
+        match self {
+            Family::V4 => "v4",
+            Family::V6 => "v6",
+        }
+    }
+    pub fn label(self) -> &'static str {
+        match self {
+            Family::V4 => "IPv4",
+            Family::V6 => "IPv6",
+        }
+    }
+}
+
+/// Where a rule is evaluated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Chain {
+    Input,
+    Output,
+    Forward,
+}
+
+/// A set reference in a rule: which plan set, in which family.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct SetRef {
+    pub set: String,
+    pub family: Family,
+}
+
+/// One abstract accept rule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rule {
+    pub chain: Chain,
+    pub family: Family,
+    pub iif: Option<String>,
+    pub oif: Option<String>,
+    pub saddr: Option<SetRef>,
+    pub daddr: Option<SetRef>,
+    pub protocol: Protocol,
+    /// Merged destination ports (TCP/UDP).
+    pub ports: Vec<PortRange>,
+    /// ICMP types (ICMP).
+    pub icmp_types: Vec<IcmpType>,
+    /// Flow ids this rule serves.
+    pub flows: BTreeSet<String>,
+}
+
+/// What a target can express. The base checks rules against it before rendering.
+#[derive(Debug, Clone, Copy)]
+pub struct Capabilities {
+    /// Sets that can be filled at run time (needed for DNS names and wildcards).
+    pub dynamic_sets: bool,
+    /// Matching on input/output interface names (needed for gateway mode).
+    pub interface_match: bool,
+    /// IPv6 rules.
+    pub ipv6: bool,
+    /// Longest in-kernel rule comment, in bytes.
+    pub max_comment_len: usize,
+    /// Longest set name, in bytes.
+    pub max_set_name_len: usize,
+}
+
+/// Output of a target.
+#[derive(Debug, Clone)]
+pub struct Rendered {
+    /// The configuration text.
+    pub text: String,
+    /// Named parts (e.g. `ipset`, `v4`, `v6` for iptables) for tools that take one each.
+    pub parts: Vec<(String, String)>,
+    /// Number of accept rules for planned flows (not counting the fixed preamble).
+    pub rule_count: usize,
+    pub warnings: Vec<Diagnostic>,
+}
+
+/// A firewall target.
+pub trait Target: Sync {
+    fn name(&self) -> &'static str;
+    fn description(&self) -> &'static str;
+    fn capabilities(&self) -> Capabilities;
+    /// Render lowered rules. Only called with rules that passed [`check_capabilities`].
+    fn render(&self, plan: &Plan, rules: &[Rule]) -> Rendered;
+}
+
+/// Every target, by name. Add a target here, never in an if-chain.
+pub static TARGETS: &[&dyn Target] = &[&nftables::Nftables, &iptables::Iptables];
+
+pub fn target(name: &str) -> Option<&'static dyn Target> {
+    TARGETS.iter().copied().find(|t| t.name() == name)
+}
+
+/// Lower, check and render in one go.
+pub fn render(plan: &Plan, target: &dyn Target) -> Rendered {
+    let (rules, mut warnings) = lower(plan);
+    let (rules, rejected) = check_capabilities(plan, &rules, target.capabilities(), target.name());
+    warnings.extend(rejected);
+    let mut out = target.render(plan, &rules);
+    warnings.append(&mut out.warnings);
+    out.warnings = warnings;
+    out
+}
+
+type GroupKey = (
+    Chain,
+    Family,
+    Option<String>,
+    Option<String>,
+    Option<SetRef>,
+    Option<SetRef>,
+    Protocol,
+);
+
+/// Ports, ICMP types and flow ids collected for one group.
+type GroupValue = (Vec<PortRange>, BTreeSet<IcmpType>, BTreeSet<String>);
+
+fn families(set: &AddressSet) -> Vec<Family> {
+    let mut f = Vec::new();
+    if !set.v4.is_empty() || set.dynamic {
+        f.push(Family::V4);
+    }
+    if !set.v6.is_empty() || set.dynamic {
+        f.push(Family::V6);
+    }
+    f
+}
+
+/// Planned flows to abstract rules, grouped; warnings for flows that got no rule.
+pub fn lower(plan: &Plan) -> (Vec<Rule>, Vec<Diagnostic>) {
+    let mut warnings = Vec::new();
+    let host = matches!(plan.placement, Placement::Host);
+    let app_families = families(plan.appliance());
+    let mut groups: BTreeMap<GroupKey, GroupValue> = BTreeMap::new();
+    let mut served: BTreeSet<(String, crate::model::Protocol)> = BTreeSet::new();
+    let mut host_internal: BTreeSet<String> = BTreeSet::new();
+
+    for flow in &plan.flows {
+        if host && flow.direction == Direction::Internal {
+            host_internal.insert(flow.id.clone());
+            continue;
+        }
+        for src in &flow.source.peers {
+            for dst in &flow.destination.peers {
+                let (Some(sset), Some(dset)) = (plan.set(&src.set), plan.set(&dst.set)) else {
+                    continue;
+                };
+                for fam in [Family::V4, Family::V6] {
+                    if !app_families.contains(&fam) && flow.direction != Direction::Internal {
+                        continue;
+                    }
+                    if !families(sset).contains(&fam) || !families(dset).contains(&fam) {
+                        continue;
+                    }
+                    // In host mode the appliance side is the host itself: no address match
+                    // (it would break on addresses the site does not list, e.g. IPv6
+                    // temporary addresses); the peer side always has one.
+                    let sref = |s: &AddressSet| {
+                        (!(host && s.kind == SetKind::Appliance)).then(|| SetRef {
+                            set: s.id.clone(),
+                            family: fam,
+                        })
+                    };
+                    let chain = match (host, flow.direction) {
+                        (true, Direction::Outbound) => Chain::Output,
+                        (true, _) => Chain::Input,
+                        (false, _) => Chain::Forward,
+                    };
+                    let key = (
+                        chain,
+                        fam,
+                        src.interface.clone(),
+                        dst.interface.clone(),
+                        sref(sset),
+                        sref(dset),
+                        flow.protocol,
+                    );
+                    let g = groups.entry(key).or_default();
+                    g.0.extend(flow.ports.iter().copied());
+                    g.1.extend(flow.icmp_type);
+                    g.2.insert(flow.id.clone());
+                    served.insert((flow.id.clone(), flow.protocol));
+                }
+            }
+        }
+    }
+
+    for id in &host_internal {
+        warnings.push(
+            Diagnostic::warning(format!(
+                "flow `{id}` does not involve the appliance; a host firewall never sees it, so it gets no rule"
+            ))
+            .with_help("use placement mode \"gateway\" for a firewall that forwards such traffic"),
+        );
+    }
+    let mut missing: BTreeSet<&str> = BTreeSet::new();
+    for flow in &plan.flows {
+        let skipped_internal = host && flow.direction == Direction::Internal;
+        if !(served.contains(&(flow.id.clone(), flow.protocol)) || skipped_internal) {
+            missing.insert(&flow.id);
+        }
+    }
+    for id in missing {
+        warnings.push(
+            Diagnostic::warning(format!(
+                "flow `{id}` gets no rule: its peers have no address in a family the appliance has"
+            ))
+            .with_help(
+                "give the appliance and the peer addresses of the same family (IPv4 or IPv6)",
+            ),
+        );
+    }
+
+    let rules = groups
+        .into_iter()
+        .map(
+            |((chain, family, iif, oif, saddr, daddr, protocol), (ports, icmp, flows))| Rule {
+                chain,
+                family,
+                iif,
+                oif,
+                saddr,
+                daddr,
+                protocol,
+                ports: merge_ranges(ports),
+                icmp_types: icmp.into_iter().collect(),
+                flows,
+            },
+        )
+        .collect();
+    (rules, warnings)
+}
+
+/// Take out rules the target cannot express; report each.
+pub fn check_capabilities(
+    plan: &Plan,
+    rules: &[Rule],
+    caps: Capabilities,
+    target: &str,
+) -> (Vec<Rule>, Vec<Diagnostic>) {
+    let mut keep = Vec::new();
+    let mut warnings = Vec::new();
+    for r in rules {
+        let mut why = Vec::new();
+        if !caps.ipv6 && r.family == Family::V6 {
+            why.push("IPv6".to_string());
+        }
+        if !caps.interface_match && (r.iif.is_some() || r.oif.is_some()) {
+            why.push("interface names".to_string());
+        }
+        for s in [&r.saddr, &r.daddr].into_iter().flatten() {
+            if !caps.dynamic_sets && plan.set(&s.set).is_some_and(|s| s.dynamic) {
+                why.push(format!("DNS-filled set {}", s.set));
+            }
+        }
+        if why.is_empty() {
+            keep.push(r.clone());
+        } else {
+            warnings.push(Diagnostic::warning(format!(
+                "target {target} cannot express {} for flow(s) {}; the rule is left out",
+                why.join(", "),
+                r.flows.iter().cloned().collect::<Vec<_>>().join(", ")
+            )));
+        }
+    }
+    (keep, warnings)
+}
+
+/// Make free text safe for a `#` comment line in any target: control characters (including
+/// newlines and the Unicode line separators) become spaces, so the text cannot end the
+/// comment and start a directive.
+pub fn comment_text(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_control() || matches!(c, '\u{2028}' | '\u{2029}' | '\u{85}') {
+                ' '
+            } else {
+                c
+            }
+        })
+        .collect()
+}
+
+/// `flows: a b c`, cut to `max` bytes with a count of what was left out. Flow ids are
+/// validated identifiers, so they need no escaping inside a quoted comment.
+pub fn flow_comment(flows: &BTreeSet<String>, max: usize) -> String {
+    let mut out = String::from("flows:");
+    let total = flows.len();
+    for (i, f) in flows.iter().enumerate() {
+        let more = format!(" +{} more", total - i);
+        if out.len() + 1 + f.len() + if i + 1 < total { more.len() } else { 0 } > max {
+            out.push_str(&more);
+            return out;
+        }
+        out.push(' ');
+        out.push_str(f);
+    }
+    out
+}
+
+/// FNV-1a, 32 bits: a stable short hash for shortening names (no randomness, same on every run).
+pub fn fnv32(s: &str) -> u32 {
+    let mut h: u32 = 0x811c_9dc5;
+    for b in s.bytes() {
+        h ^= u32::from(b);
+        h = h.wrapping_mul(0x0100_0193);
+    }
+    h
+}
+
+/// A target name for a plan set: `prefix` + the set's name, shortened with a hash when longer
+/// than `max`. Plan set names contain only `[a-z0-9.*:/-]`; `*`, `:` and `/` are mapped.
+pub fn set_name(set: &AddressSet, family: Family, max: usize, style: NameStyle) -> String {
+    let kind = match set.kind {
+        SetKind::Appliance => "appliance",
+        SetKind::Role => "role",
+        SetKind::Dns => "dns",
+        SetKind::Wildcard => "wild",
+        SetKind::Network => "net",
+    };
+    let body: String = match set.kind {
+        SetKind::Appliance => String::new(),
+        SetKind::Wildcard => set.name.trim_start_matches("*.").to_string(),
+        _ => set.name.replace([':', '/'], "_"),
+    };
+    let full = match style {
+        NameStyle::Nft => {
+            if body.is_empty() {
+                format!("{kind}_{}", family.suffix())
+            } else {
+                format!("{kind}_{body}_{}", family.suffix())
+            }
+        }
+        NameStyle::Ipset => {
+            let f = if family == Family::V4 { "4" } else { "6" };
+            if body.is_empty() {
+                format!("pt{f}-{kind}")
+            } else {
+                format!("pt{f}-{kind}-{body}")
+            }
+        }
+    };
+    if full.len() <= max {
+        return full;
+    }
+    let hash = format!("{:08x}", fnv32(&full));
+    let keep = max.saturating_sub(hash.len() + 1);
+    let mut cut = full[..keep.min(full.len())].to_string();
+    while cut.ends_with(['.', '-', '_']) {
+        cut.pop();
+    }
+    format!("{cut}-{hash}")
+}
+
+/// Naming conventions of the targets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NameStyle {
+    Nft,
+    Ipset,
+}
+
+/// A header naming what was rendered, as `#` comment lines.
+pub fn header(plan: &Plan, target: &str, load: &str) -> String {
+    let placement = match &plan.placement {
+        Placement::Host => "host (rules on the appliance: input/output)".to_string(),
+        Placement::Gateway {
+            appliance_interface,
+            ..
+        } => format!("gateway (forward path; appliance behind {appliance_interface})"),
+    };
+    let features = if plan.features.is_empty() {
+        "none".to_string()
+    } else {
+        plan.features.join(", ")
+    };
+    format!(
+        "# Generated by portolan {} for target {target}; do not edit, regenerate.\n\
+         # profile: {} ({})\n\
+         # placement: {placement}\n\
+         # features: {features}\n\
+         # load: {load}\n",
+        env!("CARGO_PKG_VERSION"),
+        plan.profile,
+        comment_text(&plan.profile_name),
+    )
+}
+
+/// One `#` line per flow a rule serves: `# id: function` (sanitized).
+pub fn flow_lines(plan: &Plan, rule: &Rule, indent: &str) -> String {
+    let mut out = String::new();
+    for id in &rule.flows {
+        let f = plan.flows.iter().find(|f| &f.id == id);
+        let func = f.map(|f| comment_text(&f.function)).unwrap_or_default();
+        let req = match f.and_then(|f| f.feature.as_deref()) {
+            Some(feat) => format!(" [feature {feat}]"),
+            None => " [required]".to_string(),
+        };
+        out.push_str(&format!("{indent}# {id}{req}: {func}\n"));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flow_comment_fits_the_limit() {
+        let flows: BTreeSet<String> = (0..40).map(|i| format!("flow-number-{i}")).collect();
+        let c = flow_comment(&flows, 128);
+        assert!(c.len() <= 128, "{c}");
+        assert!(c.ends_with("more"));
+        let few: BTreeSet<String> = ["a", "b"].iter().map(|s| s.to_string()).collect();
+        assert_eq!(flow_comment(&few, 128), "flows: a b");
+    }
+
+    #[test]
+    fn comment_text_removes_line_breaks() {
+        assert_eq!(comment_text("a\nb\rc\u{2028}d"), "a b c d");
+    }
+}

@@ -1,0 +1,510 @@
+//! Site files: where one appliance stands. Binds a profile's roles to networks, pins DNS
+//! names, chooses features and alternatives, and says where the firewall sits.
+//!
+//! [`parse`] checks everything that can be checked without the profile (addresses, names,
+//! interface names); what needs the profile (unknown feature, unknown role) is checked when
+//! the plan is built, still with the site's spans. [`demo`] builds the site used when only
+//! `--profile` is given: RFC 5737 / RFC 3849 documentation addresses for everything.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::IpAddr;
+use std::ops::Range;
+
+use ipnet::IpNet;
+use schemars::JsonSchema;
+use serde::de::{self, Deserializer, SeqAccess, Visitor};
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::diag::{Diagnostic, Errors, Sink, Source};
+use crate::model::{check_dns_name, check_id, check_wildcard, PortRange, Profile};
+use crate::profile::{from_toml, port_range, PortSpec};
+
+/// Longest interface name Linux accepts (IFNAMSIZ - 1).
+pub const MAX_IFNAME_LEN: usize = 15;
+
+/// A site file: one appliance in one network.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(title = "portolan site")]
+pub struct RawSite {
+    /// A catalog id (`intra2net`) or the path of a profile file, relative to this file.
+    #[schemars(with = "String")]
+    pub profile: Spanned<String>,
+    /// Optional features to enable: a list of names, or "all".
+    #[serde(default)]
+    #[schemars(with = "Option<FeaturesSchema>")]
+    pub features: Option<Spanned<FeatureList>>,
+    pub appliance: RawAppliance,
+    /// Role name -> networks or addresses. `internet` defaults to everything outside the
+    /// `internal` role, the appliance and the special-purpose ranges.
+    #[serde(default)]
+    #[schemars(with = "BTreeMap<String, Vec<String>>")]
+    pub roles: BTreeMap<Spanned<String>, Vec<Spanned<String>>>,
+    /// Static DNS pins: name or `*.wildcard` -> addresses, used instead of DNS.
+    #[serde(default)]
+    #[schemars(with = "BTreeMap<String, Vec<String>>")]
+    pub hosts: BTreeMap<Spanned<String>, Vec<Spanned<String>>>,
+    /// Flow id -> ports, for flows the profile marks `port_configurable`.
+    #[serde(default)]
+    #[schemars(with = "BTreeMap<String, Vec<PortSchema>>")]
+    pub ports: BTreeMap<Spanned<String>, Vec<Spanned<PortSpec>>>,
+    /// Alternative group -> the flow id(s) chosen.
+    #[serde(default)]
+    #[schemars(with = "BTreeMap<String, Vec<String>>")]
+    pub alternatives: BTreeMap<Spanned<String>, Spanned<FeatureList>>,
+    #[serde(default)]
+    pub placement: Option<RawPlacement>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawAppliance {
+    /// The appliance's own addresses (IPv4 and/or IPv6), as the firewall sees them.
+    #[schemars(with = "Vec<String>")]
+    pub addresses: Vec<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawPlacement {
+    /// `host`: rules on the appliance itself (input/output). `gateway`: rules on a firewall
+    /// in front of it (forward).
+    #[schemars(with = "PlacementMode")]
+    pub mode: Spanned<PlacementMode>,
+    /// Gateway mode: the firewall's interface toward the appliance.
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub appliance_interface: Option<Spanned<String>>,
+    /// Gateway mode: role -> the firewall's interface toward it. DNS names and networks use
+    /// the `internet` entry.
+    #[serde(default)]
+    #[schemars(with = "BTreeMap<String, String>")]
+    pub zones: BTreeMap<Spanned<String>, Spanned<String>>,
+    /// Gateway mode: interface for roles not listed in `zones`.
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub default_interface: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PlacementMode {
+    Host,
+    Gateway,
+}
+
+#[derive(JsonSchema)]
+#[allow(dead_code)]
+#[serde(untagged)]
+enum FeaturesSchema {
+    All(String),
+    List(Vec<String>),
+}
+
+#[derive(JsonSchema)]
+#[allow(dead_code)]
+#[serde(untagged)]
+enum PortSchema {
+    Port(u16),
+    Range(String),
+}
+
+/// `"all"`, one name, or a list of names (each with its span).
+#[derive(Debug, Clone)]
+pub enum FeatureList {
+    All,
+    Names(Vec<Spanned<String>>),
+    /// A single string other than "all"; its span is the outer one.
+    One(String),
+}
+
+impl<'de> Deserialize<'de> for FeatureList {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = FeatureList;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("\"all\" or a list of names")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<FeatureList, E> {
+                Ok(if v == "all" {
+                    FeatureList::All
+                } else {
+                    FeatureList::One(v.to_string())
+                })
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<FeatureList, A::Error> {
+                let mut v = Vec::new();
+                while let Some(s) = seq.next_element::<Spanned<String>>()? {
+                    v.push(s);
+                }
+                Ok(FeatureList::Names(v))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl FeatureList {
+    fn spanned(&self, outer: Range<usize>) -> Vec<(String, Range<usize>)> {
+        match self {
+            FeatureList::All => vec![],
+            FeatureList::One(s) => vec![(s.clone(), outer)],
+            FeatureList::Names(v) => v.iter().map(|s| (s.get_ref().clone(), s.span())).collect(),
+        }
+    }
+}
+
+/// A name as written, with where (none when it came from the command line).
+pub type Named = (String, Option<Range<usize>>);
+
+/// Which features are on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Features {
+    All,
+    /// Names with the span they were written at (empty span for the command line).
+    Some(Vec<Named>),
+}
+
+/// Where the rules go.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "mode", rename_all = "lowercase")]
+pub enum Placement {
+    Host,
+    Gateway {
+        appliance_interface: String,
+        zones: BTreeMap<String, String>,
+        default_interface: Option<String>,
+    },
+}
+
+impl Placement {
+    pub fn mode(&self) -> PlacementMode {
+        match self {
+            Placement::Host => PlacementMode::Host,
+            Placement::Gateway { .. } => PlacementMode::Gateway,
+        }
+    }
+}
+
+/// A validated site.
+#[derive(Debug, Clone)]
+pub struct Site {
+    /// Catalog id or profile path as written, with its span.
+    pub profile: String,
+    pub profile_span: Option<Range<usize>>,
+    pub features: Features,
+    pub appliance: Vec<IpNet>,
+    pub roles: BTreeMap<String, (Vec<IpNet>, Option<Range<usize>>)>,
+    pub hosts: BTreeMap<String, Vec<IpAddr>>,
+    pub ports: BTreeMap<String, (Vec<PortRange>, Option<Range<usize>>)>,
+    pub alternatives: BTreeMap<String, (Vec<Named>, Option<Range<usize>>)>,
+    pub placement: Placement,
+    /// The file (or a description of the built-in demo site).
+    pub origin: Source,
+}
+
+fn ifname_ok(name: &str) -> Result<(), String> {
+    let ok = !name.is_empty()
+        && name.len() <= MAX_IFNAME_LEN
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        && name != "."
+        && name != "..";
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{}` is not a valid interface name: 1 to {MAX_IFNAME_LEN} characters of letters, digits, `-`, `_` and `.`",
+            name.escape_debug()
+        ))
+    }
+}
+
+/// Parse a network or address; addresses become host routes (/32, /128).
+pub fn parse_net(text: &str) -> Result<IpNet, String> {
+    if let Ok(net) = text.parse::<IpNet>() {
+        if net.trunc() != net {
+            return Err(format!(
+                "network `{text}` has host bits set; write `{}` (or the address alone)",
+                net.trunc()
+            ));
+        }
+        return Ok(net);
+    }
+    text.parse::<IpAddr>().map(IpNet::from).map_err(|_| {
+        format!(
+            "`{}` is not an IP address or network (write e.g. 192.0.2.10, 192.0.2.0/24 or 2001:db8::/64)",
+            text.escape_debug()
+        )
+    })
+}
+
+/// Parse and validate a site file (without its profile).
+pub fn parse(src: &Source) -> Result<(Site, Vec<Diagnostic>), Errors> {
+    let raw: RawSite = from_toml(src, "site")?;
+    let mut sink = Sink::default();
+
+    let nets = |sink: &mut Sink, items: &[Spanned<String>]| -> Vec<IpNet> {
+        let mut out = Vec::new();
+        for s in items {
+            match parse_net(s.get_ref()) {
+                Ok(n) => out.push(n),
+                Err(m) => sink.push(Diagnostic::error(m).at(src, s.span())),
+            }
+        }
+        out
+    };
+
+    let appliance: Vec<IpNet> = raw
+        .appliance
+        .addresses
+        .iter()
+        .filter_map(|s| match s.get_ref().parse::<IpAddr>() {
+            Ok(a) => Some(IpNet::from(a)),
+            Err(_) => {
+                sink.push(
+                    Diagnostic::error(format!(
+                        "`{}` is not an IP address",
+                        s.get_ref().escape_debug()
+                    ))
+                    .at(src, s.span())
+                    .with_help("list the appliance's own addresses, e.g. \"192.0.2.10\" or \"2001:db8::10\""),
+                );
+                None
+            }
+        })
+        .collect();
+    if raw.appliance.addresses.is_empty() {
+        sink.push(
+            Diagnostic::error("the appliance has no addresses")
+                .in_file(src)
+                .with_help("add [appliance] addresses = [\"192.0.2.10\"]"),
+        );
+    }
+
+    let mut roles = BTreeMap::new();
+    for (name, items) in &raw.roles {
+        if let Err(m) = check_id(name.get_ref(), "role") {
+            sink.push(Diagnostic::error(m).at(src, name.span()));
+            continue;
+        }
+        if name.get_ref() == "appliance" {
+            sink.push(
+                Diagnostic::error("`appliance` is not a role; its addresses go under [appliance]")
+                    .at(src, name.span()),
+            );
+            continue;
+        }
+        let n = nets(&mut sink, items);
+        roles.insert(name.get_ref().clone(), (n, Some(name.span())));
+    }
+
+    let mut hosts = BTreeMap::new();
+    for (name, items) in &raw.hosts {
+        let n = name.get_ref();
+        let check = if n.starts_with('*') || n.contains('*') {
+            check_wildcard(n)
+        } else {
+            check_dns_name(n)
+        };
+        if let Err(m) = check {
+            sink.push(Diagnostic::error(m).at(src, name.span()));
+            continue;
+        }
+        let mut addrs = Vec::new();
+        for s in items {
+            match s.get_ref().parse::<IpAddr>() {
+                Ok(a) => addrs.push(a),
+                Err(_) => sink.push(
+                    Diagnostic::error(format!(
+                        "`{}` is not an IP address (a DNS pin lists the addresses the name resolves to)",
+                        s.get_ref().escape_debug()
+                    ))
+                    .at(src, s.span()),
+                ),
+            }
+        }
+        hosts.insert(n.clone(), addrs);
+    }
+
+    let mut ports = BTreeMap::new();
+    for (flow, specs) in &raw.ports {
+        let mut ranges = Vec::new();
+        for p in specs {
+            match port_range(p.get_ref()) {
+                Ok(r) => ranges.push(r),
+                Err(m) => sink.push(Diagnostic::error(m).at(src, p.span())),
+            }
+        }
+        if specs.is_empty() {
+            sink.push(
+                Diagnostic::error(format!("no ports given for flow `{}`", flow.get_ref()))
+                    .at(src, flow.span()),
+            );
+        }
+        ports.insert(flow.get_ref().clone(), (ranges, Some(flow.span())));
+    }
+
+    let mut alternatives = BTreeMap::new();
+    for (group, choice) in &raw.alternatives {
+        if matches!(choice.get_ref(), FeatureList::All) {
+            sink.push(
+                Diagnostic::error("an alternative names flow ids, not \"all\"")
+                    .at(src, choice.span()),
+            );
+            continue;
+        }
+        let chosen = choice
+            .get_ref()
+            .spanned(choice.span())
+            .into_iter()
+            .map(|(n, s)| (n, Some(s)))
+            .collect();
+        alternatives.insert(group.get_ref().clone(), (chosen, Some(group.span())));
+    }
+
+    let features = match &raw.features {
+        None => Features::Some(vec![]),
+        Some(f) => match f.get_ref() {
+            FeatureList::All => Features::All,
+            other => Features::Some(
+                other
+                    .spanned(f.span())
+                    .into_iter()
+                    .map(|(n, s)| (n, Some(s)))
+                    .collect(),
+            ),
+        },
+    };
+
+    let placement = match &raw.placement {
+        None => Placement::Host,
+        Some(p) => match p.mode.get_ref() {
+            PlacementMode::Host => {
+                if let Some(i) = &p.appliance_interface {
+                    sink.push(
+                        Diagnostic::warning("`appliance_interface` is only used in gateway mode")
+                            .at(src, i.span()),
+                    );
+                }
+                Placement::Host
+            }
+            PlacementMode::Gateway => {
+                let mut iface_errors = Vec::new();
+                let mut missing_iface = false;
+                let mut iface = |s: &Spanned<String>| -> String {
+                    if let Err(m) = ifname_ok(s.get_ref()) {
+                        iface_errors.push(Diagnostic::error(m).at(src, s.span()));
+                    }
+                    s.get_ref().clone()
+                };
+                let appliance_interface = match &p.appliance_interface {
+                    Some(i) => iface(i),
+                    None => {
+                        missing_iface = true;
+                        String::new()
+                    }
+                };
+                let zones = p
+                    .zones
+                    .iter()
+                    .map(|(k, v)| (k.get_ref().clone(), iface(v)))
+                    .collect();
+                let default_interface = p.default_interface.as_ref().map(&mut iface);
+                if missing_iface {
+                    sink.push(
+                            Diagnostic::error("gateway mode needs `appliance_interface`")
+                                .at(src, p.mode.span())
+                                .with_help("name the firewall's interface toward the appliance, e.g. appliance_interface = \"dmz0\""),
+                        );
+                }
+                for d in iface_errors {
+                    sink.push(d);
+                }
+                Placement::Gateway {
+                    appliance_interface,
+                    zones,
+                    default_interface,
+                }
+            }
+        },
+    };
+
+    let site = Site {
+        profile: raw.profile.get_ref().clone(),
+        profile_span: Some(raw.profile.span()),
+        features,
+        appliance,
+        roles,
+        hosts,
+        ports,
+        alternatives,
+        placement,
+        origin: src.clone(),
+    };
+    sink.finish(site)
+}
+
+/// First documentation address for the appliance.
+pub const DEMO_APPLIANCE_V4: &str = "192.0.2.10";
+pub const DEMO_APPLIANCE_V6: &str = "2001:db8:0:1::10";
+
+/// The built-in demo site for a profile: host placement, the appliance at 192.0.2.10 and
+/// 2001:db8:0:1::10, `internal` = 192.0.2.0/24 and 2001:db8:0:1::/64, each other role one
+/// documentation address in that network, `internet` the default. DNS names stay unpinned.
+pub fn demo(profile: &Profile) -> Site {
+    let mut roles = BTreeMap::new();
+    let net = |s: &str| -> IpNet {
+        parse_net(s).unwrap_or_else(|_| IpNet::from(IpAddr::from([192, 0, 2, 0])))
+    };
+    roles.insert(
+        "internal".to_string(),
+        (vec![net("192.0.2.0/24"), net("2001:db8:0:1::/64")], None),
+    );
+    let mut names: Vec<&str> = profile.used_roles().into_iter().collect();
+    names.extend(profile.roles.keys().map(String::as_str));
+    names.sort();
+    names.dedup();
+    let mut host = 20u32;
+    for r in names {
+        if r == "internet" || r == "internal" {
+            continue;
+        }
+        roles.insert(
+            r.to_string(),
+            (
+                vec![
+                    net(&format!("192.0.2.{host}")),
+                    net(&format!("2001:db8:0:1::{host}")),
+                ],
+                None,
+            ),
+        );
+        host = (host + 1).min(254);
+    }
+    let text = format!(
+        "# built-in demo site for profile {}: documentation addresses only (RFC 5737, RFC 3849)\n",
+        profile.id
+    );
+    Site {
+        profile: profile.id.clone(),
+        profile_span: None,
+        features: Features::Some(vec![]),
+        appliance: vec![net(DEMO_APPLIANCE_V4), net(DEMO_APPLIANCE_V6)],
+        roles,
+        hosts: BTreeMap::new(),
+        ports: BTreeMap::new(),
+        alternatives: BTreeMap::new(),
+        placement: Placement::Host,
+        origin: Source::new(format!("demo-site:{}", profile.id), text),
+    }
+}
+
+/// JSON Schema of the site format.
+pub fn schema() -> serde_json::Value {
+    serde_json::to_value(schemars::schema_for!(RawSite)).unwrap_or_default()
+}
