@@ -1,0 +1,487 @@
+//! Proof on a real kernel: the rendered rules let through exactly the planned flows.
+//!
+//! For each seed profile (all features on, every option of every alternative chosen) and each
+//! target, a network of namespaces is built (appliance, firewall, internet, LAN, admin), the
+//! gateway-mode ruleset is loaded in the firewall namespace and the host-mode ruleset in the
+//! appliance namespace, listeners are started at the addresses the plan names, and real
+//! connections are opened: every planned flow (each port range at its ends and middle, each
+//! family, each peer), plus for each flow other ports, the reverse direction and other sources.
+//!
+//! What the kernel did is compared with an oracle computed from the plan alone (not from the
+//! rendered text): a packet should pass iff some planned flow covers its source, destination,
+//! protocol and port. So a renderer that widens or narrows anything fails here.
+
+mod netns;
+
+use std::collections::BTreeSet;
+use std::net::IpAddr;
+
+use netns::*;
+use portolan_core::catalog;
+use portolan_core::model::{IcmpType, Profile, Protocol};
+use portolan_core::plan::{self, set_contains, Direction, Peer, Plan, SetKind};
+use portolan_core::render;
+use portolan_core::site;
+use portolan_core::Source;
+
+fn ip(s: &str) -> IpAddr {
+    s.parse().unwrap_or_else(|_| panic!("bad test address {s}"))
+}
+
+/// The zone a peer lives in, in this test network.
+fn zone_of_peer(p: &Peer) -> Zone {
+    match p.kind {
+        SetKind::Appliance => Zone::App,
+        SetKind::Dns | SetKind::Wildcard | SetKind::Network => Zone::Wan,
+        SetKind::Role => match p.name.as_str() {
+            "internet" | "smarthost" => Zone::Wan,
+            "admin" => Zone::Adm,
+            _ => Zone::Lan,
+        },
+    }
+}
+
+struct TestNet {
+    /// Role and pin addresses, then samples: the order in which peers pick addresses.
+    addrs: Vec<(IpAddr, Zone)>,
+    roles: Vec<(String, Vec<String>)>,
+    hosts: Vec<(String, Vec<String>)>,
+}
+
+const APPLIANCE: [&str; 2] = ["192.0.2.10", "2001:db8:a::10"];
+
+fn test_net(profile: &Profile) -> TestNet {
+    let mut addrs: Vec<(IpAddr, Zone)> = APPLIANCE.iter().map(|a| (ip(a), Zone::App)).collect();
+    // Samples that belong to no role: the internet, a LAN host, a non-admin host, another host
+    // in the appliance's network.
+    for (a, z) in [
+        ("203.0.113.77", Zone::Wan),
+        ("2001:db8:d::77", Zone::Wan),
+        ("198.51.100.99", Zone::Lan),
+        ("2001:db8:b::99", Zone::Lan),
+    ] {
+        addrs.push((ip(a), z));
+    }
+    let mut roles = vec![(
+        "internal".to_string(),
+        vec!["198.51.100.0/25".to_string(), "2001:db8:b::/64".to_string()],
+    )];
+    let mut names: Vec<String> = profile.used_roles().into_iter().map(String::from).collect();
+    names.extend(profile.roles.keys().cloned());
+    names.sort();
+    names.dedup();
+    let mut lan = 10;
+    for r in names {
+        let (v4, v6, z) = match r.as_str() {
+            "internet" | "internal" => continue,
+            "admin" => (
+                "198.51.100.200".to_string(),
+                "2001:db8:c::200".to_string(),
+                Zone::Adm,
+            ),
+            "smarthost" => (
+                "203.0.113.25".to_string(),
+                "2001:db8:d::25".to_string(),
+                Zone::Wan,
+            ),
+            _ => {
+                lan += 1;
+                (
+                    format!("198.51.100.{lan}"),
+                    format!("2001:db8:b::{lan}"),
+                    Zone::Lan,
+                )
+            }
+        };
+        addrs.push((ip(&v4), z));
+        addrs.push((ip(&v6), z));
+        roles.push((r, vec![v4, v6]));
+    }
+    let mut dns: BTreeSet<String> = BTreeSet::new();
+    for f in &profile.flows {
+        for e in f.from.iter().chain(&f.to) {
+            if let portolan_core::model::Endpoint::Dns(n)
+            | portolan_core::model::Endpoint::Wildcard(n) = e
+            {
+                dns.insert(n.clone());
+            }
+        }
+    }
+    let mut hosts = Vec::new();
+    for (i, n) in dns.into_iter().enumerate() {
+        let v4 = format!("203.0.113.{}", 100 + i);
+        let v6 = format!("2001:db8:d::{}", 100 + i);
+        addrs.push((ip(&v4), Zone::Wan));
+        addrs.push((ip(&v6), Zone::Wan));
+        hosts.push((n, vec![v4, v6]));
+    }
+    // Sources that must not get through: another host next to the appliance, a host in the
+    // admin network that is not an admin.
+    for (a, z) in [
+        ("192.0.2.11", Zone::App),
+        ("2001:db8:a::11", Zone::App),
+        ("198.51.100.201", Zone::Adm),
+        ("2001:db8:c::201", Zone::Adm),
+    ] {
+        addrs.push((ip(a), z));
+    }
+    TestNet {
+        addrs,
+        roles,
+        hosts,
+    }
+}
+
+fn q(s: &str) -> String {
+    format!("\"{s}\"")
+}
+
+fn site_text(profile: &Profile, net: &TestNet, topo: &Topology, gateway: bool) -> String {
+    let list = |v: &[String]| v.iter().map(|s| q(s)).collect::<Vec<_>>().join(", ");
+    let mut s = format!(
+        "profile = {}\nfeatures = \"all\"\n\n[appliance]\naddresses = [{}]\n\n[roles]\n",
+        q(&profile.id),
+        APPLIANCE
+            .iter()
+            .map(|a| q(a))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    for (r, a) in &net.roles {
+        s.push_str(&format!("{r} = [{}]\n", list(a)));
+    }
+    s.push_str("\n[hosts]\n");
+    for (n, a) in &net.hosts {
+        s.push_str(&format!("{} = [{}]\n", q(n), list(a)));
+    }
+    s.push_str("\n[alternatives]\n");
+    for g in profile.alternatives.keys() {
+        let options: Vec<String> = profile
+            .flows
+            .iter()
+            .filter(|f| f.alternative.as_deref() == Some(g))
+            .map(|f| f.id.clone())
+            .collect();
+        s.push_str(&format!("{g} = [{}]\n", list(&options)));
+    }
+    if gateway {
+        s.push_str(&format!(
+            "\n[placement]\nmode = \"gateway\"\nappliance_interface = {}\ndefault_interface = {}\n[placement.zones]\ninternet = {}\nsmarthost = {}\nadmin = {}\n",
+            q(&topo.fw_if(Zone::App)),
+            q(&topo.fw_if(Zone::Lan)),
+            q(&topo.fw_if(Zone::Wan)),
+            q(&topo.fw_if(Zone::Wan)),
+            q(&topo.fw_if(Zone::Adm)),
+        ));
+    } else {
+        s.push_str("\n[placement]\nmode = \"host\"\n");
+    }
+    s
+}
+
+/// Does a peer cover this address in this zone?
+fn peer_covers(plan: &Plan, host: bool, p: &Peer, addr: IpAddr, zone: Zone) -> bool {
+    let Some(set) = plan.set(&p.set) else {
+        return false;
+    };
+    if p.kind == SetKind::Appliance {
+        // Host mode does not match the appliance's own addresses: any local address counts.
+        return zone == Zone::App && (host || set_contains(set, addr));
+    }
+    let zone_ok = if host {
+        zone != Zone::App
+    } else {
+        zone == zone_of_peer(p)
+    };
+    zone_ok && set_contains(set, addr)
+}
+
+/// The oracle: should this probe pass, according to the plan?
+fn expected(plan: &Plan, host: bool, p: &Probe) -> bool {
+    plan.flows.iter().any(|f| {
+        if host && f.direction == Direction::Internal {
+            return false;
+        }
+        let proto_port = match (f.protocol, p.proto) {
+            (Protocol::Tcp, Proto::Tcp) | (Protocol::Udp, Proto::Udp) => {
+                f.ports.iter().any(|r| r.contains(p.port))
+            }
+            (Protocol::Icmp, Proto::Icmp) => f.icmp_type == Some(IcmpType::EchoRequest),
+            _ => false,
+        };
+        proto_port
+            && f.source
+                .peers
+                .iter()
+                .any(|s| peer_covers(plan, host, s, p.src, p.src_zone))
+            && f.destination
+                .peers
+                .iter()
+                .any(|d| peer_covers(plan, host, d, p.dst, p.dst_zone))
+    })
+}
+
+fn pick(plan: &Plan, net: &TestNet, p: &Peer, v6: bool) -> Option<(IpAddr, Zone)> {
+    let set = plan.set(&p.set)?;
+    let zone = zone_of_peer(p);
+    net.addrs
+        .iter()
+        .copied()
+        .find(|(a, z)| *z == zone && a.is_ipv6() == v6 && set_contains(set, *a))
+}
+
+const OTHER_PORTS: [u16; 2] = [7777, 31337];
+
+fn probes_for(plan: &Plan, net: &TestNet) -> (Vec<Probe>, usize) {
+    let mut set: BTreeSet<Probe> = BTreeSet::new();
+    let mut positives = BTreeSet::new();
+    let others: Vec<(IpAddr, Zone)> = net
+        .addrs
+        .iter()
+        .copied()
+        .filter(|(a, _)| {
+            [
+                "203.0.113.77",
+                "2001:db8:d::77",
+                "198.51.100.99",
+                "2001:db8:b::99",
+                "198.51.100.201",
+                "2001:db8:c::201",
+                "192.0.2.11",
+                "2001:db8:a::11",
+            ]
+            .contains(&a.to_string().as_str())
+        })
+        .collect();
+    for f in &plan.flows {
+        let proto = match f.protocol {
+            Protocol::Tcp => Proto::Tcp,
+            Protocol::Udp => Proto::Udp,
+            Protocol::Icmp => Proto::Icmp,
+        };
+        let mut ports: Vec<u16> = Vec::new();
+        for r in &f.ports {
+            ports.push(r.low);
+            ports.push(r.high);
+            if r.high - r.low > 1 {
+                ports.push(r.low + (r.high - r.low) / 2);
+            }
+        }
+        if proto == Proto::Icmp {
+            ports.push(0);
+        }
+        for sp in &f.source.peers {
+            for dp in &f.destination.peers {
+                for v6 in [false, true] {
+                    let (Some((s, sz)), Some((d, dz))) =
+                        (pick(plan, net, sp, v6), pick(plan, net, dp, v6))
+                    else {
+                        continue;
+                    };
+                    for &port in &ports {
+                        let p = Probe {
+                            src: s,
+                            src_zone: sz,
+                            dst: d,
+                            dst_zone: dz,
+                            proto,
+                            port,
+                        };
+                        positives.insert(p.clone());
+                        set.insert(p);
+                        // The reverse direction.
+                        set.insert(Probe {
+                            src: d,
+                            src_zone: dz,
+                            dst: s,
+                            dst_zone: sz,
+                            proto,
+                            port,
+                        });
+                    }
+                    // Other ports between the same hosts.
+                    if proto != Proto::Icmp {
+                        for &port in &OTHER_PORTS {
+                            set.insert(Probe {
+                                src: s,
+                                src_zone: sz,
+                                dst: d,
+                                dst_zone: dz,
+                                proto,
+                                port,
+                            });
+                        }
+                    }
+                    // Other sources toward the same destination and port.
+                    for &(o, oz) in &others {
+                        if o.is_ipv6() == v6 && oz != dz && o != s {
+                            set.insert(Probe {
+                                src: o,
+                                src_zone: oz,
+                                dst: d,
+                                dst_zone: dz,
+                                proto,
+                                port: ports[0],
+                            });
+                        }
+                    }
+                }
+            }
+        }
+    }
+    (set.into_iter().collect(), positives.len())
+}
+
+fn load_ruleset(topo: &Topology, zone: Zone, target: &str, text: &str, tag: &str) {
+    let path = std::env::temp_dir().join(format!("portolan-kernel-{}-{tag}.rules", topo.id));
+    std::fs::write(&path, text).expect("write ruleset");
+    let p = path.to_string_lossy().to_string();
+    let out = match target {
+        "nftables" => {
+            // First the check mode, as an administrator would run it, then the real load.
+            let check = topo.exec(zone, &["nft", "-c", "-f", &p]);
+            assert!(
+                check.status.success(),
+                "nft -c rejected the ruleset:\n{}",
+                String::from_utf8_lossy(&check.stderr)
+            );
+            topo.exec(zone, &["nft", "-f", &p])
+        }
+        _ => topo.exec(zone, &["sh", &p]),
+    };
+    let _ = std::fs::remove_file(&path);
+    assert!(
+        out.status.success(),
+        "loading the {target} ruleset failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn prove(profile_id: &str, target_name: &str) {
+    if !require_root_tools() {
+        return;
+    }
+    let profile = match catalog::load(profile_id) {
+        Some(Ok(p)) => p,
+        other => panic!("catalog {profile_id}: {:?}", other.map(|r| r.err())),
+    };
+    let target = render::target(target_name).expect("target");
+    let net = test_net(&profile);
+    let mut topo = Topology::build(&[]);
+    for (a, z) in &net.addrs {
+        topo.add_addr(*a, *z);
+    }
+
+    let mut report = String::new();
+    for gateway in [true, false] {
+        let mode = if gateway { "gateway" } else { "host" };
+        let text = site_text(&profile, &net, &topo, gateway);
+        let (site, _) = site::parse(&Source::new(format!("test-site-{mode}.toml"), text))
+            .expect("test site parses");
+        let plan = plan::build(&profile, &site, None).unwrap_or_else(|e| panic!("{e}"));
+        assert!(
+            plan.inactive.is_empty(),
+            "test site must turn every flow on: {:?}",
+            plan.inactive
+        );
+        let rendered = render::render(&plan, target);
+        assert!(
+            rendered.warnings.is_empty(),
+            "unexpected render warnings: {:?}",
+            rendered
+                .warnings
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+        );
+        let zone = if gateway { Zone::Fw } else { Zone::App };
+        load_ruleset(&topo, zone, target_name, &rendered.text, mode);
+
+        let (mut probes, positives) = probes_for(&plan, &net);
+        if !gateway {
+            // A host firewall sees only traffic to or from itself.
+            probes.retain(|p| p.src_zone == Zone::App || p.dst_zone == Zone::App);
+        }
+        let targets: BTreeSet<(String, IpAddr, Proto, u16)> = probes
+            .iter()
+            .filter(|p| p.proto != Proto::Icmp)
+            .map(|p| (topo.ns(p.dst_zone), p.dst, p.proto, p.port))
+            .collect();
+        let listeners = Listeners::start(&targets);
+        let outcomes = run_probes(&topo, &probes);
+        drop(listeners);
+
+        let mut should_pass = 0;
+        let mut should_block = 0;
+        let mut wrong = Vec::new();
+        for (p, o) in probes.iter().zip(&outcomes) {
+            let want = expected(&plan, !gateway, p);
+            if want {
+                should_pass += 1;
+            } else {
+                should_block += 1;
+            }
+            let ok = match o {
+                Outcome::Passed => want,
+                Outcome::Blocked => !want,
+                Outcome::Odd => false,
+            };
+            if !ok {
+                wrong.push(format!(
+                    "  {p}: kernel {o:?}, plan says {}",
+                    if want { "pass" } else { "block" }
+                ));
+            }
+        }
+        report.push_str(&format!(
+            "{profile_id}/{target_name}/{mode}: {} probes ({positives} planned flows' packets), {should_pass} should pass, {should_block} should be blocked, {} wrong\n",
+            probes.len(),
+            wrong.len()
+        ));
+        assert!(
+            positives > 0 && should_block > 0,
+            "the probe set must test both ways"
+        );
+        assert!(
+            wrong.is_empty(),
+            "{profile_id} {target_name} {mode}: the kernel disagrees with the plan on {} of {} probes:\n{}",
+            wrong.len(),
+            probes.len(),
+            wrong.join("\n")
+        );
+        // Leave the namespace clean for the next mode.
+        let _ = topo.exec(zone, &["nft", "flush", "ruleset"]);
+    }
+    eprint!("{report}");
+}
+
+#[test]
+fn kernel_intra2net_nftables() {
+    prove("intra2net", "nftables");
+}
+
+#[test]
+fn kernel_intra2net_iptables() {
+    prove("intra2net", "iptables");
+}
+
+#[test]
+fn kernel_seppmail_nftables() {
+    prove("seppmail", "nftables");
+}
+
+#[test]
+fn kernel_seppmail_iptables() {
+    prove("seppmail", "iptables");
+}
+
+#[test]
+fn kernel_clearswift_nftables() {
+    prove("clearswift", "nftables");
+}
+
+#[test]
+fn kernel_clearswift_iptables() {
+    prove("clearswift", "iptables");
+}
