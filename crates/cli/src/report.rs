@@ -49,7 +49,22 @@ impl Reporter {
         .with_notes(d.help.iter().map(|h| format!("help: {h}")).collect());
         let done = match (&d.source, &d.span) {
             (Some(src), Some(span)) => {
-                let file = SimpleFile::new(src.name.to_string(), src.text.to_string());
+                // Control characters from a hostile file must not reach the terminal. Each is
+                // replaced by as many '?' as it has bytes, so every span stays valid.
+                let text: String = src
+                    .text
+                    .chars()
+                    .flat_map(|c| {
+                        let n = if c.is_control() && c != '\n' && c != '\t' {
+                            c.len_utf8()
+                        } else {
+                            0
+                        };
+                        let keep = (n == 0).then_some(c);
+                        keep.into_iter().chain(std::iter::repeat_n('?', n))
+                    })
+                    .collect();
+                let file = SimpleFile::new(src.name.to_string(), text);
                 let mut span = span.start.min(src.text.len())..span.end.min(src.text.len());
                 while !src.text.is_char_boundary(span.start) {
                     span.start -= 1;

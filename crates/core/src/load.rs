@@ -40,15 +40,16 @@ pub fn read_source(path: &Path) -> Result<Source, Errors> {
     match String::from_utf8(bytes) {
         Ok(text) => Ok(Source::new(name, text)),
         Err(e) => {
+            // Show only the valid prefix, so no garbage reaches the terminal.
             let off = e.utf8_error().valid_up_to();
-            let text = String::from_utf8_lossy(e.as_bytes()).into_owned();
+            let text = String::from_utf8_lossy(&e.as_bytes()[..off]).into_owned();
             let src = Source::new(name.clone(), text);
-            Err(
-                Diagnostic::error("the file is not UTF-8 text (binary data?)")
-                    .at(&src, off..off + 1)
-                    .with_help("profiles and site files are TOML text in UTF-8")
-                    .into(),
-            )
+            Err(Diagnostic::error(format!(
+                "the file is not UTF-8 text (binary data?): invalid byte at offset {off}"
+            ))
+            .at(&src, off..off)
+            .with_help("profiles and site files are TOML text in UTF-8")
+            .into())
         }
     }
 }
@@ -104,7 +105,11 @@ pub fn site_and_profile(path: &Path) -> Result<(Site, Profile, Vec<Diagnostic>),
             ))
             .at(&src, span.clone());
             if let Some(first) = e.0.first() {
-                d = d.with_help(first.to_string().replace('\n', " "));
+                let help = match &first.help {
+                    Some(h) => format!("{}; {h}", first.message),
+                    None => first.message.clone(),
+                };
+                d = d.with_help(help);
             }
             e.0.insert(0, d);
             e.0.truncate(1);

@@ -205,16 +205,13 @@ pub fn build(profile: &Profile, site: &Site, features: Option<&Features>) -> Res
     // Roles the site binds that the profile does not know.
     for (role, (_, span)) in &site.roles {
         if builtin_role(role).is_none() && !profile.roles.contains_key(role) {
-            let declared: Vec<&str> = profile.roles.keys().map(String::as_str).collect();
+            let used: Vec<&str> = profile.used_roles().into_iter().collect();
             sink.push(at(
                 Diagnostic::error(format!("unknown role `{role}` for profile {}", profile.id))
                     .with_help(format!(
-                        "use a built-in role or one the profile declares{}",
-                        if declared.is_empty() {
-                            String::new()
-                        } else {
-                            format!(" ({})", declared.join(", "))
-                        }
+                        "the roles profile {} uses are: {}",
+                        profile.id,
+                        used.join(", ")
                     )),
                 span,
             ));

@@ -306,14 +306,11 @@ pub fn from_toml<T: serde::de::DeserializeOwned>(source: &Source, what: &str) ->
     if source.text.trim().is_empty() {
         return Err(Diagnostic::error(format!("the {what} file is empty"))
             .in_file(source)
-            .with_help(format!(
-                "a {what} needs at least {}; see `portolan schema {what}`",
-                if what == "profile" {
-                    "`id`, `name`, `vendor` and `[[flows]]`"
-                } else {
-                    "`profile` and `[appliance] addresses`"
-                }
-            ))
+            .with_help(match what {
+                "profile" => "a profile needs at least `id`, `name`, `vendor` and [[flows]]; see `portolan schema profile`".to_string(),
+                "site" => "a site needs at least `profile` and `[appliance] addresses`; see `portolan schema site`".to_string(),
+                _ => "`portolan catalog show intra2net` prints a complete profile; the README has a site example".to_string(),
+            })
             .into());
     }
     toml::from_str::<T>(&source.text).map_err(|e| {

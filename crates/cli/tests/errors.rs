@@ -1,0 +1,123 @@
+//! Pinned diagnostics: every bad input under tests/errors/ gives exit code 2 and exactly the
+//! message in its `.stderr` file (file:line:col, what is wrong, what to do). `BLESS=1`
+//! rewrites the expectations. No case may make portolan panic.
+
+use std::path::Path;
+use std::process::Command;
+
+#[test]
+fn bad_inputs_give_pinned_errors_and_exit_2() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/errors");
+    let mut cases: Vec<_> = std::fs::read_dir(&dir)
+        .expect("tests/errors exists")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .collect();
+    cases.sort();
+    assert!(cases.len() >= 15, "too few error cases: {}", cases.len());
+    let mut failures = Vec::new();
+    for case in &cases {
+        let name = case.file_name().and_then(|n| n.to_str()).expect("name");
+        let out = Command::new(env!("CARGO_BIN_EXE_portolan"))
+            .args(["check", name])
+            .current_dir(&dir)
+            .env("NO_COLOR", "1")
+            .output()
+            .expect("run portolan");
+        let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+        if out.status.code() != Some(2) {
+            failures.push(format!(
+                "{name}: exit code {:?}, expected 2",
+                out.status.code()
+            ));
+        }
+        if stderr.contains("panicked") {
+            failures.push(format!("{name}: panicked:\n{stderr}"));
+        }
+        if !stderr.contains(&format!("{name}:")) {
+            failures.push(format!("{name}: the message does not name the file"));
+        }
+        let expected_path = case.with_extension("stderr");
+        if std::env::var_os("BLESS").is_some() {
+            std::fs::write(&expected_path, &stderr).expect("write expectation");
+            continue;
+        }
+        match std::fs::read_to_string(&expected_path) {
+            Ok(expected) if expected == stderr => {}
+            Ok(expected) => failures.push(format!(
+                "{name}: message changed\n--- expected\n{expected}\n--- actual\n{stderr}"
+            )),
+            Err(_) => failures.push(format!(
+                "{name}: no {} (run with BLESS=1)",
+                expected_path.display()
+            )),
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// `render -o` must not leave a file behind when the input is bad.
+#[test]
+fn failed_render_writes_no_output_file() {
+    let dir = std::env::temp_dir().join(format!("portolan-noout-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("tmp dir");
+    let site = dir.join("site.toml");
+    std::fs::write(&site, "profile = \"intra2net\"\nfeatures = [\"nope\"]\n[appliance]\naddresses = [\"192.0.2.10\"]\n")
+        .expect("write site");
+    let out_file = dir.join("fw.nft");
+    let out = Command::new(env!("CARGO_BIN_EXE_portolan"))
+        .args(["render", "--target", "nftables", "--site"])
+        .arg(&site)
+        .arg("-o")
+        .arg(&out_file)
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        !out_file.exists(),
+        "a failed render left {} behind",
+        out_file.display()
+    );
+    let leftovers: Vec<_> = std::fs::read_dir(&dir)
+        .expect("dir")
+        .filter_map(Result::ok)
+        .collect();
+    assert_eq!(leftovers.len(), 1, "temporary files left: {leftovers:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn unknown_target_and_profile_are_clear_errors() {
+    let run = |args: &[&str]| {
+        let o = Command::new(env!("CARGO_BIN_EXE_portolan"))
+            .args(args)
+            .env("NO_COLOR", "1")
+            .output()
+            .expect("run");
+        (
+            o.status.code(),
+            String::from_utf8_lossy(&o.stderr).to_string(),
+        )
+    };
+    let (code, err) = run(&["render", "--profile", "intra2net", "--target", "pf"]);
+    assert_eq!(code, Some(2));
+    assert!(
+        err.contains("unknown target `pf`") && err.contains("nftables, iptables"),
+        "{err}"
+    );
+    let (code, err) = run(&["plan", "--profile", "fortigate"]);
+    assert_eq!(code, Some(2));
+    assert!(
+        err.contains("no profile `fortigate`") && err.contains("clearswift, intra2net, seppmail"),
+        "{err}"
+    );
+    let (code, err) = run(&[
+        "plan",
+        "--profile",
+        "intra2net",
+        "--features",
+        "smtp-in,fax",
+    ]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("unknown feature `fax`"), "{err}");
+}

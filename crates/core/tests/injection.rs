@@ -1,0 +1,117 @@
+//! A profile must not be able to inject rules. Free text (function, notes, German text) may
+//! hold anything; the renderers put it only into `#` comment lines, with line breaks removed.
+//! Identifiers and names with anything outside `[a-z0-9.*-]` are rejected by the parser.
+//!
+//! Property: for any payload, every output line that carries it is a comment line, and the
+//! structure (all non-comment lines) is identical to that of a benign profile.
+
+use portolan_core::{plan, profile, render, site, Source};
+use proptest::prelude::*;
+
+const MARK: &str = "ZZINJ";
+
+fn profile_text(function: &str, note: &str, id: &str, peer: &str) -> String {
+    let q = |s: &str| serde_json::to_string(s).expect("json string");
+    format!(
+        "id = \"inj\"\nname = {}\nvendor = \"x\"\n[features.f]\ndescription = {}\n\
+         [[flows]]\nid = {}\nfunction = {}\nfunction_de = {}\nnotes = [{}]\nfrom = \"appliance\"\nto = {}\nprotocols = [\"tcp\"]\nports = [443]\n\
+         [[flows]]\nid = \"second\"\nfunction = \"ok\"\nfrom = \"internet\"\nto = \"appliance\"\nprotocols = [\"udp\"]\nports = [500]\nfeature = \"f\"\n",
+        q(function),
+        q(function),
+        q(id),
+        q(function),
+        q(function),
+        q(note),
+        q(peer)
+    )
+}
+
+fn render_all(text: &str) -> Option<Vec<String>> {
+    let src = Source::new("inj.toml", text);
+    let (p, _) = profile::parse(&src).ok()?;
+    let mut site = site::demo(&p);
+    site.features = site::Features::All;
+    let plan = plan::build(&p, &site, None).ok()?;
+    Some(
+        render::TARGETS
+            .iter()
+            .map(|t| render::render(&plan, *t).text)
+            .collect(),
+    )
+}
+
+fn structure(text: &str) -> Vec<String> {
+    text.lines()
+        .filter(|l| !l.trim_start().starts_with('#'))
+        .map(str::to_string)
+        .collect()
+}
+
+fn check(payload: &str) -> Result<(), TestCaseError> {
+    let hostile = format!("{MARK}{payload}{MARK}");
+    let baseline = render_all(&profile_text(
+        "benign",
+        "benign",
+        "first",
+        "update.example.com",
+    ))
+    .expect("baseline renders");
+    let outputs = render_all(&profile_text(
+        &hostile,
+        &hostile,
+        "first",
+        "update.example.com",
+    ))
+    .expect("free text never makes a profile invalid unless it is empty or huge");
+    for (out, base) in outputs.iter().zip(&baseline) {
+        for line in out.lines() {
+            if line.contains(MARK) {
+                prop_assert!(
+                    line.trim_start().starts_with('#'),
+                    "payload outside a comment: {line:?}"
+                );
+            }
+        }
+        // The profile name reaches the header, the function the per-rule comments: only
+        // comment lines may differ.
+        prop_assert_eq!(structure(out), structure(base));
+    }
+    // As an identifier or a peer name, the payload is rejected (or, if it happens to be a
+    // valid name, it cannot contain anything dangerous).
+    for (id, peer) in [
+        (hostile.as_str(), "update.example.com"),
+        ("first", hostile.as_str()),
+    ] {
+        if let Some(outs) = render_all(&profile_text("f", "n", id, peer)) {
+            for out in outs {
+                for line in out.lines().filter(|l| !l.trim_start().starts_with('#')) {
+                    prop_assert!(!line.contains(MARK), "payload accepted as a name: {line:?}");
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn free_text_cannot_inject(payload in "[ -~\\n\\r\\t\\u{2028}\\u{85}\"';{}#$`\\\\]{0,40}") {
+        check(&payload)?;
+    }
+}
+
+#[test]
+fn known_nasty_payloads_stay_in_comments() {
+    for p in [
+        "\" accept\n\tchain evil { type filter hook input priority -500; policy accept; }\n#",
+        "x\"; accept comment \"",
+        "\nPORTOLAN_IPV4_END\nrm -rf /\n",
+        "\r\n-A INPUT -j ACCEPT\r\n",
+        "\u{2028}flush ruleset\u{2029}",
+        "$(reboot) `reboot`",
+    ] {
+        check(p).expect("payload must stay in comments");
+    }
+}
