@@ -19,7 +19,7 @@ use std::fmt::Write as _;
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 
 use super::{
-    comment_text, flow_comment, flow_lines, header, set_name, Capabilities, Chain, Family,
+    comment_text, flow_comment, header, set_name, Capabilities, Chain, Family, FlowIndex,
     NameStyle, Rendered, Rule, SetRef, Target,
 };
 use crate::model::{PortRange, Protocol};
@@ -170,6 +170,7 @@ fn restore_file(plan: &Plan, rules: &[Rule], family: Family) -> String {
         &[(Chain::Input, "INPUT"), (Chain::Output, "OUTPUT")]
     };
     let icmp6 = family == Family::V6;
+    let index = FlowIndex::new(plan);
     for (chain, name) in chains {
         let _ = writeln!(
             out,
@@ -197,7 +198,7 @@ fn restore_file(plan: &Plan, rules: &[Rule], family: Family) -> String {
             .iter()
             .filter(|r| r.chain == *chain && r.family == family)
         {
-            out.push_str(&flow_lines(plan, r, ""));
+            out.push_str(&index.lines(r, ""));
             for line in rule_lines(plan, r, name) {
                 out.push_str(&line);
                 out.push('\n');

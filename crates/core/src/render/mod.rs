@@ -416,19 +416,32 @@ pub fn header(plan: &Plan, target: &str, load: &str) -> String {
     )
 }
 
-/// One `#` line per flow a rule serves: `# id: function` (sanitized).
-pub fn flow_lines(plan: &Plan, rule: &Rule, indent: &str) -> String {
-    let mut out = String::new();
-    for id in &rule.flows {
-        let f = plan.flows.iter().find(|f| &f.id == id);
-        let func = f.map(|f| comment_text(&f.function)).unwrap_or_default();
-        let req = match f.and_then(|f| f.feature.as_deref()) {
-            Some(feat) => format!(" [feature {feat}]"),
-            None => " [required]".to_string(),
-        };
-        out.push_str(&format!("{indent}# {id}{req}: {func}\n"));
+/// Flows by id, built once per render so comment lines cost O(1) per flow.
+pub struct FlowIndex<'a>(BTreeMap<&'a str, &'a crate::plan::PlannedFlow>);
+
+impl<'a> FlowIndex<'a> {
+    pub fn new(plan: &'a Plan) -> Self {
+        let mut m = BTreeMap::new();
+        for f in &plan.flows {
+            m.entry(f.id.as_str()).or_insert(f);
+        }
+        FlowIndex(m)
     }
-    out
+
+    /// One `#` line per flow a rule serves: `# id [required|feature X]: function` (sanitized).
+    pub fn lines(&self, rule: &Rule, indent: &str) -> String {
+        let mut out = String::new();
+        for id in &rule.flows {
+            let f = self.0.get(id.as_str());
+            let func = f.map(|f| comment_text(&f.function)).unwrap_or_default();
+            let req = match f.and_then(|f| f.feature.as_deref()) {
+                Some(feat) => format!(" [feature {feat}]"),
+                None => " [required]".to_string(),
+            };
+            out.push_str(&format!("{indent}# {id}{req}: {func}\n"));
+        }
+        out
+    }
 }
 
 #[cfg(test)]

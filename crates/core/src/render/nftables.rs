@@ -17,7 +17,7 @@ use std::fmt::Write as _;
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 
 use super::{
-    comment_text, flow_comment, flow_lines, header, set_name, Capabilities, Chain, Family,
+    comment_text, flow_comment, header, set_name, Capabilities, Chain, Family, FlowIndex,
     NameStyle, Rendered, Rule, SetRef, Target,
 };
 use crate::model::{PortRange, Protocol};
@@ -77,6 +77,7 @@ impl Target for Nftables {
         }
 
         let app_v6 = !plan.appliance().v6.is_empty();
+        let index = FlowIndex::new(plan);
         let chains: &[(Chain, &str, &str)] = match plan.placement {
             Placement::Host => &[
                 (Chain::Input, "input", "iifname"),
@@ -110,7 +111,7 @@ impl Target for Nftables {
                 }
             }
             for rule in rules.iter().filter(|r| r.chain == *chain) {
-                out.push_str(&flow_lines(plan, rule, "\t\t"));
+                out.push_str(&index.lines(rule, "\t\t"));
                 let _ = writeln!(out, "\t\t{}", rule_text(plan, rule));
             }
             out.push_str("\t}\n");
