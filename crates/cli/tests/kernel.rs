@@ -485,3 +485,74 @@ fn kernel_clearswift_nftables() {
 fn kernel_clearswift_iptables() {
     prove("clearswift", "iptables");
 }
+
+/// A profile full of quotes, newlines, semicolons and here-document terminators in its free
+/// text renders to rules the real tools accept, with exactly the rules of a benign profile.
+#[test]
+fn hostile_profile_text_is_accepted_by_the_real_tools_unchanged() {
+    if !require_root_tools() {
+        return;
+    }
+    let nasty = "x\\\"; accept; flush ruleset\\n}\\nPORTOLAN_IPV4_END\\n-A INPUT -j ACCEPT\\r\\n# $(reboot) `id`\\u2028table inet evil {}";
+    let profile_text = |f: &str| {
+        format!(
+            "id = \"hostile\"\nname = \"{f}\"\nvendor = \"{f}\"\n[[flows]]\nid = \"out\"\nfunction = \"{f}\"\nnotes = [\"{f}\"]\nfrom = \"appliance\"\nto = \"update.example.com\"\nprotocols = [\"tcp\"]\nports = [443]\n[[flows]]\nid = \"in\"\nfunction = \"{f}\"\nfrom = \"internet\"\nto = \"appliance\"\nprotocols = [\"udp\"]\nports = [\"500-501\"]\n"
+        )
+    };
+    let render_both = |text: String| {
+        let (p, _) = portolan_core::profile::parse(&Source::new("hostile.toml", text))
+            .expect("free text is accepted");
+        let plan = plan::build(&p, &site::demo(&p), None).expect("plan");
+        ["nftables", "iptables"].map(|t| render::render(&plan, render::target(t).expect("target")))
+    };
+    let hostile = render_both(profile_text(nasty));
+    let benign = render_both(profile_text("benign"));
+    let topo = Topology::build(&[]);
+    let dir = std::env::temp_dir();
+    let nft = dir.join(format!("{}-hostile.nft", topo.id));
+    std::fs::write(&nft, &hostile[0].text).expect("write");
+    let out = topo.exec(Zone::Fw, &["nft", "-f", &nft.to_string_lossy()]);
+    assert!(
+        out.status.success(),
+        "nft rejected: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let listed = String::from_utf8_lossy(&topo.exec(Zone::Fw, &["nft", "list", "ruleset"]).stdout)
+        .to_string();
+    assert!(
+        !listed.contains("evil") && !listed.contains("reboot"),
+        "{listed}"
+    );
+    assert_eq!(
+        listed.matches("counter").count(),
+        benign[0].rule_count,
+        "{listed}"
+    );
+    let sh = dir.join(format!("{}-hostile.sh", topo.id));
+    std::fs::write(&sh, &hostile[1].text).expect("write");
+    let out = topo.exec(Zone::Lan, &["sh", &sh.to_string_lossy()]);
+    assert!(
+        out.status.success(),
+        "iptables script failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let saved =
+        String::from_utf8_lossy(&topo.exec(Zone::Lan, &["iptables-save"]).stdout).to_string();
+    assert!(
+        !saved.contains("reboot") && !saved.contains("evil"),
+        "{saved}"
+    );
+    assert_eq!(
+        saved
+            .lines()
+            .filter(|l| l.starts_with("-A") && l.contains("flows:"))
+            .count(),
+        benign[1].parts[1]
+            .1
+            .lines()
+            .filter(|l| l.starts_with("-A") && l.contains("flows:"))
+            .count()
+    );
+    let _ = std::fs::remove_file(nft);
+    let _ = std::fs::remove_file(sh);
+}

@@ -1,0 +1,88 @@
+//! A cheap, always-run complement to the cargo-fuzz targets in fuzz/: random mutations of
+//! real profiles and sites (bytes deleted, inserted, replaced, lines swapped) must give a
+//! result or diagnostics, never a panic, and every diagnostic must be printable.
+
+use portolan_core::{catalog, plan, profile, render, site, Source};
+use proptest::prelude::*;
+
+fn mutate(base: &str, ops: &[(u8, usize, u8)]) -> String {
+    let mut b: Vec<u8> = base.as_bytes().to_vec();
+    for &(op, pos, byte) in ops {
+        if b.is_empty() {
+            break;
+        }
+        let i = pos % b.len();
+        match op % 4 {
+            0 => {
+                b.remove(i);
+            }
+            1 => b.insert(i, byte),
+            2 => b[i] = byte,
+            _ => {
+                let j = (pos / 7) % b.len();
+                b.swap(i, j);
+            }
+        }
+    }
+    String::from_utf8_lossy(&b).into_owned()
+}
+
+fn exercise_profile(text: &str) {
+    match profile::parse(&Source::new("m.toml", text)) {
+        Ok((p, _)) => {
+            let mut s = site::demo(&p);
+            s.features = site::Features::All;
+            if let Ok(plan) = plan::build(&p, &s, None) {
+                for t in render::TARGETS {
+                    let _ = render::render(&plan, *t);
+                }
+            }
+        }
+        Err(e) => {
+            assert!(!e.0.is_empty());
+            for d in &e.0 {
+                let _ = d.to_string();
+            }
+        }
+    }
+}
+
+fn exercise_site(text: &str) {
+    match site::parse(&Source::new("s.toml", text)) {
+        Ok((s, _)) => {
+            if let Some(Ok(p)) = catalog::load("seppmail") {
+                if let Ok(plan) = plan::build(&p, &s, None) {
+                    let _ = render::render(&plan, render::TARGETS[0]);
+                }
+            }
+        }
+        Err(e) => {
+            for d in &e.0 {
+                let _ = d.to_string();
+            }
+        }
+    }
+}
+
+const SITE: &str = include_str!("../../../tests/golden/seppmail-gateway/site.toml");
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(300))]
+
+    #[test]
+    fn mutated_profiles_never_panic(which in 0usize..3, ops in prop::collection::vec((any::<u8>(), any::<usize>(), any::<u8>()), 1..12)) {
+        let base = catalog::CATALOG[which].text;
+        exercise_profile(&mutate(base, &ops));
+    }
+
+    #[test]
+    fn mutated_sites_never_panic(ops in prop::collection::vec((any::<u8>(), any::<usize>(), any::<u8>()), 1..12)) {
+        exercise_site(&mutate(SITE, &ops));
+    }
+
+    #[test]
+    fn arbitrary_text_never_panics(text in "\\PC{0,200}") {
+        exercise_profile(&text);
+        exercise_site(&text);
+    }
+}
