@@ -136,7 +136,13 @@ fn q(s: &str) -> String {
     format!("\"{s}\"")
 }
 
-fn site_text(profile: &Profile, net: &TestNet, topo: &Topology, gateway: bool) -> String {
+fn site_text(
+    profile: &Profile,
+    net: &TestNet,
+    topo: &Topology,
+    gateway: bool,
+    shared: bool,
+) -> String {
     let list = |v: &[String]| v.iter().map(|s| q(s)).collect::<Vec<_>>().join(", ");
     let mut s = format!(
         "profile = {}\nfeatures = \"all\"\n\n[appliance]\naddresses = [{}]\n\n[roles]\n",
@@ -166,7 +172,8 @@ fn site_text(profile: &Profile, net: &TestNet, topo: &Topology, gateway: bool) -
     }
     if gateway {
         s.push_str(&format!(
-            "\n[placement]\nmode = \"gateway\"\nappliance_interface = {}\ndefault_interface = {}\n[placement.zones]\ninternet = {}\nsmarthost = {}\nadmin = {}\n",
+            "\n[placement]\nmode = \"gateway\"\nothers = {}\nappliance_interface = {}\ndefault_interface = {}\n[placement.zones]\ninternet = {}\nsmarthost = {}\nadmin = {}\n",
+            q(if shared { "accept" } else { "drop" }),
             q(&topo.fw_if(Zone::App)),
             q(&topo.fw_if(Zone::Lan)),
             q(&topo.fw_if(Zone::Wan)),
@@ -196,8 +203,13 @@ fn peer_covers(plan: &Plan, host: bool, p: &Peer, addr: IpAddr, zone: Zone) -> b
     zone_ok && set_contains(set, addr)
 }
 
-/// The oracle: should this probe pass, according to the plan?
-fn expected(plan: &Plan, host: bool, p: &Probe) -> bool {
+/// The oracle: should this probe pass, according to the plan? On a shared gateway, traffic
+/// that involves no address of the appliance is not the plan's business and passes.
+fn expected(plan: &Plan, host: bool, shared: bool, p: &Probe) -> bool {
+    let app = plan.appliance();
+    if shared && !set_contains(app, p.src) && !set_contains(app, p.dst) {
+        return true;
+    }
     plan.flows.iter().any(|f| {
         if host && f.direction == Direction::Internal {
             return false;
@@ -359,6 +371,11 @@ fn load_ruleset(topo: &Topology, zone: Zone, target: &str, text: &str, tag: &str
 }
 
 fn prove(profile_id: &str, target_name: &str) {
+    prove_modes(profile_id, target_name, &[(true, false), (false, false)]);
+}
+
+/// `modes`: (gateway, shared) pairs.
+fn prove_modes(profile_id: &str, target_name: &str, modes: &[(bool, bool)]) {
     if !require_root_tools() {
         return;
     }
@@ -374,9 +391,13 @@ fn prove(profile_id: &str, target_name: &str) {
     }
 
     let mut report = String::new();
-    for gateway in [true, false] {
-        let mode = if gateway { "gateway" } else { "host" };
-        let text = site_text(&profile, &net, &topo, gateway);
+    for &(gateway, shared) in modes {
+        let mode = match (gateway, shared) {
+            (true, true) => "shared-gateway",
+            (true, false) => "gateway",
+            _ => "host",
+        };
+        let text = site_text(&profile, &net, &topo, gateway, shared);
         let (site, _) = site::parse(&Source::new(format!("test-site-{mode}.toml"), text))
             .expect("test site parses");
         let plan = plan::build(&profile, &site, None).unwrap_or_else(|e| panic!("{e}"));
@@ -416,7 +437,7 @@ fn prove(profile_id: &str, target_name: &str) {
         let mut should_block = 0;
         let mut wrong = Vec::new();
         for (p, o) in probes.iter().zip(&outcomes) {
-            let want = expected(&plan, !gateway, p);
+            let want = expected(&plan, !gateway, shared, p);
             if want {
                 should_pass += 1;
             } else {
@@ -464,6 +485,17 @@ fn kernel_intra2net_nftables() {
 #[test]
 fn kernel_intra2net_iptables() {
     prove("intra2net", "iptables");
+}
+
+/// `others = "accept"`: only the appliance's traffic is restricted; other hosts pass.
+#[test]
+fn kernel_shared_gateway_nftables() {
+    prove_modes("seppmail", "nftables", &[(true, true)]);
+}
+
+#[test]
+fn kernel_shared_gateway_iptables() {
+    prove_modes("intra2net", "iptables", &[(true, true)]);
 }
 
 #[test]

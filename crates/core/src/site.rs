@@ -86,6 +86,20 @@ pub struct RawPlacement {
     #[serde(default)]
     #[schemars(with = "Option<String>")]
     pub default_interface: Option<Spanned<String>>,
+    /// Gateway mode: forwarded traffic that involves neither the appliance's addresses
+    /// (`drop`, the default: the firewall serves only the appliance) or is left alone
+    /// (`accept`: a shared firewall; only traffic to or from the appliance is restricted).
+    #[serde(default)]
+    pub others: Option<Others>,
+}
+
+/// What a gateway does with forwarded traffic that does not involve the appliance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, JsonSchema, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Others {
+    #[default]
+    Drop,
+    Accept,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema, serde::Serialize)]
@@ -177,6 +191,7 @@ pub enum Placement {
         appliance_interface: String,
         zones: BTreeMap<String, String>,
         default_interface: Option<String>,
+        others: Others,
     },
 }
 
@@ -429,6 +444,7 @@ pub fn parse(src: &Source) -> Result<(Site, Vec<Diagnostic>), Errors> {
                     appliance_interface,
                     zones,
                     default_interface,
+                    others: p.others.unwrap_or_default(),
                 }
             }
         },

@@ -19,8 +19,8 @@ use std::fmt::Write as _;
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 
 use super::{
-    comment_text, flow_comment, header, set_name, Capabilities, Chain, Family, FlowIndex,
-    NameStyle, Rendered, Rule, SetRef, Target,
+    appliance_refs, comment_text, flow_comment, header, others_accepted, set_name, Capabilities,
+    Chain, Family, FlowIndex, NameStyle, Rendered, Rule, SetRef, Target,
 };
 use crate::model::{PortRange, Protocol};
 use crate::plan::{AddressSet, Plan, SetKind};
@@ -53,10 +53,16 @@ impl Target for Iptables {
     }
 
     fn render(&self, plan: &Plan, rules: &[Rule]) -> Rendered {
+        let closing = if others_accepted(plan) {
+            appliance_refs(plan)
+        } else {
+            vec![]
+        };
         let used: BTreeSet<&SetRef> = rules
             .iter()
             .flat_map(|r| [&r.saddr, &r.daddr])
             .flatten()
+            .chain(closing.iter())
             .collect();
         let mut ipset = String::new();
         for sref in &used {
@@ -154,8 +160,24 @@ fn split_zero_v6(n: Ipv6Net) -> Vec<IpNet> {
 
 fn restore_file(plan: &Plan, rules: &[Rule], family: Family) -> String {
     let gateway = matches!(plan.placement, Placement::Gateway { .. });
+    let closing: Vec<SetRef> = if others_accepted(plan) {
+        appliance_refs(plan)
+            .into_iter()
+            .filter(|r| r.family == family)
+            .collect()
+    } else {
+        vec![]
+    };
     let (input, forward, output) = if gateway {
-        ("ACCEPT", "DROP", "ACCEPT")
+        (
+            "ACCEPT",
+            if closing.is_empty() && !others_accepted(plan) {
+                "DROP"
+            } else {
+                "ACCEPT"
+            },
+            "ACCEPT",
+        )
     } else {
         ("DROP", "ACCEPT", "DROP")
     };
@@ -202,6 +224,18 @@ fn restore_file(plan: &Plan, rules: &[Rule], family: Family) -> String {
             for line in rule_lines(plan, r, name) {
                 out.push_str(&line);
                 out.push('\n');
+            }
+        }
+        // Shared gateway: other hosts' traffic passes, the appliance's is closed here.
+        for r in &closing {
+            if let Some(set) = plan.set(&r.set) {
+                for dir in ["src", "dst"] {
+                    let _ = writeln!(
+                        out,
+                        "-A {name} -m set --match-set {} {dir} -m comment --comment \"portolan: appliance traffic no flow allows\" -j DROP",
+                        ipset_name(set, r.family)
+                    );
+                }
             }
         }
     }

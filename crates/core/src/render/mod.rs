@@ -297,6 +297,37 @@ pub fn check_capabilities(
     (keep, warnings)
 }
 
+/// Gateway mode with `others = "accept"`: the forward chain accepts what does not involve the
+/// appliance, and drops unplanned traffic to or from it with explicit rules at the end.
+pub fn others_accepted(plan: &Plan) -> bool {
+    matches!(
+        plan.placement,
+        Placement::Gateway {
+            others: crate::site::Others::Accept,
+            ..
+        }
+    )
+}
+
+/// The appliance's set references for the families it has (for the closing drop rules).
+pub fn appliance_refs(plan: &Plan) -> Vec<SetRef> {
+    let a = plan.appliance();
+    let mut v = Vec::new();
+    if !a.v4.is_empty() {
+        v.push(SetRef {
+            set: a.id.clone(),
+            family: Family::V4,
+        });
+    }
+    if !a.v6.is_empty() {
+        v.push(SetRef {
+            set: a.id.clone(),
+            family: Family::V6,
+        });
+    }
+    v
+}
+
 /// Make free text safe for a `#` comment line in any target: control characters (including
 /// newlines and the Unicode line separators) become spaces, so the text cannot end the
 /// comment and start a directive.

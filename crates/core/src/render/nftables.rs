@@ -17,8 +17,8 @@ use std::fmt::Write as _;
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 
 use super::{
-    comment_text, flow_comment, header, set_name, Capabilities, Chain, Family, FlowIndex,
-    NameStyle, Rendered, Rule, SetRef, Target,
+    appliance_refs, comment_text, flow_comment, header, others_accepted, set_name, Capabilities,
+    Chain, Family, FlowIndex, NameStyle, Rendered, Rule, SetRef, Target,
 };
 use crate::model::{PortRange, Protocol};
 use crate::plan::{AddressSet, Plan, SetKind};
@@ -65,10 +65,16 @@ impl Target for Nftables {
         );
 
         // Sets, in a stable order, only those rules use.
+        let closing = if others_accepted(plan) {
+            appliance_refs(plan)
+        } else {
+            vec![]
+        };
         let used: BTreeSet<&SetRef> = rules
             .iter()
             .flat_map(|r| [&r.saddr, &r.daddr])
             .flatten()
+            .chain(closing.iter())
             .collect();
         for sref in &used {
             if let Some(set) = plan.set(&sref.set) {
@@ -87,9 +93,10 @@ impl Target for Nftables {
         };
         for (chain, name, lo) in chains {
             let _ = writeln!(out, "\tchain {name} {{");
+            let policy = if closing.is_empty() { "drop" } else { "accept" };
             let _ = writeln!(
                 out,
-                "\t\ttype filter hook {name} priority filter; policy drop;"
+                "\t\ttype filter hook {name} priority filter; policy {policy};"
             );
             // Replies first: the bulk of packets match here, and a reply needs no flow rule.
             let _ = writeln!(
@@ -113,6 +120,21 @@ impl Target for Nftables {
             for rule in rules.iter().filter(|r| r.chain == *chain) {
                 out.push_str(&index.lines(rule, "\t\t"));
                 let _ = writeln!(out, "\t\t{}", rule_text(plan, rule));
+            }
+            // Shared gateway: other hosts' traffic passes, the appliance's is closed here.
+            for r in &closing {
+                if let Some(set) = plan.set(&r.set) {
+                    let (ip, name) = (
+                        if r.family == Family::V4 { "ip" } else { "ip6" },
+                        nft_set_name(set, r.family),
+                    );
+                    for dir in ["saddr", "daddr"] {
+                        let _ = writeln!(
+                            out,
+                            "\t\t{ip} {dir} @{name} counter drop comment \"portolan: appliance traffic no flow allows\""
+                        );
+                    }
+                }
             }
             out.push_str("\t}\n");
         }
