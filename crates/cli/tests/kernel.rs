@@ -344,7 +344,8 @@ fn probes_for(plan: &Plan, net: &TestNet) -> (Vec<Probe>, usize) {
     (set.into_iter().collect(), positives.len())
 }
 
-fn load_ruleset(topo: &Topology, zone: Zone, target: &str, text: &str, tag: &str) {
+fn load_ruleset(topo: &Topology, zone: Zone, target: &str, rendered: &render::Rendered, tag: &str) {
+    let text = &rendered.text;
     let path = std::env::temp_dir().join(format!("portolan-kernel-{}-{tag}.rules", topo.id));
     std::fs::write(&path, text).expect("write ruleset");
     let p = path.to_string_lossy().to_string();
@@ -359,7 +360,41 @@ fn load_ruleset(topo: &Topology, zone: Zone, target: &str, text: &str, tag: &str
             );
             topo.exec(zone, &["nft", "-f", &p])
         }
-        _ => topo.exec(zone, &["sh", &p]),
+        _ => {
+            // The parts through the native tools' check modes first (the sets must exist for
+            // `-m set` to be checked), then the script as an administrator would run it.
+            let part = |name: &str| -> String {
+                let f =
+                    std::env::temp_dir().join(format!("portolan-kernel-{}-{tag}.{name}", topo.id));
+                let body = &rendered
+                    .parts
+                    .iter()
+                    .find(|(n, _)| n == name)
+                    .expect("part")
+                    .1;
+                std::fs::write(&f, body).expect("write part");
+                f.to_string_lossy().to_string()
+            };
+            let ipset = part("ipset");
+            let o = topo.exec(zone, &["ipset", "-exist", "restore", "-file", &ipset]);
+            assert!(
+                o.status.success(),
+                "ipset restore: {}",
+                String::from_utf8_lossy(&o.stderr)
+            );
+            for (tool, name) in [("iptables-restore", "v4"), ("ip6tables-restore", "v6")] {
+                let f = part(name);
+                let o = topo.exec(zone, &["sh", "-c", &format!("{tool} --test < {f}")]);
+                assert!(
+                    o.status.success(),
+                    "{tool} --test rejected the {name} part:\n{}",
+                    String::from_utf8_lossy(&o.stderr)
+                );
+                let _ = std::fs::remove_file(&f);
+            }
+            let _ = std::fs::remove_file(&ipset);
+            topo.exec(zone, &["sh", &p])
+        }
     };
     let _ = std::fs::remove_file(&path);
     assert!(
@@ -417,7 +452,7 @@ fn prove_modes(profile_id: &str, target_name: &str, modes: &[(bool, bool)]) {
                 .collect::<Vec<_>>()
         );
         let zone = if gateway { Zone::Fw } else { Zone::App };
-        load_ruleset(&topo, zone, target_name, &rendered.text, mode);
+        load_ruleset(&topo, zone, target_name, &rendered, mode);
 
         let (mut probes, positives) = probes_for(&plan, &net);
         if !gateway {
