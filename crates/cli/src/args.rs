@@ -47,9 +47,27 @@ pub enum Command {
         after_help = "Targets:\n  nftables  an `nft -f` script: one `inet portolan` table, named sets, default-drop chains\n  iptables  a shell script applying `ipset restore`, `iptables-restore` and `ip6tables-restore`\n\nWith -o, the file is written completely or not at all."
     )]
     Render(RenderArgs),
+    /// Try every planned flow from this host, for real, and say exactly what is wrong.
+    #[command(after_help = PROBE_HELP)]
+    Probe(ProbeArgs),
+    /// Stand in for the appliance: listen on every inbound flow's port and log arrivals.
+    #[command(
+        after_help = "Each arrival is one JSON line on standard output (with the peer address, so source NAT shows). Ports that cannot be bound (taken by a real service, or below 1024 without privileges) are reported and skipped.\n\nStops on Ctrl-C, SIGTERM, or after --duration."
+    )]
+    Listen(ListenArgs),
     /// Print the JSON Schema of the profile or site file format (for editor completion).
     Schema(SchemaArgs),
 }
+
+const PROBE_HELP: &str = "\
+Outbound (default): run on the appliance, or a machine standing in its place; probes every
+planned flow the appliance opens. Inbound: `--inbound --target ADDRESS` probes the flows toward
+the appliance at ADDRESS from this host (pair it with `portolan listen` on the appliance side).
+
+Verdicts: open, refused, filtered, unreachable, dns-failure, tls-intercepted,
+tls-name-mismatch, protocol-mismatch, open-or-filtered, not-permitted, not-probeable, error.
+
+Exit codes: 0 every required flow is fine, 1 a required flow fails, 2 bad input.";
 
 #[derive(Debug, Subcommand)]
 pub enum CatalogCmd {
@@ -119,6 +137,57 @@ pub struct RenderArgs {
     /// iptables only: print one part (`ipset`, `v4` or `v6`) in its tool's native format.
     #[arg(long, value_name = "PART")]
     pub part: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ProbeArgs {
+    #[command(flatten)]
+    pub sel: Selection,
+    /// Only these flow ids (comma-separated).
+    #[arg(long, value_name = "ID,...")]
+    pub flows: Option<String>,
+    /// How long each probe waits for an answer (e.g. 3s, 500ms).
+    #[arg(long, default_value = "3s", value_name = "DURATION")]
+    pub timeout: String,
+    /// Probes in flight at once (at most 8 toward any one address).
+    #[arg(long, default_value_t = 256, value_name = "N")]
+    pub concurrency: usize,
+    /// DNS server for names that the site does not pin (default: /etc/resolv.conf).
+    #[arg(long, value_name = "ADDR[:PORT]")]
+    pub resolver: Option<String>,
+    /// Trusted CA certificates (PEM) for TLS checks, instead of the public web roots.
+    #[arg(long, value_name = "FILE")]
+    pub ca: Option<PathBuf>,
+    #[arg(long, value_enum, default_value_t = ProbeFormat::Table)]
+    pub format: ProbeFormat,
+    /// Write the report to FILE (atomically) instead of standard output.
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Probe the inbound flows (toward the appliance) instead of the outbound ones.
+    #[arg(long, requires = "target")]
+    pub inbound: bool,
+    /// With --inbound: the appliance's address as seen from this host.
+    #[arg(long, value_name = "ADDRESS")]
+    pub target: Option<String>,
+    /// Probe failures once more, one at a time.
+    #[arg(long)]
+    pub retry_failed: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ProbeFormat {
+    Table,
+    Json,
+    Junit,
+}
+
+#[derive(Debug, Args)]
+pub struct ListenArgs {
+    #[command(flatten)]
+    pub sel: Selection,
+    /// Stop after this long (e.g. 30s, 10m); default: until Ctrl-C or SIGTERM.
+    #[arg(long, value_name = "DURATION")]
+    pub duration: Option<String>,
 }
 
 #[derive(Debug, Args)]

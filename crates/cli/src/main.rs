@@ -19,6 +19,8 @@ fn main() {
         args::Command::Check(a) => cmd::check::run(a, &mut rep),
         args::Command::Plan(a) => cmd::plan::run(a, &mut rep),
         args::Command::Render(a) => cmd::render::run(a, &mut rep),
+        args::Command::Probe(a) => cmd::probe::run(a, &mut rep),
+        args::Command::Listen(a) => cmd::listen::run(a, &mut rep),
         args::Command::Schema(a) => cmd::schema::run(a.kind, &mut rep),
     };
     std::process::exit(code);

@@ -2,6 +2,8 @@
 
 pub mod catalog;
 pub mod check;
+pub mod listen;
 pub mod plan;
+pub mod probe;
 pub mod render;
 pub mod schema;

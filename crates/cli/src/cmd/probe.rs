@@ -1,0 +1,202 @@
+//! `portolan probe`: plan -> targets -> concurrent probes -> report.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use portolan_core::diag::Diagnostic;
+use portolan_net::dns::{self, Resolver};
+use portolan_net::probe::{self, Options};
+use portolan_net::report;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::CertificateDer;
+
+use crate::args::{ProbeArgs, ProbeFormat};
+use crate::report::{Reporter, EXIT_ERROR};
+
+/// `3s`, `500ms`, `1.5s`, `2m`, or a bare number of seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, Diagnostic> {
+    let t = s.trim();
+    let (num, unit) = match t.find(|c: char| c.is_ascii_alphabetic()) {
+        Some(i) => (&t[..i], &t[i..]),
+        None => (t, "s"),
+    };
+    let n: f64 = num.parse().map_err(|_| bad_duration(s))?;
+    let secs = match unit {
+        "ms" => n / 1000.0,
+        "s" => n,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        _ => return Err(bad_duration(s)),
+    };
+    if !(secs > 0.0 && secs <= 86_400.0) {
+        return Err(bad_duration(s));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+fn bad_duration(s: &str) -> Diagnostic {
+    Diagnostic::error(format!("`{}` is not a duration", s.escape_debug()))
+        .with_help("write e.g. 3s, 500ms or 2m (more than 0, at most 24h)")
+}
+
+fn load_ca(path: &std::path::Path) -> Result<Vec<CertificateDer<'static>>, Diagnostic> {
+    let certs: Result<Vec<_>, _> = CertificateDer::pem_file_iter(path)
+        .map_err(|e| Diagnostic::error(format!("cannot read CA file {}: {e}", path.display())))?
+        .collect();
+    match certs {
+        Ok(c) if !c.is_empty() => Ok(c),
+        Ok(_) => Err(
+            Diagnostic::error(format!("{} holds no PEM certificate", path.display()))
+                .with_help("give a file with -----BEGIN CERTIFICATE----- blocks"),
+        ),
+        Err(e) => Err(Diagnostic::error(format!(
+            "{}: bad PEM: {e}",
+            path.display()
+        ))),
+    }
+}
+
+pub fn run(args: &ProbeArgs, rep: &mut Reporter) -> i32 {
+    let fail = |rep: &mut Reporter, d: Diagnostic| {
+        rep.emit(&d);
+        EXIT_ERROR
+    };
+    let timeout = match parse_duration(&args.timeout) {
+        Ok(t) => t,
+        Err(d) => return fail(rep, d),
+    };
+    let ca = match &args.ca {
+        Some(p) => match load_ca(p) {
+            Ok(c) => c,
+            Err(d) => return fail(rep, d),
+        },
+        None => vec![],
+    };
+    let server = match &args.resolver {
+        Some(r) => match dns::parse_server(r) {
+            Some(s) => Some(s),
+            None => {
+                return fail(
+                    rep,
+                    Diagnostic::error(format!("`{}` is not a resolver address", r.escape_debug()))
+                        .with_help(
+                            "write ADDR or ADDR:PORT, e.g. 192.0.2.53 or [2001:db8::53]:5353",
+                        ),
+                )
+            }
+        },
+        None => dns::system_server(),
+    };
+    let inbound_target = match (&args.target, args.inbound) {
+        (Some(t), true) => match t.parse::<IpAddr>() {
+            Ok(a) => Some(a),
+            Err(_) => {
+                return fail(
+                    rep,
+                    Diagnostic::error(format!("`{}` is not an IP address", t.escape_debug()))
+                        .with_help(
+                            "--target takes the appliance's address as this host reaches it",
+                        ),
+                )
+            }
+        },
+        (Some(_), false) => {
+            return fail(rep, Diagnostic::error("--target only goes with --inbound"))
+        }
+        _ => None,
+    };
+    if args.concurrency == 0 {
+        return fail(rep, Diagnostic::error("--concurrency must be at least 1"));
+    }
+    let loaded = match crate::inputs::load(&args.sel) {
+        Ok(l) => l,
+        Err(e) => {
+            rep.emit_all(&e.0);
+            return EXIT_ERROR;
+        }
+    };
+    let flows: Vec<String> = args
+        .flows
+        .as_deref()
+        .map(|f| {
+            f.split(',')
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+                .collect()
+        })
+        .unwrap_or_default();
+    for f in &flows {
+        if !loaded.plan.flows.iter().any(|p| &p.id == f) {
+            return fail(
+                rep,
+                Diagnostic::error(format!(
+                    "--flows names `{}`, which is not a planned flow",
+                    f.escape_debug()
+                ))
+                .with_help("`portolan plan` lists the planned flow ids"),
+            );
+        }
+    }
+    let opts = Arc::new(Options {
+        timeout,
+        concurrency: args.concurrency,
+        ca,
+        inbound_target,
+        flows,
+    });
+    let resolver = Resolver { server, timeout };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            return fail(
+                rep,
+                Diagnostic::error(format!("cannot start the async runtime: {e}")),
+            )
+        }
+    };
+    let start = Instant::now();
+    let results = runtime.block_on(async {
+        let mut targets = probe::targets(&loaded.plan, &opts, &resolver).await;
+        if inbound_target.is_some() {
+            // Inbound probes check the path to the appliance (or `portolan listen`), not the
+            // certificates of its services.
+            for t in &mut targets {
+                if t.app == probe::App::Tls || t.app == probe::App::Ldaps {
+                    t.app = probe::App::Tcp;
+                }
+            }
+        }
+        let bar = indicatif::ProgressBar::new(targets.len() as u64);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} probes {elapsed}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        let b2 = bar.clone();
+        let progress: probe::Progress = Arc::new(move |_| b2.inc(1));
+        let mut results = probe::run(&targets, &opts, progress).await;
+        bar.finish_and_clear();
+        if args.retry_failed {
+            probe::retry_failed(&targets, &mut results, &opts).await;
+        }
+        results
+    });
+    let elapsed = start.elapsed().as_millis() as u64;
+    let direction = if inbound_target.is_some() {
+        "inbound"
+    } else {
+        "outbound"
+    };
+    let text = match args.format {
+        ProbeFormat::Table => report::table(&results, elapsed),
+        ProbeFormat::Json => report::json(&loaded.plan.profile, direction, &results, elapsed),
+        ProbeFormat::Junit => report::junit(&loaded.plan.profile, &results, elapsed),
+    };
+    if let Err(d) = crate::output::write(args.output.as_deref(), &text) {
+        return fail(rep, d);
+    }
+    report::exit_code(&results)
+}

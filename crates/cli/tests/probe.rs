@@ -1,0 +1,866 @@
+//! `portolan probe` and `portolan listen` against real servers in network namespaces.
+//!
+//! A small internet: a DNS server answering the vendors' names with namespace addresses (and
+//! NXDOMAIN, and silence for one name); TLS servers with a test CA made here and a second
+//! "inspection proxy" CA presenting forged certificates; SMTP, SSH, HTTP, Razor and NTP peers;
+//! a firewall that drops, resets and administratively prohibits. Each case asserts the exact
+//! verdict. Nothing outside the namespaces is contacted.
+
+mod netns;
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, UdpSocket};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use hickory_proto::op::{Message, MessageType, OpCode, ResponseCode};
+use hickory_proto::rr::rdata::A;
+use hickory_proto::rr::{RData, Record, RecordType};
+use netns::*;
+use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+
+fn ip4(s: &str) -> IpAddr {
+    s.parse().expect("test address")
+}
+
+const DNS: &str = "203.0.113.53";
+
+/// Vendor names and where the test DNS server points them.
+const RECORDS: &[(&str, &str)] = &[
+    ("update.intra2net.com", "203.0.113.10"),
+    ("avupdate.intra2net.com", "203.0.113.11"),
+    ("avfpc.intra2net.com", "203.0.113.12"),
+    ("ksn1.kaspersky-labs.com", "203.0.113.13"),
+    ("support.intra2net.com", "203.0.113.50"),
+    ("support.seppmail.ch", "203.0.113.51"),
+    ("update.seppmail.ch", "203.0.113.52"),
+    ("repo.clearswift.net", "203.0.113.22"),
+    ("www.clearswift.com", "203.0.113.80"),
+    ("razor.intra2net.com", "203.0.113.27"),
+    ("0.rhel.pool.ntp.org", "203.0.113.123"),
+    ("services1.clearswift.net", "203.0.113.81"),
+];
+
+const PROFILE: &str = r#"
+id = "probe-test"
+name = "Probe test appliance"
+vendor = "portolan tests"
+[features.extra]
+description = "an optional flow that is down"
+
+[[flows]]
+id = "update"
+function = "trusted TLS"
+from = "appliance"
+to = "update.intra2net.com"
+protocols = ["tcp"]
+ports = [443]
+app = "https"
+
+[[flows]]
+id = "avupdate"
+function = "TLS through an inspecting proxy"
+from = "appliance"
+to = "avupdate.intra2net.com"
+protocols = ["tcp"]
+ports = [443]
+app = "https"
+
+[[flows]]
+id = "avfpc"
+function = "trusted certificate for another name"
+from = "appliance"
+to = "avfpc.intra2net.com"
+protocols = ["tcp"]
+ports = [443]
+app = "https"
+
+[[flows]]
+id = "ksn"
+function = "must not be intercepted"
+from = "appliance"
+to = "ksn1.kaspersky-labs.com"
+protocols = ["tcp"]
+ports = [443]
+app = "ksn"
+flags = ["no_tls_interception"]
+
+[[flows]]
+id = "support"
+function = "range, one end open, the other dropped"
+from = "appliance"
+to = "support.intra2net.com"
+protocols = ["tcp"]
+ports = ["5000-5050"]
+app = "tcp"
+
+[[flows]]
+id = "rejected"
+function = "firewall answers with a reset"
+from = "appliance"
+to = "support.seppmail.ch"
+protocols = ["tcp"]
+ports = [22]
+app = "ssh"
+
+[[flows]]
+id = "prohibited"
+function = "firewall answers admin-prohibited"
+from = "appliance"
+to = "update.seppmail.ch"
+protocols = ["tcp"]
+ports = [22]
+app = "ssh"
+
+[[flows]]
+id = "ssh"
+function = "SSH banner"
+from = "appliance"
+to = "repo.clearswift.net"
+protocols = ["tcp"]
+ports = [22]
+app = "ssh"
+
+[[flows]]
+id = "smtp"
+function = "SMTP with STARTTLS"
+from = "appliance"
+to = "smarthost"
+protocols = ["tcp"]
+ports = [25]
+app = "smtp"
+
+[[flows]]
+id = "http"
+function = "HTTP"
+from = "appliance"
+to = "www.clearswift.com"
+protocols = ["tcp"]
+ports = [80]
+app = "http"
+
+[[flows]]
+id = "razor"
+function = "Razor greeting"
+from = "appliance"
+to = "razor.intra2net.com"
+protocols = ["tcp"]
+ports = [2703]
+app = "razor"
+
+[[flows]]
+id = "ntp"
+function = "NTP"
+from = "appliance"
+to = "0.rhel.pool.ntp.org"
+protocols = ["udp"]
+ports = [123]
+app = "ntp"
+
+[[flows]]
+id = "dns"
+function = "DNS over UDP and TCP"
+from = "appliance"
+to = "dns-server"
+protocols = ["tcp", "udp"]
+ports = [53]
+app = "dns"
+
+[[flows]]
+id = "mismatch"
+function = "HTTP where SMTP is expected"
+from = "appliance"
+to = "services1.clearswift.net"
+protocols = ["tcp"]
+ports = [25]
+app = "smtp"
+
+[[flows]]
+id = "nxdomain"
+function = "a name that does not exist"
+from = "appliance"
+to = "gone.intra2net.com"
+protocols = ["tcp"]
+ports = [443]
+
+[[flows]]
+id = "dnstimeout"
+function = "a name the resolver never answers"
+from = "appliance"
+to = "slow.intra2net.com"
+protocols = ["tcp"]
+ports = [443]
+
+[[flows]]
+id = "syslog"
+function = "syslog is silent"
+from = "appliance"
+to = "syslog-server"
+protocols = ["udp"]
+ports = [514]
+app = "syslog"
+
+[[flows]]
+id = "ping"
+function = "ICMP echo"
+from = "appliance"
+to = "smarthost"
+protocols = ["icmp"]
+icmp_type = "echo-request"
+
+[[flows]]
+id = "ping-blocked"
+function = "ICMP echo dropped"
+from = "appliance"
+to = "203.0.113.99"
+protocols = ["icmp"]
+icmp_type = "echo-request"
+
+[[flows]]
+id = "optional-down"
+function = "optional and down"
+from = "appliance"
+to = "www.clearswift.com"
+protocols = ["tcp"]
+ports = [8080]
+feature = "extra"
+"#;
+
+const SITE: &str = r#"
+profile = "profile.toml"
+features = "all"
+[appliance]
+addresses = ["192.0.2.10"]
+[roles]
+internal = ["198.51.100.0/25"]
+smarthost = ["203.0.113.25"]
+dns-server = ["203.0.113.53"]
+syslog-server = ["198.51.100.14"]
+"#;
+
+/// A CA and a leaf certificate for `name` signed by it.
+struct Pki {
+    ca_pem: String,
+    issuer: Issuer<'static, KeyPair>,
+}
+
+fn ca(cn: &str) -> Pki {
+    let key = KeyPair::generate().expect("key");
+    let mut p = CertificateParams::new(Vec::<String>::new()).expect("params");
+    p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    p.distinguished_name.push(DnType::CommonName, cn);
+    let cert = p.self_signed(&key).expect("self-signed");
+    Pki {
+        ca_pem: cert.pem(),
+        issuer: Issuer::new(p, key),
+    }
+}
+
+fn leaf(pki: &Pki, name: &str) -> (Vec<CertificateDer<'static>>, PrivateKeyDer<'static>) {
+    let key = KeyPair::generate().expect("key");
+    let p = CertificateParams::new(vec![name.to_string()]).expect("params");
+    let cert = p.signed_by(&key, &pki.issuer).expect("signed");
+    (
+        vec![cert.der().clone()],
+        PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
+    )
+}
+
+fn serve_tls(l: TcpListener, chain: Vec<CertificateDer<'static>>, key: PrivateKeyDer<'static>) {
+    let config = Arc::new(
+        rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .expect("server cert"),
+    );
+    std::thread::spawn(move || {
+        for s in l.incoming().flatten() {
+            let config = config.clone();
+            std::thread::spawn(move || {
+                let mut s = s;
+                let _ = s.set_read_timeout(Some(Duration::from_secs(3)));
+                if let Ok(mut conn) = rustls::ServerConnection::new(config) {
+                    while conn.is_handshaking() {
+                        if conn.complete_io(&mut s).is_err() {
+                            return;
+                        }
+                    }
+                    let _ = conn.complete_io(&mut s);
+                }
+            });
+        }
+    });
+}
+
+fn serve_lines(l: TcpListener, greeting: &'static str, replies: fn(&str) -> Option<String>) {
+    std::thread::spawn(move || {
+        for s in l.incoming().flatten() {
+            std::thread::spawn(move || {
+                let mut w = s.try_clone().expect("clone");
+                let _ = w.write_all(greeting.as_bytes());
+                let _ = s.set_read_timeout(Some(Duration::from_secs(3)));
+                let mut r = BufReader::new(s);
+                let mut line = String::new();
+                while r.read_line(&mut line).map(|n| n > 0).unwrap_or(false) {
+                    if let Some(reply) = replies(line.trim_end()) {
+                        let _ = w.write_all(reply.as_bytes());
+                    }
+                    line.clear();
+                }
+            });
+        }
+    });
+}
+
+fn dns_answer(query: &[u8]) -> Option<Vec<u8>> {
+    let q = Message::from_vec(query).ok()?;
+    let question = q.queries.first()?.clone();
+    let name = question.name().to_ascii().trim_end_matches('.').to_string();
+    if name == "slow.intra2net.com" {
+        return None;
+    }
+    let mut m = Message::new(q.metadata.id, MessageType::Response, OpCode::Query);
+    m.metadata.recursion_desired = q.metadata.recursion_desired;
+    m.metadata.recursion_available = true;
+    m.add_query(question.clone());
+    match RECORDS.iter().find(|(n, _)| *n == name) {
+        Some((_, addr)) => {
+            if question.query_type() == RecordType::A {
+                let a: Ipv4Addr = addr.parse().ok()?;
+                m.answers.push(Record::from_rdata(
+                    question.name().clone(),
+                    30,
+                    RData::A(A(a)),
+                ));
+            }
+        }
+        None if name.is_empty() => {}
+        None => m.metadata.response_code = ResponseCode::NXDomain,
+    }
+    m.to_vec().ok()
+}
+
+fn serve_dns(udp: UdpSocket, tcp: TcpListener) {
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 1500];
+        while let Ok((n, peer)) = udp.recv_from(&mut buf) {
+            if let Some(a) = dns_answer(&buf[..n]) {
+                let _ = udp.send_to(&a, peer);
+            }
+        }
+    });
+    std::thread::spawn(move || {
+        for mut s in tcp.incoming().flatten() {
+            let mut len = [0u8; 2];
+            if s.read_exact(&mut len).is_err() {
+                continue;
+            }
+            let mut q = vec![0u8; usize::from(u16::from_be_bytes(len))];
+            if s.read_exact(&mut q).is_err() {
+                continue;
+            }
+            if let Some(a) = dns_answer(&q) {
+                let mut framed = (a.len() as u16).to_be_bytes().to_vec();
+                framed.extend(a);
+                let _ = s.write_all(&framed);
+            }
+        }
+    });
+}
+
+fn serve_ntp(udp: UdpSocket) {
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 100];
+        while let Ok((_, peer)) = udp.recv_from(&mut buf) {
+            let mut r = [0u8; 48];
+            r[0] = 0x24;
+            r[1] = 2;
+            r[40] = 0xea;
+            let _ = udp.send_to(&r, peer);
+        }
+    });
+}
+
+fn tcp_in(topo: &Topology, z: Zone, addr: &str, port: u16) -> TcpListener {
+    let sa = SocketAddr::new(ip4(addr), port);
+    in_ns(&topo.ns(z), move || {
+        TcpListener::bind(sa).unwrap_or_else(|e| panic!("bind {sa}: {e}"))
+    })
+}
+
+fn udp_in(topo: &Topology, z: Zone, addr: &str, port: u16) -> UdpSocket {
+    let sa = SocketAddr::new(ip4(addr), port);
+    in_ns(&topo.ns(z), move || {
+        UdpSocket::bind(sa).unwrap_or_else(|e| panic!("bind {sa}: {e}"))
+    })
+}
+
+fn portolan_in(topo: &Topology, z: Zone, args: &[&str]) -> std::process::Output {
+    let mut full = vec!["ip", "netns", "exec"];
+    let ns = topo.ns(z);
+    full.push(&ns);
+    full.push(env!("CARGO_BIN_EXE_portolan"));
+    full.extend_from_slice(args);
+    Command::new(full[0])
+        .args(&full[1..])
+        .output()
+        .expect("run portolan")
+}
+
+fn load_nft(topo: &Topology, rules: &str) -> std::process::Output {
+    let f = std::env::temp_dir().join(format!("portolan-fw-{}.nft", topo.id));
+    std::fs::write(&f, rules).expect("rules");
+    let out = topo.exec(Zone::Fw, &["nft", "-f", &f.to_string_lossy()]);
+    let _ = std::fs::remove_file(&f);
+    out
+}
+
+fn write_files(dir: &std::path::Path, site: &str, profile: &str) {
+    std::fs::create_dir_all(dir).expect("dir");
+    std::fs::write(dir.join("site.toml"), site).expect("site");
+    std::fs::write(dir.join("profile.toml"), profile).expect("profile");
+}
+
+#[test]
+fn probe_gives_the_exact_verdict_for_each_case() {
+    if !require_root_tools() {
+        return;
+    }
+    let mut topo = Topology::build(&[]);
+    topo.add_addr(ip4("192.0.2.10"), Zone::App);
+    for (_, a) in RECORDS {
+        topo.add_addr(ip4(a), Zone::Wan);
+    }
+    for a in ["203.0.113.25", DNS, "203.0.113.99"] {
+        topo.add_addr(ip4(a), Zone::Wan);
+    }
+    topo.add_addr(ip4("198.51.100.14"), Zone::Lan);
+
+    // The firewall: forwards, but drops, resets or prohibits a few things.
+    let rules = "table inet t { chain forward { type filter hook forward priority 0; policy accept;
+        ip daddr 203.0.113.50 tcp dport 5050 drop
+        ip daddr 203.0.113.51 tcp dport 22 reject with tcp reset
+        ip daddr 203.0.113.52 tcp dport 22 reject with icmp type admin-prohibited
+        ip daddr 203.0.113.99 icmp type echo-request drop
+    }
+    }";
+    let out = load_nft(&topo, rules);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // PKI: a trusted test root and an inspection CA nobody trusts.
+    let root = ca("portolan test root");
+    let proxy = ca("Inspection Proxy CA");
+    let (c, k) = leaf(&root, "update.intra2net.com");
+    serve_tls(tcp_in(&topo, Zone::Wan, "203.0.113.10", 443), c, k);
+    let (c, k) = leaf(&proxy, "avupdate.intra2net.com");
+    serve_tls(tcp_in(&topo, Zone::Wan, "203.0.113.11", 443), c, k);
+    let (c, k) = leaf(&root, "other.intra2net.com");
+    serve_tls(tcp_in(&topo, Zone::Wan, "203.0.113.12", 443), c, k);
+    let (c, k) = leaf(&proxy, "ksn1.kaspersky-labs.com");
+    serve_tls(tcp_in(&topo, Zone::Wan, "203.0.113.13", 443), c, k);
+    // Plain services.
+    let support = tcp_in(&topo, Zone::Wan, "203.0.113.50", 5000);
+    let _support_far = tcp_in(&topo, Zone::Wan, "203.0.113.50", 5050);
+    serve_lines(
+        tcp_in(&topo, Zone::Wan, "203.0.113.22", 22),
+        "SSH-2.0-OpenSSH_9.2 test\r\n",
+        |_| None,
+    );
+    serve_lines(
+        tcp_in(&topo, Zone::Wan, "203.0.113.25", 25),
+        "220 mx.test ESMTP\r\n",
+        |l| {
+            if l.starts_with("EHLO") {
+                Some("250-mx.test\r\n250-SIZE 1000000\r\n250 STARTTLS\r\n".into())
+            } else if l.starts_with("QUIT") {
+                Some("221 bye\r\n".into())
+            } else {
+                None
+            }
+        },
+    );
+    serve_lines(tcp_in(&topo, Zone::Wan, "203.0.113.80", 80), "", |l| {
+        l.starts_with("HEAD")
+            .then(|| "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n".into())
+    });
+    serve_lines(
+        tcp_in(&topo, Zone::Wan, "203.0.113.81", 25),
+        "HTTP/1.0 400 Bad Request\r\n\r\n",
+        |_| None,
+    );
+    serve_lines(
+        tcp_in(&topo, Zone::Wan, "203.0.113.27", 2703),
+        "sn=C&srl=42&ep4=7542-10&a=l\r\n",
+        |_| None,
+    );
+    serve_ntp(udp_in(&topo, Zone::Wan, "203.0.113.123", 123));
+    serve_dns(
+        udp_in(&topo, Zone::Wan, DNS, 53),
+        tcp_in(&topo, Zone::Wan, DNS, 53),
+    );
+    let _silent_syslog = udp_in(&topo, Zone::Lan, "198.51.100.14", 514);
+
+    let dir = std::env::temp_dir().join(format!("portolan-probe-{}", topo.id));
+    write_files(&dir, SITE, PROFILE);
+    std::fs::write(dir.join("ca.pem"), &root.ca_pem).expect("ca");
+    let site = dir.join("site.toml").to_string_lossy().to_string();
+    let ca_file = dir.join("ca.pem").to_string_lossy().to_string();
+    let started = std::time::Instant::now();
+    let out = portolan_in(
+        &topo,
+        Zone::App,
+        &[
+            "probe",
+            "--site",
+            &site,
+            "--resolver",
+            DNS,
+            "--ca",
+            &ca_file,
+            "--timeout",
+            "1s",
+            "--format",
+            "json",
+        ],
+    );
+    let wall = started.elapsed();
+    drop(support);
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    let doc: serde_json::Value = serde_json::from_str(&stdout).unwrap_or_else(|e| {
+        panic!(
+            "not JSON ({e}):\n{stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    assert_eq!(out.status.code(), Some(1), "required flows fail, so exit 1");
+
+    let mut got: BTreeMap<(String, String, u64), (String, String, bool)> = BTreeMap::new();
+    for r in doc["results"].as_array().expect("results") {
+        got.insert(
+            (
+                r["flow"].as_str().unwrap_or("").to_string(),
+                r["protocol"].as_str().unwrap_or("").to_string(),
+                r["port"].as_u64().unwrap_or(0),
+            ),
+            (
+                r["verdict"].as_str().unwrap_or("").to_string(),
+                r["detail"].as_str().unwrap_or("").to_string(),
+                r["ok"].as_bool().unwrap_or(false),
+            ),
+        );
+    }
+    let expect: &[(&str, &str, u64, &str, &str, bool)] = &[
+        ("update", "tcp", 443, "open", "TLS ok", true),
+        (
+            "avupdate",
+            "tcp",
+            443,
+            "tls-intercepted",
+            "Inspection Proxy CA",
+            true,
+        ),
+        (
+            "avfpc",
+            "tcp",
+            443,
+            "tls-name-mismatch",
+            "not for avfpc.intra2net.com",
+            false,
+        ),
+        (
+            "ksn",
+            "tcp",
+            443,
+            "tls-intercepted",
+            "Inspection Proxy CA",
+            false,
+        ),
+        ("support", "tcp", 5000, "open", "TCP handshake", true),
+        ("support", "tcp", 5050, "filtered", "no answer", false),
+        ("rejected", "tcp", 22, "refused", "refused", false),
+        ("prohibited", "tcp", 22, "unreachable", "prohibited", false),
+        ("ssh", "tcp", 22, "open", "SSH-2.0-OpenSSH", true),
+        ("smtp", "tcp", 25, "open", "STARTTLS offered", true),
+        ("http", "tcp", 80, "open", "HTTP/1.1 200", true),
+        ("razor", "tcp", 2703, "open", "sn=C", true),
+        ("ntp", "udp", 123, "open", "stratum 2", true),
+        ("dns", "udp", 53, "open", "DNS server answered", true),
+        ("dns", "tcp", 53, "open", "over TCP", true),
+        (
+            "mismatch",
+            "tcp",
+            25,
+            "protocol-mismatch",
+            "not an SMTP greeting",
+            false,
+        ),
+        ("nxdomain", "tcp", 443, "dns-failure", "NXDOMAIN", false),
+        (
+            "dnstimeout",
+            "tcp",
+            443,
+            "dns-failure",
+            "did not answer",
+            false,
+        ),
+        (
+            "syslog",
+            "udp",
+            514,
+            "open-or-filtered",
+            "syslog never answers",
+            true,
+        ),
+        ("ping", "icmp", 0, "open", "echo reply", true),
+        (
+            "ping-blocked",
+            "icmp",
+            0,
+            "filtered",
+            "no echo reply",
+            false,
+        ),
+        ("optional-down", "tcp", 8080, "refused", "refused", false),
+    ];
+    let mut wrong = Vec::new();
+    for (flow, proto, port, verdict, detail, ok) in expect {
+        match got.get(&(flow.to_string(), proto.to_string(), *port)) {
+            Some((v, d, o)) if v == verdict && d.contains(detail) && o == ok => {}
+            Some(other) => wrong.push(format!(
+                "{flow}/{proto}/{port}: got {other:?}, want ({verdict}, ..{detail}.., ok={ok})"
+            )),
+            None => wrong.push(format!("{flow}/{proto}/{port}: no result")),
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "verdicts differ:\n{}\n\nall results:\n{stdout}",
+        wrong.join("\n")
+    );
+    assert_eq!(
+        got.len(),
+        expect.len(),
+        "unexpected extra results:\n{stdout}"
+    );
+    // Concurrency: the run takes about one timeout (the dropped probes), not their sum.
+    assert!(
+        wall < Duration::from_secs(6),
+        "probing took {wall:?}; probes must run concurrently"
+    );
+
+    // JUnit: one test case per flow, failures marked.
+    let junit = portolan_in(
+        &topo,
+        Zone::App,
+        &[
+            "probe",
+            "--site",
+            &site,
+            "--resolver",
+            DNS,
+            "--ca",
+            &ca_file,
+            "--timeout",
+            "1s",
+            "--format",
+            "junit",
+            "--flows",
+            "update,ksn",
+        ],
+    );
+    let xml = String::from_utf8_lossy(&junit.stdout);
+    assert_eq!(xml.matches("<testcase ").count(), 2, "{xml}");
+    assert_eq!(xml.matches("<failure ").count(), 1, "{xml}");
+    assert!(xml.contains("type=\"tls-intercepted\""), "{xml}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+const INBOUND_PROFILE: &str = r#"
+id = "inbound-test"
+name = "Inbound test appliance"
+vendor = "portolan tests"
+
+[[flows]]
+id = "smtp-in"
+function = "mail from the internet"
+from = "internet"
+to = "appliance"
+protocols = ["tcp"]
+ports = [25]
+app = "smtp"
+
+[[flows]]
+id = "web"
+function = "HTTPS from the internet"
+from = "internet"
+to = "appliance"
+protocols = ["tcp"]
+ports = [8443]
+app = "https"
+
+[[flows]]
+id = "vpn"
+function = "IKE"
+from = "internet"
+to = "appliance"
+protocols = ["udp"]
+ports = [500]
+app = "ike"
+
+[[flows]]
+id = "blocked"
+function = "dropped by the firewall"
+from = "internet"
+to = "appliance"
+protocols = ["tcp"]
+ports = [8444]
+
+[[flows]]
+id = "taken"
+function = "a port a real service already holds"
+from = "internet"
+to = "appliance"
+protocols = ["tcp"]
+ports = [9999]
+"#;
+
+#[test]
+fn listen_and_inbound_probe_across_the_firewall() {
+    if !require_root_tools() {
+        return;
+    }
+    let mut topo = Topology::build(&[]);
+    topo.add_addr(ip4("192.0.2.10"), Zone::App);
+    topo.add_addr(ip4("203.0.113.77"), Zone::Wan);
+    let rules = "table inet t { chain forward { type filter hook forward priority 0; policy accept;
+        ip daddr 192.0.2.10 tcp dport 8444 drop
+    }
+    }";
+    let out = load_nft(&topo, rules);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // A "real service" holding port 9999 on the appliance.
+    let _taken4 = tcp_in(&topo, Zone::App, "0.0.0.0", 9999);
+
+    let dir = std::env::temp_dir().join(format!("portolan-inbound-{}", topo.id));
+    write_files(
+        &dir,
+        "profile = \"profile.toml\"\n[appliance]\naddresses = [\"192.0.2.10\"]\n",
+        INBOUND_PROFILE,
+    );
+    let site = dir.join("site.toml").to_string_lossy().to_string();
+
+    let ns = topo.ns(Zone::App);
+    let mut listener = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &ns,
+            env!("CARGO_BIN_EXE_portolan"),
+            "listen",
+            "--site",
+            &site,
+            "--duration",
+            "20s",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start listen");
+    // Wait until it says it listens.
+    let stdout = listener.stdout.take().expect("stdout");
+    let mut lines = BufReader::new(stdout).lines();
+    let mut log = Vec::new();
+    for line in lines.by_ref() {
+        let line = line.expect("line");
+        let done = line.contains("\"listening\"");
+        log.push(line);
+        if done {
+            break;
+        }
+    }
+    let probe = portolan_in(
+        &topo,
+        Zone::Wan,
+        &[
+            "probe",
+            "--inbound",
+            "--target",
+            "192.0.2.10",
+            "--site",
+            &site,
+            "--timeout",
+            "1s",
+            "--format",
+            "json",
+        ],
+    );
+    let _ = Command::new("kill").arg(listener.id().to_string()).status();
+    let status = listener.wait().expect("wait");
+    log.extend(lines.map_while(Result::ok));
+    let _ = std::fs::remove_dir_all(&dir);
+
+    let text = String::from_utf8_lossy(&probe.stdout).to_string();
+    let doc: serde_json::Value =
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"));
+    let verdict = |flow: &str| -> String {
+        doc["results"]
+            .as_array()
+            .and_then(|a| a.iter().find(|r| r["flow"] == flow))
+            .and_then(|r| r["verdict"].as_str())
+            .unwrap_or("none")
+            .to_string()
+    };
+    assert_eq!(verdict("smtp-in"), "open", "{text}");
+    assert_eq!(verdict("web"), "open", "{text}");
+    assert_eq!(verdict("vpn"), "open", "{text}");
+    assert_eq!(verdict("blocked"), "filtered", "{text}");
+    assert_eq!(
+        verdict("taken"),
+        "open",
+        "the real service on 9999 answers: {text}"
+    );
+    assert_eq!(
+        probe.status.code(),
+        Some(1),
+        "a required inbound flow is blocked"
+    );
+
+    let log = log.join("\n");
+    assert!(
+        log.contains("\"bind-failed\"") && log.contains("port 9999 is taken"),
+        "{log}"
+    );
+    // Arrivals carry the peer address as the appliance sees it (no NAT here: the internet host).
+    for port in [25, 8443, 500] {
+        assert!(
+            log.lines().any(|l| l.contains("\"arrival\"")
+                && l.contains(&format!("\"port\":{port}"))
+                && l.contains("203.0.113.77")),
+            "no arrival on {port} from 203.0.113.77:\n{log}"
+        );
+    }
+    assert!(
+        !log.lines()
+            .any(|l| l.contains("\"arrival\"") && l.contains("\"port\":8444")),
+        "{log}"
+    );
+    assert!(
+        status.success() || status.code().is_none(),
+        "listen exits cleanly on SIGTERM: {status:?}"
+    );
+}

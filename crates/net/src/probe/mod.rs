@@ -1,0 +1,477 @@
+//! Probing: try every planned flow for real, from this host, and say what is wrong.
+//!
+//! [`targets`] turns a plan into concrete probe targets (flow, host name, address, port,
+//! application protocol); [`run`] probes them all concurrently, with a cap per destination
+//! address (so an intrusion prevention system does not block us mid-run) and an overall cap,
+//! so the total time is about that of the slowest probe. Each probe ends in one [`Verdict`].
+//! Nothing here sends application data beyond what identifies the protocol (a greeting read,
+//! an EHLO, a HEAD request, a DNS/NTP/SNMP/LDAP query); TLS probes never send application data.
+
+pub mod app;
+pub mod icmp;
+pub mod tls;
+pub mod transport;
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use portolan_core::model::{Flag, Protocol};
+use portolan_core::plan::{Direction, Plan, SetKind};
+use serde::Serialize;
+use tokio::sync::Semaphore;
+
+use crate::dns::{ResolveError, Resolver};
+
+/// Default time a probe waits for an answer.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(3);
+/// Default number of probes in flight.
+pub const DEFAULT_CONCURRENCY: usize = 256;
+/// Probes in flight toward one address at most.
+pub const PER_DESTINATION_CAP: usize = 8;
+
+/// The outcome of one probe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Verdict {
+    /// The port answered (and the expected protocol, where one is checked).
+    Open,
+    /// TCP reset or ICMP port unreachable.
+    Refused,
+    /// No answer within the timeout.
+    Filtered,
+    /// ICMP host, network or administratively-prohibited unreachable.
+    Unreachable,
+    /// The name has no address (NXDOMAIN, no data, or the resolver did not answer).
+    DnsFailure,
+    /// TLS completed, but the chain does not lead to the expected roots.
+    TlsIntercepted,
+    /// TLS completed with a trusted chain for another name.
+    TlsNameMismatch,
+    /// The port is open but the expected protocol did not answer.
+    ProtocolMismatch,
+    /// UDP with no reply where silence is normal (e.g. syslog).
+    OpenOrFiltered,
+    /// This host may not send the probe (e.g. ICMP without the privilege).
+    NotPermitted,
+    /// The target cannot be probed from its description (a network, or a wildcard with no
+    /// concrete name); never counts as a failure, always listed.
+    NotProbeable,
+    /// Anything else; the detail says what.
+    Error,
+}
+
+impl Verdict {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Open => "open",
+            Verdict::Refused => "refused",
+            Verdict::Filtered => "filtered",
+            Verdict::Unreachable => "unreachable",
+            Verdict::DnsFailure => "dns-failure",
+            Verdict::TlsIntercepted => "tls-intercepted",
+            Verdict::TlsNameMismatch => "tls-name-mismatch",
+            Verdict::ProtocolMismatch => "protocol-mismatch",
+            Verdict::OpenOrFiltered => "open-or-filtered",
+            Verdict::NotPermitted => "not-permitted",
+            Verdict::NotProbeable => "not-probeable",
+            Verdict::Error => "error",
+        }
+    }
+}
+
+/// What to speak once connected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum App {
+    Tcp,
+    Udp,
+    Tls,
+    Http,
+    Smtp,
+    Ssh,
+    Ftp,
+    Pop3,
+    Imap,
+    Razor,
+    Dns,
+    Ntp,
+    Ldap,
+    Ldaps,
+    Snmp,
+    Syslog,
+    Icmp,
+}
+
+/// The application protocol for a flow's `app`, or chosen by well-known port.
+pub fn app_for(app: Option<&str>, protocol: Protocol, port: u16) -> (App, bool) {
+    let by_name = |a: &str| -> Option<App> {
+        Some(match a {
+            "https" | "tls" | "activesync" | "imaps" | "pop3s" | "syslog-tls" | "ftps" | "ksn"
+            | "cockpit" => App::Tls,
+            "http" | "hkp" => App::Http,
+            "smtp" | "submission" => App::Smtp,
+            "ssh" | "sftp" => App::Ssh,
+            "ftp" => App::Ftp,
+            "pop3" => App::Pop3,
+            "imap" => App::Imap,
+            "razor" => App::Razor,
+            "dns" => App::Dns,
+            "ntp" => App::Ntp,
+            "ldap" => App::Ldap,
+            "ldaps" => App::Ldaps,
+            "snmp" => App::Snmp,
+            "syslog" | "snmp-trap" => App::Syslog,
+            "icmp" => App::Icmp,
+            _ => return None,
+        })
+    };
+    if protocol == Protocol::Icmp {
+        return (App::Icmp, false);
+    }
+    if let Some(a) = app.and_then(by_name) {
+        // An application protocol only applies over the transport it runs on.
+        let fits = match a {
+            App::Dns => true,
+            App::Ntp | App::Snmp | App::Syslog => protocol == Protocol::Udp,
+            App::Icmp => false,
+            _ => protocol == Protocol::Tcp,
+        };
+        if fits {
+            return (a, false);
+        }
+    }
+    let guess = match (protocol, port) {
+        (Protocol::Tcp, 443 | 465 | 636 | 853 | 990 | 993 | 995 | 6514 | 8443 | 8445) => App::Tls,
+        (Protocol::Tcp, 80 | 8080 | 11371) => App::Http,
+        (Protocol::Tcp, 25 | 587) => App::Smtp,
+        (Protocol::Tcp, 22) => App::Ssh,
+        (Protocol::Tcp, 21) => App::Ftp,
+        (Protocol::Tcp, 110) => App::Pop3,
+        (Protocol::Tcp, 143) => App::Imap,
+        (Protocol::Tcp, 2703) => App::Razor,
+        (Protocol::Tcp, 389 | 3268) => App::Ldap,
+        (_, 53) => App::Dns,
+        (Protocol::Udp, 123) => App::Ntp,
+        (Protocol::Udp, 161) => App::Snmp,
+        (Protocol::Udp, 514 | 162) => App::Syslog,
+        (Protocol::Tcp, _) => App::Tcp,
+        _ => App::Udp,
+    };
+    (guess, guess != App::Tcp && guess != App::Udp)
+}
+
+/// One thing to probe.
+#[derive(Debug, Clone, Serialize)]
+pub struct Target {
+    pub flow: String,
+    pub protocol: Protocol,
+    pub app: App,
+    /// The app was chosen by port, not given by the profile.
+    pub app_guessed: bool,
+    pub host: Option<String>,
+    pub address: Option<IpAddr>,
+    pub port: Option<u16>,
+    pub required: bool,
+    pub no_tls_interception: bool,
+    /// Set when the target is known not to be probeable, or its name did not resolve.
+    #[serde(skip)]
+    pub preset: Option<(Verdict, String)>,
+}
+
+/// The result of one probe.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProbeResult {
+    pub flow: String,
+    pub protocol: Protocol,
+    pub app: App,
+    pub host: Option<String>,
+    pub address: Option<IpAddr>,
+    pub port: Option<u16>,
+    pub verdict: Verdict,
+    pub detail: String,
+    pub elapsed_ms: u64,
+    pub required: bool,
+    /// Whether this result is acceptable for the flow.
+    pub ok: bool,
+}
+
+/// Does this verdict mean the flow works?
+pub fn acceptable(t: &Target, v: Verdict) -> bool {
+    match v {
+        Verdict::Open | Verdict::OpenOrFiltered | Verdict::NotProbeable => true,
+        Verdict::TlsIntercepted => !t.no_tls_interception,
+        _ => false,
+    }
+}
+
+/// Options for a run.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub timeout: Duration,
+    pub concurrency: usize,
+    /// Trusted roots for TLS (PEM file); the webpki roots when empty.
+    pub ca: Vec<rustls::pki_types::CertificateDer<'static>>,
+    /// Probe inbound flows toward this address instead of outbound ones.
+    pub inbound_target: Option<IpAddr>,
+    /// Only these flow ids, when not empty.
+    pub flows: Vec<String>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            timeout: DEFAULT_TIMEOUT,
+            concurrency: DEFAULT_CONCURRENCY,
+            ca: vec![],
+            inbound_target: None,
+            flows: vec![],
+        }
+    }
+}
+
+fn probe_ports(ports: &[portolan_core::model::PortRange]) -> Vec<u16> {
+    let mut v = Vec::new();
+    for r in ports {
+        v.push(r.low);
+        if r.high != r.low {
+            v.push(r.high);
+        }
+    }
+    v
+}
+
+/// A peer's addresses, or the verdict that stands in for probing it.
+type Addresses = Result<Vec<IpAddr>, (Verdict, String)>;
+
+/// Turn a plan into targets. DNS names are resolved here (pins first, then `resolver`).
+pub async fn targets(plan: &Plan, opts: &Options, resolver: &Resolver) -> Vec<Target> {
+    let mut out = Vec::new();
+    let mut cache: HashMap<String, Result<Vec<IpAddr>, ResolveError>> = HashMap::new();
+    for f in &plan.flows {
+        if !opts.flows.is_empty() && !opts.flows.contains(&f.id) {
+            continue;
+        }
+        let wanted = match opts.inbound_target {
+            None => f.direction == Direction::Outbound,
+            Some(_) => f.direction == Direction::Inbound,
+        };
+        if !wanted {
+            continue;
+        }
+        let ports: Vec<Option<u16>> = if f.protocol == Protocol::Icmp {
+            vec![None]
+        } else {
+            probe_ports(&f.ports).into_iter().map(Some).collect()
+        };
+        let no_tls = f.flags.contains(&Flag::NoTlsInterception);
+        let base = |host: Option<String>, address: Option<IpAddr>, port: Option<u16>| {
+            let (app, guessed) = app_for(f.app.as_deref(), f.protocol, port.unwrap_or(0));
+            Target {
+                flow: f.id.clone(),
+                protocol: f.protocol,
+                app,
+                app_guessed: guessed,
+                host,
+                address,
+                port,
+                required: f.required,
+                no_tls_interception: no_tls,
+                preset: None,
+            }
+        };
+        if let Some(addr) = opts.inbound_target {
+            for p in &ports {
+                out.push(base(None, Some(addr), *p));
+            }
+            continue;
+        }
+        for peer in &f.destination.peers {
+            let Some(set) = plan.set(&peer.set) else {
+                continue;
+            };
+            let (addrs, host): (Addresses, Option<String>) = match peer.kind {
+                SetKind::Dns | SetKind::Wildcard if set.pinned => (
+                    Ok(set.addresses().iter().map(|n| n.addr()).collect()),
+                    Some(peer.name.clone()),
+                ),
+                SetKind::Wildcard => (
+                    Err((
+                        Verdict::NotProbeable,
+                        format!(
+                            "wildcard {} has no concrete name to probe; pin it under [hosts] in the site",
+                            peer.name
+                        ),
+                    )),
+                    Some(peer.name.clone()),
+                ),
+                SetKind::Dns => {
+                    let r = match cache.get(&peer.name) {
+                        Some(r) => r.clone(),
+                        None => {
+                            let r = resolver.lookup(&peer.name).await;
+                            cache.insert(peer.name.clone(), r.clone());
+                            r
+                        }
+                    };
+                    (
+                        r.map_err(|e| (Verdict::DnsFailure, e.to_string())),
+                        Some(peer.name.clone()),
+                    )
+                }
+                SetKind::Role | SetKind::Network | SetKind::Appliance => {
+                    let hosts: Vec<IpAddr> = set
+                        .addresses()
+                        .iter()
+                        .filter(|n| n.prefix_len() == n.max_prefix_len())
+                        .map(|n| n.addr())
+                        .collect();
+                    if hosts.is_empty() {
+                        (
+                            Err((
+                                Verdict::NotProbeable,
+                                format!(
+                                    "{} `{}` is a network, not a host; bind it to host addresses to probe it",
+                                    if peer.kind == SetKind::Role { "role" } else { "network" },
+                                    peer.name
+                                ),
+                            )),
+                            None,
+                        )
+                    } else {
+                        (Ok(hosts), None)
+                    }
+                }
+            };
+            match addrs {
+                Ok(list) if !list.is_empty() => {
+                    for a in list {
+                        for p in &ports {
+                            out.push(base(host.clone(), Some(a), *p));
+                        }
+                    }
+                }
+                Ok(_) => {
+                    let mut t = base(host, None, ports[0]);
+                    t.preset = Some((Verdict::DnsFailure, "the name has no addresses".into()));
+                    out.push(t);
+                }
+                Err(preset) => {
+                    let mut t = base(host, None, ports[0]);
+                    t.preset = Some(preset);
+                    out.push(t);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Probe one target.
+pub async fn probe_one(t: &Target, opts: &Options) -> (Verdict, String) {
+    if let Some((v, d)) = &t.preset {
+        return (*v, d.clone());
+    }
+    let Some(addr) = t.address else {
+        return (Verdict::Error, "no address".into());
+    };
+    let (v, mut detail) = match t.app {
+        App::Icmp => icmp::echo(addr, opts.timeout).await,
+        _ => {
+            let Some(port) = t.port else {
+                return (Verdict::Error, "no port".into());
+            };
+            let sa = SocketAddr::new(addr, port);
+            app::probe(t, sa, opts).await
+        }
+    };
+    if t.app_guessed {
+        detail.push_str(&format!(" (expected {:?} chosen by port)", t.app).to_lowercase());
+    }
+    (v, detail)
+}
+
+/// Called after each probe (for a progress bar).
+pub type Progress = Arc<dyn Fn(&ProbeResult) + Send + Sync>;
+
+/// Probe all targets concurrently; results in target order.
+pub async fn run(targets: &[Target], opts: &Arc<Options>, progress: Progress) -> Vec<ProbeResult> {
+    let overall = Arc::new(Semaphore::new(opts.concurrency.max(1)));
+    let mut per_dest: HashMap<IpAddr, Arc<Semaphore>> = HashMap::new();
+    let mut set = tokio::task::JoinSet::new();
+    for (i, t) in targets.iter().enumerate() {
+        let dest = t.address.map(|a| {
+            per_dest
+                .entry(a)
+                .or_insert_with(|| Arc::new(Semaphore::new(PER_DESTINATION_CAP)))
+                .clone()
+        });
+        let (overall, opts, progress, t) =
+            (overall.clone(), opts.clone(), progress.clone(), t.clone());
+        set.spawn(async move {
+            let _d = match dest {
+                Some(s) => s.acquire_owned().await.ok(),
+                None => None,
+            };
+            let _g = overall.acquire_owned().await.ok();
+            let start = Instant::now();
+            let (verdict, detail) = probe_one(&t, &opts).await;
+            let r = ProbeResult {
+                flow: t.flow.clone(),
+                protocol: t.protocol,
+                app: t.app,
+                host: t.host.clone(),
+                address: t.address,
+                port: t.port,
+                verdict,
+                detail,
+                elapsed_ms: start.elapsed().as_millis() as u64,
+                required: t.required,
+                ok: acceptable(&t, verdict),
+            };
+            progress(&r);
+            (i, r)
+        });
+    }
+    let mut results: Vec<Option<ProbeResult>> = vec![None; targets.len()];
+    while let Some(joined) = set.join_next().await {
+        if let Ok((i, r)) = joined {
+            results[i] = Some(r);
+        }
+    }
+    results
+        .into_iter()
+        .zip(targets)
+        .map(|(r, t)| {
+            r.unwrap_or_else(|| ProbeResult {
+                flow: t.flow.clone(),
+                protocol: t.protocol,
+                app: t.app,
+                host: t.host.clone(),
+                address: t.address,
+                port: t.port,
+                verdict: Verdict::Error,
+                detail: "the probe task failed".into(),
+                elapsed_ms: 0,
+                required: t.required,
+                ok: false,
+            })
+        })
+        .collect()
+}
+
+/// Retry failures once, one at a time (an IPS may have throttled the first attempt).
+pub async fn retry_failed(targets: &[Target], results: &mut [ProbeResult], opts: &Options) {
+    for (t, r) in targets.iter().zip(results.iter_mut()) {
+        if r.ok || t.preset.is_some() {
+            continue;
+        }
+        let start = Instant::now();
+        let (verdict, detail) = probe_one(t, opts).await;
+        r.verdict = verdict;
+        r.detail = format!("{detail} (retried)");
+        r.elapsed_ms = start.elapsed().as_millis() as u64;
+        r.ok = acceptable(t, verdict);
+    }
+}
