@@ -149,9 +149,12 @@ pub struct ProbeArgs {
     /// How long each probe waits for an answer (e.g. 3s, 500ms).
     #[arg(long, default_value = "3s", value_name = "DURATION")]
     pub timeout: String,
-    /// Probes in flight at once (at most 8 toward any one address).
+    /// Probes in flight at once.
     #[arg(long, default_value_t = 256, value_name = "N")]
     pub concurrency: usize,
+    /// Probes in flight toward any one address (keeps an IPS from blocking this host).
+    #[arg(long, default_value_t = 32, value_name = "N")]
+    pub per_destination: usize,
     /// DNS server for names that the site does not pin (default: /etc/resolv.conf).
     #[arg(long, value_name = "ADDR[:PORT]")]
     pub resolver: Option<String>,

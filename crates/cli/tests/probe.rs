@@ -42,6 +42,9 @@ const RECORDS: &[(&str, &str)] = &[
     ("razor.intra2net.com", "203.0.113.27"),
     ("0.rhel.pool.ntp.org", "203.0.113.123"),
     ("services1.clearswift.net", "203.0.113.81"),
+    ("ftp.clearswift.net", "203.0.113.21"),
+    ("mail.seppmail.ch", "203.0.113.110"),
+    ("keys.seppmail.ch", "203.0.113.38"),
 ];
 
 const PROFILE: &str = r#"
@@ -220,6 +223,51 @@ protocols = ["icmp"]
 icmp_type = "echo-request"
 
 [[flows]]
+id = "ftp"
+function = "FTP banner"
+from = "appliance"
+to = "ftp.clearswift.net"
+protocols = ["tcp"]
+ports = [21]
+app = "ftp"
+
+[[flows]]
+id = "pop3"
+function = "POP3 banner"
+from = "appliance"
+to = "mail.seppmail.ch"
+protocols = ["tcp"]
+ports = [110]
+app = "pop3"
+
+[[flows]]
+id = "imap"
+function = "IMAP banner"
+from = "appliance"
+to = "mail.seppmail.ch"
+protocols = ["tcp"]
+ports = [143]
+app = "imap"
+
+[[flows]]
+id = "ldap"
+function = "anonymous RootDSE read"
+from = "appliance"
+to = "keys.seppmail.ch"
+protocols = ["tcp"]
+ports = [389]
+app = "ldap"
+
+[[flows]]
+id = "snmp"
+function = "SNMPv3 discovery"
+from = "appliance"
+to = "snmp-manager"
+protocols = ["udp"]
+ports = [161]
+app = "snmp"
+
+[[flows]]
 id = "optional-down"
 function = "optional and down"
 from = "appliance"
@@ -239,6 +287,7 @@ internal = ["198.51.100.0/25"]
 smarthost = ["203.0.113.25"]
 dns-server = ["203.0.113.53"]
 syslog-server = ["198.51.100.14"]
+snmp-manager = ["198.51.100.16"]
 "#;
 
 /// A CA and a leaf certificate for `name` signed by it.
@@ -375,6 +424,38 @@ fn serve_dns(udp: UdpSocket, tcp: TcpListener) {
     });
 }
 
+/// Answers any LDAP request with an empty SearchResultDone (success), as a directory does for
+/// a RootDSE read it permits.
+fn serve_ldap(l: TcpListener) {
+    std::thread::spawn(move || {
+        for mut s in l.incoming().flatten() {
+            let mut buf = [0u8; 256];
+            if s.read(&mut buf)
+                .map(|n| n > 0 && buf[0] == 0x30)
+                .unwrap_or(false)
+            {
+                let _ = s.write_all(&[
+                    0x30, 0x0c, 0x02, 0x01, 0x01, 0x65, 0x07, 0x0a, 0x01, 0x00, 0x04, 0x00, 0x04,
+                    0x00,
+                ]);
+            }
+        }
+    });
+}
+
+/// Answers an SNMPv3 message that asks for a report with a (minimal) BER report message.
+fn serve_snmp(udp: UdpSocket) {
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 1500];
+        while let Ok((n, peer)) = udp.recv_from(&mut buf) {
+            // msgVersion 3 right after the outer SEQUENCE header.
+            if n > 6 && buf[0] == 0x30 && buf[2..5] == [0x02, 0x01, 0x03] {
+                let _ = udp.send_to(&[0x30, 0x03, 0x02, 0x01, 0x03], peer);
+            }
+        }
+    });
+}
+
 fn serve_ntp(udp: UdpSocket) {
     std::thread::spawn(move || {
         let mut buf = [0u8; 100];
@@ -442,6 +523,7 @@ fn probe_gives_the_exact_verdict_for_each_case() {
         topo.add_addr(ip4(a), Zone::Wan);
     }
     topo.add_addr(ip4("198.51.100.14"), Zone::Lan);
+    topo.add_addr(ip4("198.51.100.16"), Zone::Lan);
 
     // The firewall: forwards, but drops, resets or prohibits a few things.
     let rules = "table inet t { chain forward { type filter hook forward priority 0; policy accept;
@@ -510,6 +592,23 @@ fn probe_gives_the_exact_verdict_for_each_case() {
         tcp_in(&topo, Zone::Wan, DNS, 53),
     );
     let _silent_syslog = udp_in(&topo, Zone::Lan, "198.51.100.14", 514);
+    serve_lines(
+        tcp_in(&topo, Zone::Wan, "203.0.113.21", 21),
+        "220 ProFTPD test\r\n",
+        |_| None,
+    );
+    serve_lines(
+        tcp_in(&topo, Zone::Wan, "203.0.113.110", 110),
+        "+OK Dovecot ready.\r\n",
+        |_| None,
+    );
+    serve_lines(
+        tcp_in(&topo, Zone::Wan, "203.0.113.110", 143),
+        "* OK [CAPABILITY IMAP4rev1] ready\r\n",
+        |_| None,
+    );
+    serve_ldap(tcp_in(&topo, Zone::Wan, "203.0.113.38", 389));
+    serve_snmp(udp_in(&topo, Zone::Lan, "198.51.100.16", 161));
 
     let dir = std::env::temp_dir().join(format!("portolan-probe-{}", topo.id));
     write_files(&dir, SITE, PROFILE);
@@ -631,6 +730,11 @@ fn probe_gives_the_exact_verdict_for_each_case() {
             "no echo reply",
             false,
         ),
+        ("ftp", "tcp", 21, "open", "FTP greeting: 220", true),
+        ("pop3", "tcp", 110, "open", "+OK Dovecot", true),
+        ("imap", "tcp", 143, "open", "* OK", true),
+        ("ldap", "tcp", 389, "open", "RootDSE", true),
+        ("snmp", "udp", 161, "open", "v3 report", true),
         ("optional-down", "tcp", 8080, "refused", "refused", false),
     ];
     let mut wrong = Vec::new();
@@ -657,6 +761,32 @@ fn probe_gives_the_exact_verdict_for_each_case() {
     assert!(
         wall < Duration::from_secs(6),
         "probing took {wall:?}; probes must run concurrently"
+    );
+
+    // --retry-failed probes failures once more and says so.
+    let retry = portolan_in(
+        &topo,
+        Zone::App,
+        &[
+            "probe",
+            "--site",
+            &site,
+            "--resolver",
+            DNS,
+            "--timeout",
+            "1s",
+            "--format",
+            "json",
+            "--flows",
+            "rejected,ssh",
+            "--retry-failed",
+        ],
+    );
+    let retried = String::from_utf8_lossy(&retry.stdout);
+    assert_eq!(
+        retried.matches("(retried)").count(),
+        1,
+        "only the failing probe is retried: {retried}"
     );
 
     // JUnit: one test case per flow, failures marked.

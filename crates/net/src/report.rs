@@ -200,3 +200,46 @@ pub fn exit_code(results: &[ProbeResult]) -> i32 {
 fn _verdicts_are_named(v: Verdict) -> &'static str {
     v.as_str()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use portolan_core::model::Protocol;
+
+    fn r(flow: &str, verdict: Verdict, ok: bool, required: bool, detail: &str) -> ProbeResult {
+        ProbeResult {
+            flow: flow.into(),
+            protocol: Protocol::Tcp,
+            app: crate::probe::App::Tcp,
+            host: Some("h<&>\"".into()),
+            address: None,
+            port: Some(1),
+            verdict,
+            detail: detail.into(),
+            elapsed_ms: 5,
+            required,
+            ok,
+        }
+    }
+
+    #[test]
+    fn junit_has_one_case_per_flow_and_escapes_everything() {
+        let rs = vec![
+            r("a", Verdict::Open, true, true, "fine"),
+            r("a", Verdict::Filtered, false, true, "x<y & \"z\"\u{1}"),
+            r("b", Verdict::Open, true, false, "ok"),
+        ];
+        let x = junit("p", &rs, 10);
+        assert_eq!(x.matches("<testcase ").count(), 2);
+        assert_eq!(x.matches("<failure ").count(), 1);
+        assert!(x.contains("x&lt;y &amp; &quot;z&quot;"));
+        assert!(!x.contains('\u{1}'));
+        assert!(!x.contains("h<&>"));
+    }
+
+    #[test]
+    fn exit_code_counts_required_failures_only() {
+        assert_eq!(exit_code(&[r("a", Verdict::Refused, false, false, "")]), 0);
+        assert_eq!(exit_code(&[r("a", Verdict::Refused, false, true, "")]), 1);
+    }
+}

@@ -106,8 +106,11 @@ pub fn run(args: &ProbeArgs, rep: &mut Reporter) -> i32 {
         }
         _ => None,
     };
-    if args.concurrency == 0 {
-        return fail(rep, Diagnostic::error("--concurrency must be at least 1"));
+    if args.concurrency == 0 || args.per_destination == 0 {
+        return fail(
+            rep,
+            Diagnostic::error("--concurrency and --per-destination must be at least 1"),
+        );
     }
     let loaded = match crate::inputs::load(&args.sel) {
         Ok(l) => l,
@@ -141,6 +144,7 @@ pub fn run(args: &ProbeArgs, rep: &mut Reporter) -> i32 {
     let opts = Arc::new(Options {
         timeout,
         concurrency: args.concurrency,
+        per_destination: args.per_destination,
         ca,
         inbound_target,
         flows,

@@ -28,8 +28,9 @@ use crate::dns::{ResolveError, Resolver};
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(3);
 /// Default number of probes in flight.
 pub const DEFAULT_CONCURRENCY: usize = 256;
-/// Probes in flight toward one address at most.
-pub const PER_DESTINATION_CAP: usize = 8;
+/// Default number of probes in flight toward one address (an IPS may block a host that opens
+/// many connections at once).
+pub const DEFAULT_PER_DESTINATION: usize = 32;
 
 /// The outcome of one probe.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -211,6 +212,8 @@ pub fn acceptable(t: &Target, v: Verdict) -> bool {
 pub struct Options {
     pub timeout: Duration,
     pub concurrency: usize,
+    /// Probes in flight toward one address at most.
+    pub per_destination: usize,
     /// Trusted roots for TLS (PEM file); the webpki roots when empty.
     pub ca: Vec<rustls::pki_types::CertificateDer<'static>>,
     /// Probe inbound flows toward this address instead of outbound ones.
@@ -224,6 +227,7 @@ impl Default for Options {
         Options {
             timeout: DEFAULT_TIMEOUT,
             concurrency: DEFAULT_CONCURRENCY,
+            per_destination: DEFAULT_PER_DESTINATION,
             ca: vec![],
             inbound_target: None,
             flows: vec![],
@@ -404,7 +408,7 @@ pub async fn run(targets: &[Target], opts: &Arc<Options>, progress: Progress) ->
         let dest = t.address.map(|a| {
             per_dest
                 .entry(a)
-                .or_insert_with(|| Arc::new(Semaphore::new(PER_DESTINATION_CAP)))
+                .or_insert_with(|| Arc::new(Semaphore::new(opts.per_destination.max(1))))
                 .clone()
         });
         let (overall, opts, progress, t) =
@@ -473,5 +477,43 @@ pub async fn retry_failed(targets: &[Target], results: &mut [ProbeResult], opts:
         r.detail = format!("{detail} (retried)");
         r.elapsed_ms = start.elapsed().as_millis() as u64;
         r.ok = acceptable(t, verdict);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn app_comes_from_the_profile_then_the_port() {
+        assert_eq!(app_for(Some("smtp"), Protocol::Tcp, 2525), (App::Smtp, false));
+        assert_eq!(app_for(Some("ksn"), Protocol::Tcp, 443), (App::Tls, false));
+        // An app that does not fit the transport falls back to the port.
+        assert_eq!(app_for(Some("ntp"), Protocol::Tcp, 123), (App::Tcp, false));
+        assert_eq!(app_for(None, Protocol::Tcp, 443), (App::Tls, true));
+        assert_eq!(app_for(None, Protocol::Udp, 123), (App::Ntp, true));
+        assert_eq!(app_for(None, Protocol::Tcp, 5001), (App::Tcp, false));
+        assert_eq!(app_for(None, Protocol::Icmp, 0), (App::Icmp, false));
+    }
+
+    #[test]
+    fn interception_fails_only_flows_that_forbid_it() {
+        let mut t = Target {
+            flow: "x".into(),
+            protocol: Protocol::Tcp,
+            app: App::Tls,
+            app_guessed: false,
+            host: None,
+            address: None,
+            port: Some(443),
+            required: true,
+            no_tls_interception: false,
+            preset: None,
+        };
+        assert!(acceptable(&t, Verdict::TlsIntercepted));
+        t.no_tls_interception = true;
+        assert!(!acceptable(&t, Verdict::TlsIntercepted));
+        assert!(acceptable(&t, Verdict::OpenOrFiltered));
+        assert!(!acceptable(&t, Verdict::Filtered));
     }
 }
