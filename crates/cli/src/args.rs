@@ -175,6 +175,9 @@ pub struct ProbeArgs {
     /// Probe failures once more, one at a time.
     #[arg(long)]
     pub retry_failed: bool,
+    /// Probe every port of a port range (up to 4096), not only its first and last.
+    #[arg(long)]
+    pub all_ports: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -67,6 +67,9 @@ pub struct AddressSet {
     pub dynamic: bool,
     /// Addresses come from the site's `[hosts]` pins.
     pub pinned: bool,
+    /// The single host addresses as the site listed them (before `v4`/`v6` were merged into
+    /// CIDR blocks): what a prober connects to.
+    pub hosts: Vec<IpAddr>,
 }
 
 impl AddressSet {
@@ -311,6 +314,7 @@ pub fn build(profile: &Profile, site: &Site, features: Option<&Features>) -> Res
             v6: av6,
             dynamic: false,
             pinned: false,
+            hosts: host_addrs(&site.appliance),
         },
     );
 
@@ -415,6 +419,7 @@ pub fn build(profile: &Profile, site: &Site, features: Option<&Features>) -> Res
                                 v6,
                                 dynamic: false,
                                 pinned: false,
+                                hosts: host_addrs(&nets),
                             }
                         }
                         Endpoint::Dns(n) | Endpoint::Wildcard(n) => {
@@ -436,6 +441,7 @@ pub fn build(profile: &Profile, site: &Site, features: Option<&Features>) -> Res
                                 v6,
                                 dynamic: true,
                                 pinned,
+                                hosts: host_addrs(&pins),
                             }
                         }
                         Endpoint::Network(n) => {
@@ -448,6 +454,7 @@ pub fn build(profile: &Profile, site: &Site, features: Option<&Features>) -> Res
                                 v6,
                                 dynamic: false,
                                 pinned: false,
+                                hosts: host_addrs(&[*n]),
                             }
                         }
                         Endpoint::Appliance => continue,
@@ -673,6 +680,17 @@ impl Plan {
         };
         serde_json::to_value(doc).unwrap_or_default()
     }
+}
+
+/// The single-address entries of a list, in the order given, without duplicates.
+fn host_addrs(nets: &[IpNet]) -> Vec<IpAddr> {
+    let mut out: Vec<IpAddr> = Vec::new();
+    for n in nets {
+        if n.prefix_len() == n.max_prefix_len() && !out.contains(&n.addr()) {
+            out.push(n.addr());
+        }
+    }
+    out
 }
 
 /// Is `addr` inside a static set? (Used by tests and, later, audit and probe.)

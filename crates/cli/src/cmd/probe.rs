@@ -148,6 +148,7 @@ pub fn run(args: &ProbeArgs, rep: &mut Reporter) -> i32 {
         ca,
         inbound_target,
         flows,
+        all_ports: args.all_ports,
     });
     let resolver = Resolver { server, timeout };
     let runtime = match tokio::runtime::Builder::new_multi_thread()

@@ -220,7 +220,12 @@ pub struct Options {
     pub inbound_target: Option<IpAddr>,
     /// Only these flow ids, when not empty.
     pub flows: Vec<String>,
+    /// Probe every port of a range (up to [`MAX_PORTS_PER_RANGE`]), not just its ends.
+    pub all_ports: bool,
 }
+
+/// With `all_ports`, ports probed per range at most.
+pub const MAX_PORTS_PER_RANGE: u32 = 4096;
 
 impl Default for Options {
     fn default() -> Self {
@@ -231,16 +236,23 @@ impl Default for Options {
             ca: vec![],
             inbound_target: None,
             flows: vec![],
+            all_ports: false,
         }
     }
 }
 
-fn probe_ports(ports: &[portolan_core::model::PortRange]) -> Vec<u16> {
+/// The ports probed for a flow: each range's ends, or every port with `all`.
+fn probe_ports(ports: &[portolan_core::model::PortRange], all: bool) -> Vec<u16> {
     let mut v = Vec::new();
     for r in ports {
-        v.push(r.low);
-        if r.high != r.low {
-            v.push(r.high);
+        if all {
+            let hi = u32::from(r.high).min(u32::from(r.low) + MAX_PORTS_PER_RANGE - 1);
+            v.extend((u32::from(r.low)..=hi).map(|p| p as u16));
+        } else {
+            v.push(r.low);
+            if r.high != r.low {
+                v.push(r.high);
+            }
         }
     }
     v
@@ -267,7 +279,10 @@ pub async fn targets(plan: &Plan, opts: &Options, resolver: &Resolver) -> Vec<Ta
         let ports: Vec<Option<u16>> = if f.protocol == Protocol::Icmp {
             vec![None]
         } else {
-            probe_ports(&f.ports).into_iter().map(Some).collect()
+            probe_ports(&f.ports, opts.all_ports)
+                .into_iter()
+                .map(Some)
+                .collect()
         };
         let no_tls = f.flags.contains(&Flag::NoTlsInterception);
         let base = |host: Option<String>, address: Option<IpAddr>, port: Option<u16>| {
@@ -296,10 +311,7 @@ pub async fn targets(plan: &Plan, opts: &Options, resolver: &Resolver) -> Vec<Ta
                 continue;
             };
             let (addrs, host): (Addresses, Option<String>) = match peer.kind {
-                SetKind::Dns | SetKind::Wildcard if set.pinned => (
-                    Ok(set.addresses().iter().map(|n| n.addr()).collect()),
-                    Some(peer.name.clone()),
-                ),
+                SetKind::Dns | SetKind::Wildcard if set.pinned => (Ok(set.hosts.clone()), Some(peer.name.clone())),
                 SetKind::Wildcard => (
                     Err((
                         Verdict::NotProbeable,
@@ -325,12 +337,7 @@ pub async fn targets(plan: &Plan, opts: &Options, resolver: &Resolver) -> Vec<Ta
                     )
                 }
                 SetKind::Role | SetKind::Network | SetKind::Appliance => {
-                    let hosts: Vec<IpAddr> = set
-                        .addresses()
-                        .iter()
-                        .filter(|n| n.prefix_len() == n.max_prefix_len())
-                        .map(|n| n.addr())
-                        .collect();
+                    let hosts = set.hosts.clone();
                     if hosts.is_empty() {
                         (
                             Err((
@@ -486,7 +493,10 @@ mod tests {
 
     #[test]
     fn app_comes_from_the_profile_then_the_port() {
-        assert_eq!(app_for(Some("smtp"), Protocol::Tcp, 2525), (App::Smtp, false));
+        assert_eq!(
+            app_for(Some("smtp"), Protocol::Tcp, 2525),
+            (App::Smtp, false)
+        );
         assert_eq!(app_for(Some("ksn"), Protocol::Tcp, 443), (App::Tls, false));
         // An app that does not fit the transport falls back to the port.
         assert_eq!(app_for(Some("ntp"), Protocol::Tcp, 123), (App::Tcp, false));
