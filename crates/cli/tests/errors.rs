@@ -121,3 +121,81 @@ fn unknown_target_and_profile_are_clear_errors() {
     assert_eq!(code, Some(2));
     assert!(err.contains("unknown feature `fax`"), "{err}");
 }
+
+#[test]
+fn probe_and_listen_reject_bad_options_with_exit_2() {
+    let run = |args: &[&str]| {
+        let o = Command::new(env!("CARGO_BIN_EXE_portolan"))
+            .args(args)
+            .env("NO_COLOR", "1")
+            .output()
+            .expect("run");
+        (
+            o.status.code(),
+            String::from_utf8_lossy(&o.stderr).to_string(),
+        )
+    };
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["probe", "--profile", "intra2net", "--timeout", "soon"],
+            "`soon` is not a duration",
+        ),
+        (
+            &["probe", "--profile", "intra2net", "--timeout", "0s"],
+            "is not a duration",
+        ),
+        (
+            &[
+                "probe",
+                "--profile",
+                "intra2net",
+                "--resolver",
+                "dns.example",
+            ],
+            "not a resolver address",
+        ),
+        (
+            &[
+                "probe",
+                "--profile",
+                "intra2net",
+                "--ca",
+                "/nonexistent/ca.pem",
+            ],
+            "cannot read CA file",
+        ),
+        (
+            &["probe", "--profile", "intra2net", "--flows", "nope"],
+            "`nope`, which is not a planned flow",
+        ),
+        (
+            &[
+                "probe",
+                "--profile",
+                "intra2net",
+                "--inbound",
+                "--target",
+                "appliance.local",
+            ],
+            "not an IP address",
+        ),
+        (
+            &["probe", "--profile", "intra2net", "--concurrency", "0"],
+            "at least 1",
+        ),
+        (
+            &["listen", "--profile", "intra2net", "--duration", "forever"],
+            "not a duration",
+        ),
+        (
+            &["listen", "--profile", "intra2net"],
+            "no inbound TCP or UDP flow",
+        ),
+    ];
+    for (args, want) in cases {
+        let (code, err) = run(args);
+        assert_eq!(code, Some(2), "{args:?}: {err}");
+        assert!(err.contains(want), "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+    }
+}

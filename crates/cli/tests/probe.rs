@@ -45,6 +45,7 @@ const RECORDS: &[(&str, &str)] = &[
     ("ftp.clearswift.net", "203.0.113.21"),
     ("mail.seppmail.ch", "203.0.113.110"),
     ("keys.seppmail.ch", "203.0.113.38"),
+    ("x1.avcloud.intra2net.com", "203.0.113.10"),
 ];
 
 const PROFILE: &str = r#"
@@ -268,6 +269,23 @@ ports = [161]
 app = "snmp"
 
 [[flows]]
+id = "avcloud"
+function = "wildcard probed through a concrete name"
+from = "appliance"
+to = "*.avcloud.intra2net.com"
+protocols = ["tcp"]
+ports = [443]
+app = "tcp"
+
+[[flows]]
+id = "wild-unnamed"
+function = "wildcard without a concrete name"
+from = "appliance"
+to = "*.apc.avira.com"
+protocols = ["tcp"]
+ports = [80]
+
+[[flows]]
 id = "optional-down"
 function = "optional and down"
 from = "appliance"
@@ -288,6 +306,8 @@ smarthost = ["203.0.113.25"]
 dns-server = ["203.0.113.53"]
 syslog-server = ["198.51.100.14"]
 snmp-manager = ["198.51.100.16"]
+[probe_names]
+"*.avcloud.intra2net.com" = "x1.avcloud.intra2net.com"
 "#;
 
 /// A CA and a leaf certificate for `name` signed by it.
@@ -735,6 +755,15 @@ fn probe_gives_the_exact_verdict_for_each_case() {
         ("imap", "tcp", 143, "open", "* OK", true),
         ("ldap", "tcp", 389, "open", "RootDSE", true),
         ("snmp", "udp", 161, "open", "v3 report", true),
+        ("avcloud", "tcp", 443, "open", "TCP handshake", true),
+        (
+            "wild-unnamed",
+            "tcp",
+            80,
+            "not-probeable",
+            "[probe_names]",
+            true,
+        ),
         ("optional-down", "tcp", 8080, "refused", "refused", false),
     ];
     let mut wrong = Vec::new();

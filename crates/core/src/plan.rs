@@ -70,6 +70,9 @@ pub struct AddressSet {
     /// The single host addresses as the site listed them (before `v4`/`v6` were merged into
     /// CIDR blocks): what a prober connects to.
     pub hosts: Vec<IpAddr>,
+    /// Wildcard sets: the concrete name the site gives for probing it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub probe_name: Option<String>,
 }
 
 impl AddressSet {
@@ -315,6 +318,7 @@ pub fn build(profile: &Profile, site: &Site, features: Option<&Features>) -> Res
             dynamic: false,
             pinned: false,
             hosts: host_addrs(&site.appliance),
+            probe_name: None,
         },
     );
 
@@ -420,6 +424,7 @@ pub fn build(profile: &Profile, site: &Site, features: Option<&Features>) -> Res
                                 dynamic: false,
                                 pinned: false,
                                 hosts: host_addrs(&nets),
+                                probe_name: None,
                             }
                         }
                         Endpoint::Dns(n) | Endpoint::Wildcard(n) => {
@@ -442,6 +447,7 @@ pub fn build(profile: &Profile, site: &Site, features: Option<&Features>) -> Res
                                 dynamic: true,
                                 pinned,
                                 hosts: host_addrs(&pins),
+                                probe_name: site.probe_names.get(n).cloned(),
                             }
                         }
                         Endpoint::Network(n) => {
@@ -455,6 +461,7 @@ pub fn build(profile: &Profile, site: &Site, features: Option<&Features>) -> Res
                                 dynamic: false,
                                 pinned: false,
                                 hosts: host_addrs(&[*n]),
+                                probe_name: None,
                             }
                         }
                         Endpoint::Appliance => continue,

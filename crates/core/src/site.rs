@@ -46,6 +46,11 @@ pub struct RawSite {
     #[serde(default)]
     #[schemars(with = "BTreeMap<String, Vec<String>>")]
     pub hosts: BTreeMap<Spanned<String>, Vec<Spanned<String>>>,
+    /// Wildcard -> a concrete name under it that `portolan probe` resolves and connects to
+    /// (e.g. "*.avcloud.intra2net.com" = "de1.avcloud.intra2net.com").
+    #[serde(default)]
+    #[schemars(with = "BTreeMap<String, String>")]
+    pub probe_names: BTreeMap<Spanned<String>, Spanned<String>>,
     /// Flow id -> ports, for flows the profile marks `port_configurable`.
     #[serde(default)]
     #[schemars(with = "BTreeMap<String, Vec<PortSchema>>")]
@@ -214,6 +219,8 @@ pub struct Site {
     pub appliance: Vec<IpNet>,
     pub roles: BTreeMap<String, (Vec<IpNet>, Option<Range<usize>>)>,
     pub hosts: BTreeMap<String, Vec<IpAddr>>,
+    /// Wildcard -> concrete name to probe it through.
+    pub probe_names: BTreeMap<String, String>,
     pub ports: BTreeMap<String, (Vec<PortRange>, Option<Range<usize>>)>,
     pub alternatives: BTreeMap<String, (Vec<Named>, Option<Range<usize>>)>,
     pub placement: Placement,
@@ -346,6 +353,27 @@ pub fn parse(src: &Source) -> Result<(Site, Vec<Diagnostic>), Errors> {
         hosts.insert(n.clone(), addrs);
     }
 
+    let mut probe_names = BTreeMap::new();
+    for (wild, name) in &raw.probe_names {
+        if let Err(m) = check_wildcard(wild.get_ref()) {
+            sink.push(Diagnostic::error(m).at(src, wild.span()));
+            continue;
+        }
+        if let Err(m) = check_dns_name(name.get_ref()) {
+            sink.push(Diagnostic::error(m).at(src, name.span()));
+            continue;
+        }
+        if !crate::model::wildcard_matches(wild.get_ref(), name.get_ref()) {
+            sink.push(
+                Diagnostic::error(format!("`{}` is not under `{}`", name.get_ref(), wild.get_ref()))
+                    .at(src, name.span())
+                    .with_help("give a name the wildcard covers, e.g. x.avcloud.intra2net.com for *.avcloud.intra2net.com"),
+            );
+            continue;
+        }
+        probe_names.insert(wild.get_ref().clone(), name.get_ref().clone());
+    }
+
     let mut ports = BTreeMap::new();
     for (flow, specs) in &raw.ports {
         let mut ranges = Vec::new();
@@ -457,6 +485,7 @@ pub fn parse(src: &Source) -> Result<(Site, Vec<Diagnostic>), Errors> {
         appliance,
         roles,
         hosts,
+        probe_names,
         ports,
         alternatives,
         placement,
@@ -513,6 +542,7 @@ pub fn demo(profile: &Profile) -> Site {
         appliance: vec![net(DEMO_APPLIANCE_V4), net(DEMO_APPLIANCE_V6)],
         roles,
         hosts: BTreeMap::new(),
+        probe_names: BTreeMap::new(),
         ports: BTreeMap::new(),
         alternatives: BTreeMap::new(),
         placement: Placement::Host,

@@ -125,6 +125,8 @@ pub fn app_for(app: Option<&str>, protocol: Protocol, port: u16) -> (App, bool) 
             "snmp" => App::Snmp,
             "syslog" | "snmp-trap" => App::Syslog,
             "icmp" => App::Icmp,
+            "tcp" => App::Tcp,
+            "udp" => App::Udp,
             _ => return None,
         })
     };
@@ -135,7 +137,7 @@ pub fn app_for(app: Option<&str>, protocol: Protocol, port: u16) -> (App, bool) 
         // An application protocol only applies over the transport it runs on.
         let fits = match a {
             App::Dns => true,
-            App::Ntp | App::Snmp | App::Syslog => protocol == Protocol::Udp,
+            App::Ntp | App::Snmp | App::Syslog | App::Udp => protocol == Protocol::Udp,
             App::Icmp => false,
             _ => protocol == Protocol::Tcp,
         };
@@ -312,16 +314,22 @@ pub async fn targets(plan: &Plan, opts: &Options, resolver: &Resolver) -> Vec<Ta
             };
             let (addrs, host): (Addresses, Option<String>) = match peer.kind {
                 SetKind::Dns | SetKind::Wildcard if set.pinned => (Ok(set.hosts.clone()), Some(peer.name.clone())),
-                SetKind::Wildcard => (
-                    Err((
-                        Verdict::NotProbeable,
-                        format!(
-                            "wildcard {} has no concrete name to probe; pin it under [hosts] in the site",
-                            peer.name
-                        ),
-                    )),
-                    Some(peer.name.clone()),
-                ),
+                SetKind::Wildcard => match &set.probe_name {
+                    Some(concrete) => {
+                        let r = resolver.lookup(concrete).await;
+                        (r.map_err(|e| (Verdict::DnsFailure, e.to_string())), Some(concrete.clone()))
+                    }
+                    None => (
+                        Err((
+                            Verdict::NotProbeable,
+                            format!(
+                                "wildcard {} has no concrete name to probe; give one under [probe_names] in the site, or pin it under [hosts]",
+                                peer.name
+                            ),
+                        )),
+                        Some(peer.name.clone()),
+                    ),
+                },
                 SetKind::Dns => {
                     let r = match cache.get(&peer.name) {
                         Some(r) => r.clone(),
@@ -503,6 +511,8 @@ mod tests {
         assert_eq!(app_for(None, Protocol::Tcp, 443), (App::Tls, true));
         assert_eq!(app_for(None, Protocol::Udp, 123), (App::Ntp, true));
         assert_eq!(app_for(None, Protocol::Tcp, 5001), (App::Tcp, false));
+        // Regression: `app = "tcp"` on port 443 means a plain connect, not TLS.
+        assert_eq!(app_for(Some("tcp"), Protocol::Tcp, 443), (App::Tcp, false));
         assert_eq!(app_for(None, Protocol::Icmp, 0), (App::Icmp, false));
     }
 
