@@ -27,6 +27,8 @@ pub struct Loaded {
     pub plan: Plan,
     /// Warnings from reading the site (the plan's own are in `plan.warnings`).
     pub warnings: Vec<Diagnostic>,
+    /// The site's `tls_ca`, resolved against the site file's directory.
+    pub tls_ca: Option<std::path::PathBuf>,
 }
 
 pub fn load(sel: &Selection) -> Result<Loaded, Errors> {
@@ -42,9 +44,17 @@ pub fn load(sel: &Selection) -> Result<Loaded, Errors> {
         }
     };
     let plan = plan::build(&profile, &site, features.as_ref())?;
+    let tls_ca = site.tls_ca.as_ref().map(|c| {
+        let base = sel.input.site.as_deref().and_then(std::path::Path::parent);
+        match base {
+            Some(b) if std::path::Path::new(c).is_relative() => b.join(c),
+            _ => std::path::PathBuf::from(c),
+        }
+    });
     Ok(Loaded {
         profile,
         plan,
         warnings,
+        tls_ca,
     })
 }

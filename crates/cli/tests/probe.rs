@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hickory_proto::op::{Message, MessageType, OpCode, ResponseCode};
-use hickory_proto::rr::rdata::A;
+use hickory_proto::rr::rdata::{A, AAAA};
 use hickory_proto::rr::{RData, Record, RecordType};
 use netns::*;
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
@@ -46,7 +46,11 @@ const RECORDS: &[(&str, &str)] = &[
     ("mail.seppmail.ch", "203.0.113.110"),
     ("keys.seppmail.ch", "203.0.113.38"),
     ("x1.avcloud.intra2net.com", "203.0.113.10"),
+    ("ldaps.seppmail.ch", "203.0.113.39"),
 ];
+
+/// AAAA records.
+const RECORDS6: &[(&str, &str)] = &[("v6.clearswift.net", "2001:db8:d::10")];
 
 const PROFILE: &str = r#"
 id = "probe-test"
@@ -286,6 +290,24 @@ protocols = ["tcp"]
 ports = [80]
 
 [[flows]]
+id = "ldaps"
+function = "LDAP over TLS"
+from = "appliance"
+to = "ldaps.seppmail.ch"
+protocols = ["tcp"]
+ports = [636]
+app = "ldaps"
+
+[[flows]]
+id = "v6"
+function = "a name with an IPv6 address only"
+from = "appliance"
+to = "v6.clearswift.net"
+protocols = ["tcp"]
+ports = [443]
+app = "https"
+
+[[flows]]
 id = "optional-down"
 function = "optional and down"
 from = "appliance"
@@ -298,8 +320,9 @@ feature = "extra"
 const SITE: &str = r#"
 profile = "profile.toml"
 features = "all"
+tls_ca = "ca.pem"
 [appliance]
-addresses = ["192.0.2.10"]
+addresses = ["192.0.2.10", "2001:db8:a::10"]
 [roles]
 internal = ["198.51.100.0/25"]
 smarthost = ["203.0.113.25"]
@@ -368,6 +391,48 @@ fn serve_tls(l: TcpListener, chain: Vec<CertificateDer<'static>>, key: PrivateKe
     });
 }
 
+/// TLS, then an LDAP answer to whatever request comes (an LDAPS directory).
+fn serve_tls_ldap(
+    l: TcpListener,
+    chain: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+) {
+    let config = Arc::new(
+        rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .expect("server cert"),
+    );
+    std::thread::spawn(move || {
+        for s in l.incoming().flatten() {
+            let config = config.clone();
+            std::thread::spawn(move || {
+                let _ = s.set_read_timeout(Some(Duration::from_secs(3)));
+                let Ok(conn) = rustls::ServerConnection::new(config) else {
+                    return;
+                };
+                let mut tls = rustls::StreamOwned::new(conn, s);
+                let mut buf = [0u8; 256];
+                if tls
+                    .read(&mut buf)
+                    .map(|n| n > 0 && buf[0] == 0x30)
+                    .unwrap_or(false)
+                {
+                    let _ = tls.write_all(&[
+                        0x30, 0x0c, 0x02, 0x01, 0x01, 0x65, 0x07, 0x0a, 0x01, 0x00, 0x04, 0x00,
+                        0x04, 0x00,
+                    ]);
+                    let _ = tls.flush();
+                }
+            });
+        }
+    });
+}
+
 fn serve_lines(l: TcpListener, greeting: &'static str, replies: fn(&str) -> Option<String>) {
     std::thread::spawn(move || {
         for s in l.incoming().flatten() {
@@ -399,6 +464,7 @@ fn dns_answer(query: &[u8]) -> Option<Vec<u8>> {
     m.metadata.recursion_desired = q.metadata.recursion_desired;
     m.metadata.recursion_available = true;
     m.add_query(question.clone());
+    let v6 = RECORDS6.iter().find(|(n, _)| *n == name);
     match RECORDS.iter().find(|(n, _)| *n == name) {
         Some((_, addr)) => {
             if question.query_type() == RecordType::A {
@@ -407,6 +473,16 @@ fn dns_answer(query: &[u8]) -> Option<Vec<u8>> {
                     question.name().clone(),
                     30,
                     RData::A(A(a)),
+                ));
+            }
+        }
+        None if v6.is_some() => {
+            if let (Some((_, addr)), RecordType::AAAA) = (v6, question.query_type()) {
+                let a: std::net::Ipv6Addr = addr.parse().ok()?;
+                m.answers.push(Record::from_rdata(
+                    question.name().clone(),
+                    30,
+                    RData::AAAA(AAAA(a)),
                 ));
             }
         }
@@ -536,6 +612,8 @@ fn probe_gives_the_exact_verdict_for_each_case() {
     }
     let mut topo = Topology::build(&[]);
     topo.add_addr(ip4("192.0.2.10"), Zone::App);
+    topo.add_addr(ip4("2001:db8:a::10"), Zone::App);
+    topo.add_addr(ip4("2001:db8:d::10"), Zone::Wan);
     for (_, a) in RECORDS {
         topo.add_addr(ip4(a), Zone::Wan);
     }
@@ -569,6 +647,10 @@ fn probe_gives_the_exact_verdict_for_each_case() {
     serve_tls(tcp_in(&topo, Zone::Wan, "203.0.113.11", 443), c, k);
     let (c, k) = leaf(&root, "other.intra2net.com");
     serve_tls(tcp_in(&topo, Zone::Wan, "203.0.113.12", 443), c, k);
+    let (c, k) = leaf(&root, "v6.clearswift.net");
+    serve_tls(tcp_in(&topo, Zone::Wan, "2001:db8:d::10", 443), c, k);
+    let (c, k) = leaf(&root, "ldaps.seppmail.ch");
+    serve_tls_ldap(tcp_in(&topo, Zone::Wan, "203.0.113.39", 636), c, k);
     let (c, k) = leaf(&proxy, "ksn1.kaspersky-labs.com");
     serve_tls(tcp_in(&topo, Zone::Wan, "203.0.113.13", 443), c, k);
     // Plain services.
@@ -762,6 +844,15 @@ fn probe_gives_the_exact_verdict_for_each_case() {
             80,
             "not-probeable",
             "[probe_names]",
+            true,
+        ),
+        ("ldaps", "tcp", 636, "open", "RootDSE", true),
+        (
+            "v6",
+            "tcp",
+            443,
+            "open",
+            "TLS ok for v6.clearswift.net",
             true,
         ),
         ("optional-down", "tcp", 8080, "refused", "refused", false),
@@ -1021,5 +1112,61 @@ fn listen_and_inbound_probe_across_the_firewall() {
     assert!(
         status.success() || status.code().is_none(),
         "listen exits cleanly on SIGTERM: {status:?}"
+    );
+}
+
+#[test]
+fn listen_without_privilege_reports_low_ports_and_binds_the_rest() {
+    if !require_root_tools() {
+        return;
+    }
+    let topo = Topology::build(&[]);
+    let dir = std::env::temp_dir().join(format!("portolan-unpriv-{}", topo.id));
+    let profile = "id = \"unpriv\"\nname = \"u\"\nvendor = \"t\"\n\
+        [[flows]]\nid = \"smtp-in\"\nfunction = \"low port\"\nfrom = \"internet\"\nto = \"appliance\"\nprotocols = [\"tcp\"]\nports = [25]\n\
+        [[flows]]\nid = \"high\"\nfunction = \"high port\"\nfrom = \"internet\"\nto = \"appliance\"\nprotocols = [\"tcp\"]\nports = [8025]\n";
+    write_files(
+        &dir,
+        "profile = \"profile.toml\"\n[appliance]\naddresses = [\"192.0.2.10\"]\n",
+        profile,
+    );
+    let _ = Command::new("chmod")
+        .args(["-R", "a+rX"])
+        .arg(&dir)
+        .status();
+    let site = dir.join("site.toml").to_string_lossy().to_string();
+    let ns = topo.ns(Zone::App);
+    let out = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &ns,
+            "setpriv",
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--inh-caps=-all",
+        ])
+        .args([
+            env!("CARGO_BIN_EXE_portolan"),
+            "listen",
+            "--site",
+            &site,
+            "--duration",
+            "300ms",
+        ])
+        .output()
+        .expect("run listen as nobody");
+    let _ = std::fs::remove_dir_all(&dir);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains("port 25 is below 1024 and this process lacks the privilege"),
+        "{stderr}"
+    );
+    assert!(
+        stdout.contains("\"sockets\":2") && stdout.contains("\"failed\":2"),
+        "{stdout}"
     );
 }

@@ -46,6 +46,11 @@ pub struct RawSite {
     #[serde(default)]
     #[schemars(with = "BTreeMap<String, Vec<String>>")]
     pub hosts: BTreeMap<Spanned<String>, Vec<Spanned<String>>>,
+    /// PEM file of the CA(s) that `portolan probe` trusts for TLS checks, relative to this
+    /// file (e.g. the site's own inspection-free CA); `--ca` overrides it.
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub tls_ca: Option<Spanned<String>>,
     /// Wildcard -> a concrete name under it that `portolan probe` resolves and connects to
     /// (e.g. "*.avcloud.intra2net.com" = "de1.avcloud.intra2net.com").
     #[serde(default)]
@@ -221,6 +226,8 @@ pub struct Site {
     pub hosts: BTreeMap<String, Vec<IpAddr>>,
     /// Wildcard -> concrete name to probe it through.
     pub probe_names: BTreeMap<String, String>,
+    /// CA file for TLS checks, as written (relative to the site file).
+    pub tls_ca: Option<String>,
     pub ports: BTreeMap<String, (Vec<PortRange>, Option<Range<usize>>)>,
     pub alternatives: BTreeMap<String, (Vec<Named>, Option<Range<usize>>)>,
     pub placement: Placement,
@@ -486,6 +493,7 @@ pub fn parse(src: &Source) -> Result<(Site, Vec<Diagnostic>), Errors> {
         roles,
         hosts,
         probe_names,
+        tls_ca: raw.tls_ca.as_ref().map(|c| c.get_ref().clone()),
         ports,
         alternatives,
         placement,
@@ -543,6 +551,7 @@ pub fn demo(profile: &Profile) -> Site {
         roles,
         hosts: BTreeMap::new(),
         probe_names: BTreeMap::new(),
+        tls_ca: None,
         ports: BTreeMap::new(),
         alternatives: BTreeMap::new(),
         placement: Placement::Host,

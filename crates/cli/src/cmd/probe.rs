@@ -66,13 +66,6 @@ pub fn run(args: &ProbeArgs, rep: &mut Reporter) -> i32 {
         Ok(t) => t,
         Err(d) => return fail(rep, d),
     };
-    let ca = match &args.ca {
-        Some(p) => match load_ca(p) {
-            Ok(c) => c,
-            Err(d) => return fail(rep, d),
-        },
-        None => vec![],
-    };
     let server = match &args.resolver {
         Some(r) => match dns::parse_server(r) {
             Some(s) => Some(s),
@@ -118,6 +111,13 @@ pub fn run(args: &ProbeArgs, rep: &mut Reporter) -> i32 {
             rep.emit_all(&e.0);
             return EXIT_ERROR;
         }
+    };
+    let ca = match args.ca.as_ref().or(loaded.tls_ca.as_ref()) {
+        Some(p) => match load_ca(p) {
+            Ok(c) => c,
+            Err(d) => return fail(rep, d),
+        },
+        None => vec![],
     };
     let flows: Vec<String> = args
         .flows
