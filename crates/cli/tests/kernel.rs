@@ -452,7 +452,32 @@ fn prove_modes(profile_id: &str, target_name: &str, modes: &[(bool, bool)]) {
                 .collect::<Vec<_>>()
         );
         let zone = if gateway { Zone::Fw } else { Zone::App };
+        if gateway && target_name == "iptables" {
+            // The firewall's own rules must survive portolan's gateway script.
+            let o = topo.exec(
+                zone,
+                &[
+                    "iptables", "-A", "INPUT", "-p", "tcp", "--dport", "2222", "-j", "DROP",
+                ],
+            );
+            assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        }
         load_ruleset(&topo, zone, target_name, &rendered, mode);
+        if gateway && target_name == "iptables" {
+            // Loading again is harmless: still exactly one jump, the firewall's rule intact.
+            load_ruleset(&topo, zone, target_name, &rendered, mode);
+            let saved =
+                String::from_utf8_lossy(&topo.exec(zone, &["iptables-save"]).stdout).to_string();
+            assert!(
+                saved.contains("-A INPUT -p tcp -m tcp --dport 2222 -j DROP"),
+                "{saved}"
+            );
+            assert_eq!(
+                saved.matches("-A FORWARD -j PORTOLAN-FORWARD").count(),
+                1,
+                "{saved}"
+            );
+        }
 
         let (mut probes, positives) = probes_for(&plan, &net);
         if !gateway {
@@ -508,6 +533,7 @@ fn prove_modes(profile_id: &str, target_name: &str, modes: &[(bool, bool)]) {
         );
         // Leave the namespace clean for the next mode.
         let _ = topo.exec(zone, &["nft", "flush", "ruleset"]);
+        let _ = topo.exec(zone, &["ipset", "destroy"]);
     }
     eprint!("{report}");
 }

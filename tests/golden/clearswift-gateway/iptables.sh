@@ -3,7 +3,7 @@
 # profile: clearswift (Clearswift Secure Email Gateway)
 # placement: gateway (forward path; appliance behind dmz0)
 # features: ad-global-catalog, ad-global-catalog-ssl, av-avira, av-kaspersky, av-sophos, cockpit, ftp-backup, ftps-explicit, ftps-implicit, greylisting-peer, hkp-keyserver, https-keyserver, inbound-as-listed, kaspersky-ksn, ldap, ldap-keyserver, ldaps, lost-http-1, lost-http-2, lost-https-1, lost-https-2, ntlm, ntp, peer-communication, pmm, policy-updates, product-updates, rss-feed, service-availability, sftp, snmp, snmp-traps, spam-stats, spamlogic, ssh-console, syslog, trustmanager-livefeed, web-interface
-# load: sh FILE (as root; replaces the filter tables of iptables and ip6tables)
+# load: sh FILE (as root; replaces only the chain PORTOLAN-FORWARD and jumps to it from FORWARD)
 set -eu
 
 # 1. address sets
@@ -590,256 +590,259 @@ create pt6-wild-apc.avira.com hash:ip family inet6 timeout 0
 flush pt6-wild-apc.avira.com
 PORTOLAN_IPSET_END
 
-# 2. IPv4 filter table (atomic)
-iptables-restore <<'PORTOLAN_IPV4_END'
+# 2. IPv4 rules (atomic)
+iptables-restore --noflush <<'PORTOLAN_IPV4_END'
 *filter
-:INPUT ACCEPT [0:0]
-:FORWARD DROP [0:0]
-:OUTPUT ACCEPT [0:0]
--A FORWARD -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment "portolan: replies and related ICMP errors" -j ACCEPT
--A FORWARD -m conntrack --ctstate INVALID -j DROP
+:PORTOLAN-FORWARD - [0:0]
+-A PORTOLAN-FORWARD -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment "portolan: replies and related ICMP errors" -j ACCEPT
+-A PORTOLAN-FORWARD -m conntrack --ctstate INVALID -j DROP
 # cockpit-out [feature cockpit]: Connection to Red Hat Cockpit (outbound half of an In/Out row)
 # peer-https-out [feature peer-communication]: HTTPS communications between peers
--A FORWARD -i dmz0 -o dmz0 -m set --match-set pt4-appliance src -m set --match-set pt4-role-cluster-peer dst -p tcp -m multiport --dports 443,9090 -m comment --comment "flows: cockpit-out peer-https-out" -j ACCEPT
+-A PORTOLAN-FORWARD -i dmz0 -o dmz0 -m set --match-set pt4-appliance src -m set --match-set pt4-role-cluster-peer dst -p tcp -m multiport --dports 443,9090 -m comment --comment "flows: cockpit-out peer-https-out" -j ACCEPT
 # greylisting-out [feature greylisting-peer]: Broadcasting of greylisting data to peers
--A FORWARD -i dmz0 -o dmz0 -m set --match-set pt4-appliance src -m set --match-set pt4-role-cluster-peer dst -p udp -m udp --dport 19200 -m comment --comment "flows: greylisting-out" -j ACCEPT
+-A PORTOLAN-FORWARD -i dmz0 -o dmz0 -m set --match-set pt4-appliance src -m set --match-set pt4-role-cluster-peer dst -p udp -m udp --dport 19200 -m comment --comment "flows: greylisting-out" -j ACCEPT
 # peer-https-in [feature peer-communication]: HTTPS communications between peers
--A FORWARD -i dmz0 -o dmz0 -m set --match-set pt4-role-cluster-peer src -m set --match-set pt4-appliance dst -p tcp -m tcp --dport 443 -m comment --comment "flows: peer-https-in" -j ACCEPT
+-A PORTOLAN-FORWARD -i dmz0 -o dmz0 -m set --match-set pt4-role-cluster-peer src -m set --match-set pt4-appliance dst -p tcp -m tcp --dport 443 -m comment --comment "flows: peer-https-in" -j ACCEPT
 # greylisting-in [feature greylisting-peer]: Broadcasting of greylisting data from peers
--A FORWARD -i dmz0 -o dmz0 -m set --match-set pt4-role-cluster-peer src -m set --match-set pt4-appliance dst -p udp -m udp --dport 19200 -m comment --comment "flows: greylisting-in" -j ACCEPT
+-A PORTOLAN-FORWARD -i dmz0 -o dmz0 -m set --match-set pt4-role-cluster-peer src -m set --match-set pt4-appliance dst -p udp -m udp --dport 19200 -m comment --comment "flows: greylisting-in" -j ACCEPT
 # dns [required]: DNS requests, if using DNS servers beyond the firewall
--A FORWARD -i dmz0 -o lan0 -m set --match-set pt4-appliance src -m set --match-set pt4-role-dns-server dst -p tcp -m tcp --dport 53 -m comment --comment "flows: dns" -j ACCEPT
+-A PORTOLAN-FORWARD -i dmz0 -o lan0 -m set --match-set pt4-appliance src -m set --match-set pt4-role-dns-server dst -p tcp -m tcp --dport 53 -m comment --comment "flows: dns" -j ACCEPT
 # dns [required]: DNS requests, if using DNS servers beyond the firewall
--A FORWARD -i dmz0 -o lan0 -m set --match-set pt4-appliance src -m set --match-set pt4-role-dns-server dst -p udp -m udp --dport 53 -m comment --comment "flows: dns" -j ACCEPT
+-A PORTOLAN-FORWARD -i dmz0 -o lan0 -m set --match-set pt4-appliance src -m set --match-set pt4-role-dns-server dst -p udp -m udp --dport 53 -m comment --comment "flows: dns" -j ACCEPT
 # ntlm-135 [feature ntlm]: User authentication using NTLM (PMM in Full Mode)
 # ntlm-139 [feature ntlm]: User authentication using NTLM (PMM in Full Mode)
 # ntlm-445 [feature ntlm]: User authentication using NTLM (PMM in Full Mode)
--A FORWARD -i dmz0 -o lan0 -m set --match-set pt4-appliance src -m set --match-set pt4-role-domain-controller dst -p tcp -m multiport --dports 135,139,445 -m comment --comment "flows: ntlm-135 ntlm-139 ntlm-445" -j ACCEPT
+-A PORTOLAN-FORWARD -i dmz0 -o lan0 -m set --match-set pt4-appliance src -m set --match-set pt4-role-domain-controller dst -p tcp -m multiport --dports 135,139,445 -m comment --comment "flows: ntlm-135 ntlm-139 ntlm-445" -j ACCEPT
 # ntlm-137 [feature ntlm]: User authentication using NTLM (PMM in Full Mode)
--A FORWARD -i dmz0 -o lan0 -m set --match-set pt4-appliance src -m set --match-set pt4-role-domain-controller dst -p udp -m udp --dport 137 -m comment --comment "flows: ntlm-137" -j ACCEPT
+-A PORTOLAN-FORWARD -i dmz0 -o lan0 -m set --match-set pt4-appliance src -m set --match-set pt4-role-domain-controller dst -p udp -m udp --dport 137 -m comment --comment "flows: ntlm-137" -j ACCEPT
 # ftp-control-out [feature ftp-backup]: Backup & Restore and Transaction Logging if using an FTP server located beyond the firewall
 # ftp-data-out [feature ftp-backup]: Backup & Restore if using an FTP server located beyond the firewall (FTP data, port 20)
 # ftps-explicit-out [feature ftps-explicit]: Backup & Restore and Transaction Logging (explicit FTPS)
 # ftps-implicit-out [feature ftps-implicit]: Backup & Restore and Transaction Logging (implicit FTPS)
--A FORWARD -i dmz0 -o lan0 -m set --match-set pt4-appliance src -m set --match-set pt4-role-ftp-server dst -p tcp -m multiport --dports 20:21,990 -m comment --comment "flows: ftp-control-out ftp-data-out ftps-explicit-out ftps-implicit-out" -j ACCEPT
+-A PORTOLAN-FORWARD -i dmz0 -o lan0 -m set --match-set pt4-appliance src -m set --match-set pt4-role-ftp-server dst -p tcp -m multiport --dports 20:21,990 -m comment --comment "flows: ftp-control-out ftp-data-out ftps-explicit-out ftps-implicit-out" -j ACCEPT
 # ad-global-catalog [feature ad-global-catalog]: LDAP connection to an Active Directory global catalog port
 # ad-global-catalog-ssl-out [feature ad-global-catalog-ssl]: LDAP and SSL connection to an Active Directory global catalog port
 # ldap-out [feature ldap]: LDAP directory access (LDAP servers beyond the firewall)
 # ldaps-out [feature ldaps]: Secure LDAP/S directory access
--A FORWARD -i dmz0 -o lan0 -m set --match-set pt4-appliance src -m set --match-set pt4-role-ldap-server dst -p tcp -m multiport --dports 389,636,3268:3269 -m comment --comment "flows: ad-global-catalog ad-global-catalog-ssl-out ldap-out ldaps-out" -j ACCEPT
+-A PORTOLAN-FORWARD -i dmz0 -o lan0 -m set --match-set pt4-appliance src -m set --match-set pt4-role-ldap-server dst -p tcp -m multiport --dports 389,636,3268:3269 -m comment --comment "flows: ad-global-catalog ad-global-catalog-ssl-out ldap-out ldaps-out" -j ACCEPT
 # sftp [feature sftp]: Backup & Restore, and server containing lexical data for import (SFTP)
--A FORWARD -i dmz0 -o lan0 -m set --match-set pt4-appliance src -m set --match-set pt4-role-sftp-server dst -p tcp -m tcp --dport 22 -m comment --comment "flows: sftp" -j ACCEPT
+-A PORTOLAN-FORWARD -i dmz0 -o lan0 -m set --match-set pt4-appliance src -m set --match-set pt4-role-sftp-server dst -p tcp -m tcp --dport 22 -m comment --comment "flows: sftp" -j ACCEPT
 # snmp-traps [feature snmp-traps]: SNMP alerts
--A FORWARD -i dmz0 -o lan0 -m set --match-set pt4-appliance src -m set --match-set pt4-role-snmp-manager dst -p udp -m udp --dport 162 -m comment --comment "flows: snmp-traps" -j ACCEPT
+-A PORTOLAN-FORWARD -i dmz0 -o lan0 -m set --match-set pt4-appliance src -m set --match-set pt4-role-snmp-manager dst -p udp -m udp --dport 162 -m comment --comment "flows: snmp-traps" -j ACCEPT
 # syslog [feature syslog]: Access to the central SYSLOG server (log export)
--A FORWARD -i dmz0 -o lan0 -m set --match-set pt4-appliance src -m set --match-set pt4-role-syslog-server dst -p tcp -m tcp --dport 514 -m comment --comment "flows: syslog" -j ACCEPT
+-A PORTOLAN-FORWARD -i dmz0 -o lan0 -m set --match-set pt4-appliance src -m set --match-set pt4-role-syslog-server dst -p tcp -m tcp --dport 514 -m comment --comment "flows: syslog" -j ACCEPT
 # ntp [feature ntp]: Access to NTP services (default servers)
--A FORWARD -i dmz0 -o wan0 -m set --match-set pt4-appliance src -m set --match-set pt4-dns-0.rhel.pool.ntp.org dst -p udp -m udp --dport 123 -m comment --comment "flows: ntp" -j ACCEPT
+-A PORTOLAN-FORWARD -i dmz0 -o wan0 -m set --match-set pt4-appliance src -m set --match-set pt4-dns-0.rhel.pool.ntp.org dst -p udp -m udp --dport 123 -m comment --comment "flows: ntp" -j ACCEPT
 # ntp [feature ntp]: Access to NTP services (default servers)
--A FORWARD -i dmz0 -o wan0 -m set --match-set pt4-appliance src -m set --match-set pt4-dns-1.rhel.pool.ntp.org dst -p udp -m udp --dport 123 -m comment --comment "flows: ntp" -j ACCEPT
+-A PORTOLAN-FORWARD -i dmz0 -o wan0 -m set --match-set pt4-appliance src -m set --match-set pt4-dns-1.rhel.pool.ntp.org dst -p udp -m udp --dport 123 -m comment --comment "flows: ntp" -j ACCEPT
 # ntp [feature ntp]: Access to NTP services (default servers)
--A FORWARD -i dmz0 -o wan0 -m set --match-set pt4-appliance src -m set --match-set pt4-dns-2.rhel.pool.ntp.org dst -p udp -m udp --dport 123 -m comment --comment "flows: ntp" -j ACCEPT
+-A PORTOLAN-FORWARD -i dmz0 -o wan0 -m set --match-set pt4-appliance src -m set --match-set pt4-dns-2.rhel.pool.ntp.org dst -p udp -m udp --dport 123 -m comment --comment "flows: ntp" -j ACCEPT
 # ntp [feature ntp]: Access to NTP services (default servers)
--A FORWARD -i dmz0 -o wan0 -m set --match-set pt4-appliance src -m set --match-set pt4-dns-3.rhel.pool.ntp.org dst -p udp -m udp --dport 123 -m comment --comment "flows: ntp" -j ACCEPT
+-A PORTOLAN-FORWARD -i dmz0 -o wan0 -m set --match-set pt4-appliance src -m set --match-set pt4-dns-3.rhel.pool.ntp.org dst -p udp -m udp --dport 123 -m comment --comment "flows: ntp" -j ACCEPT
 # av-avira [feature av-avira]: HTTP access to the Avira update servers for anti-virus updates and software upgrades
--A FORWARD -i dmz0 -o wan0 -m set --match-set pt4-appliance src -m set --match-set pt4-dns-aav-update-1.c-8ba939f7 dst -p tcp -m tcp --dport 80 -m comment --comment "flows: av-avira" -j ACCEPT
+-A PORTOLAN-FORWARD -i dmz0 -o wan0 -m set --match-set pt4-appliance src -m set --match-set pt4-dns-aav-update-1.c-8ba939f7 dst -p tcp -m tcp --dport 80 -m comment --comment "flows: av-avira" -j ACCEPT
 # av-avira [feature av-avira]: HTTP access to the Avira update servers for anti-virus updates and software upgrades
--A FORWARD -i dmz0 -o wan0 -m set --match-set pt4-appliance src -m set --match-set pt4-dns-aav-update-2.c-f8d48730 dst -p tcp -m tcp --dport 80 -m comment --comment "flows: av-avira" -j ACCEPT
+-A PORTOLAN-FORWARD -i dmz0 -o wan0 -m set --match-set pt4-appliance src -m set --match-set pt4-dns-aav-update-2.c-f8d48730 dst -p tcp -m tcp --dport 80 -m comment --comment "flows: av-avira" -j ACCEPT
 # av-avira [feature av-avira]: HTTP access to the Avira update servers for anti-virus updates and software upgrades
--A FORWARD -i dmz0 -o wan0 -m set --match-set pt4-appliance src -m set --match-set pt4-dns-aav-update-3.c-9c9705c9 dst -p tcp -m tcp --dport 80 -m comment --comment "flows: av-avira" -j ACCEPT
+-A PORTOLAN-FORWARD -i dmz0 -o wan0 -m set --match-set pt4-appliance src -m set --match-set pt4-dns-aav-update-3.c-9c9705c9 dst -p tcp -m tcp --dport 80 -m comment --comment "flows: av-avira" -j ACCEPT
 # av-avira [feature av-avira]: HTTP access to the Avira update servers for anti-virus updates and software upgrades
--A FORWARD -i dmz0 -o wan0 -m set --match-set pt4-appliance src -m set --match-set pt4-dns-aav-update-4.c-4c40530a dst -p tcp -m tcp --dport 80 -m comment --comment "flows: av-avira" -j ACCEPT
+-A PORTOLAN-FORWARD -i dmz0 -o wan0 -m set --match-set pt4-appliance src -m set --match-set pt4-dns-aav-update-4.c-4c40530a dst -p tcp -m tcp --dport 80 -m comment --comment "flows: av-avira" -j ACCEPT
 # av-avira [feature av-avira]: HTTP access to the Avira update servers for anti-virus updates and software upgrades
--A FORWARD -i dmz0 -o wan0 -m set --match-set pt4-appliance src -m set --match-set pt4-dns-aav-update-5.c-0a4fb3a3 dst -p tcp -m tcp --dport 80 -m comment --comment "flows: av-avira" -j ACCEPT
+-A PORTOLAN-FORWARD -i dmz0 -o wan0 -m set --match-set pt4-appliance src -m set --match-set pt4-dns-aav-update-5.c-0a4fb3a3 dst -p tcp -m tcp --dport 80 -m comment --comment "flows: av-avira" -j ACCEPT
 # av-avira [feature av-avira]: HTTP access to the Avira update servers for anti-virus updates and software upgrades
--A FORWARD -i dmz0 -o wan0 -m set --match-set pt4-appliance src -m set --match-set pt4-dns-aav-update-6.c-0e3af97c dst -p tcp -m tcp --dport 80 -m comment --comment "flows: av-avira" -j ACCEPT
+-A PORTOLAN-FORWARD -i dmz0 -o wan0 -m set --match-set pt4-appliance src -m set --match-set pt4-dns-aav-update-6.c-0e3af97c dst -p tcp -m tcp --dport 80 -m comment --comment "flows: av-avira" -j ACCEPT
 # spam-stats [feature spam-stats]: Clearswift Spam Detection stats
--A FORWARD -i dmz0 -o wan0 -m set --match-set pt4-appliance src -m set --match-set pt4-dns-clearswiftstat-ed476be2 dst -p tcp -m tcp --dport 80 -m comment --comment "flows: spam-stats" -j ACCEPT
+-A PORTOLAN-FORWARD -i dmz0 -o wan0 -m set --match-set pt4-appliance src -m set --match-set pt4-dns-clearswiftstat-ed476be2 dst -p tcp -m tcp --dport 80 -m comment --comment "flows: spam-stats" -j ACCEPT
 # spamlogic [feature spamlogic]: Access to SpamLogic Rule/Engine updates
--A FORWARD -i dmz0 -o wan0 -m set --match-set pt4-appliance src -m set --match-set pt4-dns-db11.spamcatcher.net dst -p tcp -m tcp --dport 80 -m comment --comment "flows: spamlogic" -j ACCEPT
+-A PORTOLAN-FORWARD -i dmz0 -o wan0 -m set --match-set pt4-appliance src -m set --match-set pt4-dns-db11.spamcatcher.net dst -p tcp -m tcp --dport 80 -m comment --comment "flows: spamlogic" -j ACCEPT
 # kaspersky-ksn [feature kaspersky-ksn]: Kaspersky KSN lookup
--A FORWARD -i dmz0 -o wan0 -m set --match-set pt4-appliance src -m set --match-set pt4-dns-ksn1.kaspersky-labs.com dst -p tcp -m tcp --dport 443 -m comment --comment "flows: kaspersky-ksn" -j ACCEPT
+-A PORTOLAN-FORWARD -i dmz0 -o wan0 -m set --match-set pt4-appliance src -m set --match-set pt4-dns-ksn1.kaspersky-labs.com dst -p tcp -m tcp --dport 443 -m comment --comment "flows: kaspersky-ksn" -j ACCEPT
 # kaspersky-ksn [feature kaspersky-ksn]: Kaspersky KSN lookup
--A FORWARD -i dmz0 -o wan0 -m set --match-set pt4-appliance src -m set --match-set pt4-dns-ksn2.kaspersky-labs.com dst -p tcp -m tcp --dport 443 -m comment --comment "flows: kaspersky-ksn" -j ACCEPT
+-A PORTOLAN-FORWARD -i dmz0 -o wan0 -m set --match-set pt4-appliance src -m set --match-set pt4-dns-ksn2.kaspersky-labs.com dst -p tcp -m tcp --dport 443 -m comment --comment "flows: kaspersky-ksn" -j ACCEPT
 # kaspersky-ksn [feature kaspersky-ksn]: Kaspersky KSN lookup
--A FORWARD -i dmz0 -o wan0 -m set --match-set pt4-appliance src -m set --match-set pt4-dns-ksn3.kaspersky-labs.com dst -p tcp -m tcp --dport 443 -m comment --comment "flows: kaspersky-ksn" -j ACCEPT
+-A PORTOLAN-FORWARD -i dmz0 -o wan0 -m set --match-set pt4-appliance src -m set --match-set pt4-dns-ksn3.kaspersky-labs.com dst -p tcp -m tcp --dport 443 -m comment --comment "flows: kaspersky-ksn" -j ACCEPT
 # kaspersky-ksn [feature kaspersky-ksn]: Kaspersky KSN lookup
--A FORWARD -i dmz0 -o wan0 -m set --match-set pt4-appliance src -m set --match-set pt4-dns-ksn4.kaspersky-labs.com dst -p tcp -m tcp --dport 443 -m comment --comment "flows: kaspersky-ksn" -j ACCEPT
+-A PORTOLAN-FORWARD -i dmz0 -o wan0 -m set --match-set pt4-appliance src -m set --match-set pt4-dns-ksn4.kaspersky-labs.com dst -p tcp -m tcp --dport 443 -m comment --comment "flows: kaspersky-ksn" -j ACCEPT
 # product-updates [feature product-updates]: Access to Clearswift product and Operating System updates
--A FORWARD -i dmz0 -o wan0 -m set --match-set pt4-appliance src -m set --match-set pt4-dns-repo.clearswift.net dst -p tcp -m tcp --dport 80 -m comment --comment "flows: product-updates" -j ACCEPT
+-A PORTOLAN-FORWARD -i dmz0 -o wan0 -m set --match-set pt4-appliance src -m set --match-set pt4-dns-repo.clearswift.net dst -p tcp -m tcp --dport 80 -m comment --comment "flows: product-updates" -j ACCEPT
 # product-updates [feature product-updates]: Access to Clearswift product and Operating System updates
--A FORWARD -i dmz0 -o wan0 -m set --match-set pt4-appliance src -m set --match-set pt4-dns-rh.repo.clearswift.net dst -p tcp -m tcp --dport 80 -m comment --comment "flows: product-updates" -j ACCEPT
+-A PORTOLAN-FORWARD -i dmz0 -o wan0 -m set --match-set pt4-appliance src -m set --match-set pt4-dns-rh.repo.clearswift.net dst -p tcp -m tcp --dport 80 -m comment --comment "flows: product-updates" -j ACCEPT
 # spamlogic [feature spamlogic]: Access to SpamLogic Rule/Engine updates
--A FORWARD -i dmz0 -o wan0 -m set --match-set pt4-appliance src -m set --match-set pt4-dns-ruledownloads-8e601187 dst -p tcp -m tcp --dport 80 -m comment --comment "flows: spamlogic" -j ACCEPT
+-A PORTOLAN-FORWARD -i dmz0 -o wan0 -m set --match-set pt4-appliance src -m set --match-set pt4-dns-ruledownloads-8e601187 dst -p tcp -m tcp --dport 80 -m comment --comment "flows: spamlogic" -j ACCEPT
 # service-availability [feature service-availability]: Access to the Service Availability List
--A FORWARD -i dmz0 -o wan0 -m set --match-set pt4-appliance src -m set --match-set pt4-dns-services1.clea-9a621336 dst -p tcp -m tcp --dport 80 -m comment --comment "flows: service-availability" -j ACCEPT
+-A PORTOLAN-FORWARD -i dmz0 -o wan0 -m set --match-set pt4-appliance src -m set --match-set pt4-dns-services1.clea-9a621336 dst -p tcp -m tcp --dport 80 -m comment --comment "flows: service-availability" -j ACCEPT
 # service-availability [feature service-availability]: Access to the Service Availability List
--A FORWARD -i dmz0 -o wan0 -m set --match-set pt4-appliance src -m set --match-set pt4-dns-services2.clea-0a56d121 dst -p tcp -m tcp --dport 80 -m comment --comment "flows: service-availability" -j ACCEPT
+-A PORTOLAN-FORWARD -i dmz0 -o wan0 -m set --match-set pt4-appliance src -m set --match-set pt4-dns-services2.clea-0a56d121 dst -p tcp -m tcp --dport 80 -m comment --comment "flows: service-availability" -j ACCEPT
 # service-availability [feature service-availability]: Access to the Service Availability List
--A FORWARD -i dmz0 -o wan0 -m set --match-set pt4-appliance src -m set --match-set pt4-dns-services3.clea-190eb288 dst -p tcp -m tcp --dport 80 -m comment --comment "flows: service-availability" -j ACCEPT
+-A PORTOLAN-FORWARD -i dmz0 -o wan0 -m set --match-set pt4-appliance src -m set --match-set pt4-dns-services3.clea-190eb288 dst -p tcp -m tcp --dport 80 -m comment --comment "flows: service-availability" -j ACCEPT
 # spamlogic [feature spamlogic]: Access to SpamLogic Rule/Engine updates
--A FORWARD -i dmz0 -o wan0 -m set --match-set pt4-appliance src -m set --match-set pt4-dns-sn12.mailshell.net dst -p tcp -m tcp --dport 80 -m comment --comment "flows: spamlogic" -j ACCEPT
+-A PORTOLAN-FORWARD -i dmz0 -o wan0 -m set --match-set pt4-appliance src -m set --match-set pt4-dns-sn12.mailshell.net dst -p tcp -m tcp --dport 80 -m comment --comment "flows: spamlogic" -j ACCEPT
 # spamlogic [feature spamlogic]: Access to SpamLogic Rule/Engine updates
--A FORWARD -i dmz0 -o wan0 -m set --match-set pt4-appliance src -m set --match-set pt4-dns-tisdk.mailshell.net dst -p tcp -m tcp --dport 80 -m comment --comment "flows: spamlogic" -j ACCEPT
+-A PORTOLAN-FORWARD -i dmz0 -o wan0 -m set --match-set pt4-appliance src -m set --match-set pt4-dns-tisdk.mailshell.net dst -p tcp -m tcp --dport 80 -m comment --comment "flows: spamlogic" -j ACCEPT
 # spamlogic [feature spamlogic]: Access to SpamLogic Rule/Engine updates
--A FORWARD -i dmz0 -o wan0 -m set --match-set pt4-appliance src -m set --match-set pt4-dns-verio.mailshell.net dst -p tcp -m tcp --dport 80 -m comment --comment "flows: spamlogic" -j ACCEPT
+-A PORTOLAN-FORWARD -i dmz0 -o wan0 -m set --match-set pt4-appliance src -m set --match-set pt4-dns-verio.mailshell.net dst -p tcp -m tcp --dport 80 -m comment --comment "flows: spamlogic" -j ACCEPT
 # rss-feed [feature rss-feed]: Access to the RSS Feed
--A FORWARD -i dmz0 -o wan0 -m set --match-set pt4-appliance src -m set --match-set pt4-dns-www.clearswift.com dst -p tcp -m tcp --dport 80 -m comment --comment "flows: rss-feed" -j ACCEPT
+-A PORTOLAN-FORWARD -i dmz0 -o wan0 -m set --match-set pt4-appliance src -m set --match-set pt4-dns-www.clearswift.com dst -p tcp -m tcp --dport 80 -m comment --comment "flows: rss-feed" -j ACCEPT
 # hkp-keyserver-out [feature hkp-keyserver]: HTTPS key server queries (port 11371)
 # https-keyserver-out [feature https-keyserver]: HTTPS key server queries
 # ldap-keyserver-out [feature ldap-keyserver]: LDAP key server queries
 # livefeed-out [feature trustmanager-livefeed]: TRUSTmanager LiveFeed checks
 # smtp-out [required]: Outbound SMTP
--A FORWARD -i dmz0 -o wan0 -m set --match-set pt4-appliance src -m set --match-set pt4-role-internet dst -p tcp -m multiport --dports 25,53,389,443,11371 -m comment --comment "flows: hkp-keyserver-out https-keyserver-out ldap-keyserver-out livefeed-out smtp-out" -j ACCEPT
+-A PORTOLAN-FORWARD -i dmz0 -o wan0 -m set --match-set pt4-appliance src -m set --match-set pt4-role-internet dst -p tcp -m multiport --dports 25,53,389,443,11371 -m comment --comment "flows: hkp-keyserver-out https-keyserver-out ldap-keyserver-out livefeed-out smtp-out" -j ACCEPT
 # livefeed-out [feature trustmanager-livefeed]: TRUSTmanager LiveFeed checks
--A FORWARD -i dmz0 -o wan0 -m set --match-set pt4-appliance src -m set --match-set pt4-role-internet dst -p udp -m udp --dport 53 -m comment --comment "flows: livefeed-out" -j ACCEPT
+-A PORTOLAN-FORWARD -i dmz0 -o wan0 -m set --match-set pt4-appliance src -m set --match-set pt4-role-internet dst -p udp -m udp --dport 53 -m comment --comment "flows: livefeed-out" -j ACCEPT
 # av-kaspersky [feature av-kaspersky]: HTTP access to the Kaspersky update servers for anti-virus updates and software upgrades
--A FORWARD -i dmz0 -o wan0 -m set --match-set pt4-appliance src -m set --match-set pt4-role-kaspersky-upd-772be1f1 dst -p tcp -m tcp --dport 80 -m comment --comment "flows: av-kaspersky" -j ACCEPT
+-A PORTOLAN-FORWARD -i dmz0 -o wan0 -m set --match-set pt4-appliance src -m set --match-set pt4-role-kaspersky-upd-772be1f1 dst -p tcp -m tcp --dport 80 -m comment --comment "flows: av-kaspersky" -j ACCEPT
 # policy-updates [feature policy-updates]: HTTP access to the policy rule/engine and spam update servers
--A FORWARD -i dmz0 -o wan0 -m set --match-set pt4-appliance src -m set --match-set pt4-role-policy-update-servers dst -p tcp -m tcp --dport 80 -m comment --comment "flows: policy-updates" -j ACCEPT
+-A PORTOLAN-FORWARD -i dmz0 -o wan0 -m set --match-set pt4-appliance src -m set --match-set pt4-role-policy-update-servers dst -p tcp -m tcp --dport 80 -m comment --comment "flows: policy-updates" -j ACCEPT
 # av-sophos [feature av-sophos]: HTTP access to the Sophos update servers for anti-virus updates and software upgrades
--A FORWARD -i dmz0 -o wan0 -m set --match-set pt4-appliance src -m set --match-set pt4-role-sophos-update-servers dst -p tcp -m tcp --dport 80 -m comment --comment "flows: av-sophos" -j ACCEPT
+-A PORTOLAN-FORWARD -i dmz0 -o wan0 -m set --match-set pt4-appliance src -m set --match-set pt4-role-sophos-update-servers dst -p tcp -m tcp --dport 80 -m comment --comment "flows: av-sophos" -j ACCEPT
 # av-avira [feature av-avira]: HTTP access to the Avira update servers for anti-virus updates and software upgrades
--A FORWARD -i dmz0 -o wan0 -m set --match-set pt4-appliance src -m set --match-set pt4-wild-apc.avira.com dst -p tcp -m tcp --dport 80 -m comment --comment "flows: av-avira" -j ACCEPT
+-A PORTOLAN-FORWARD -i dmz0 -o wan0 -m set --match-set pt4-appliance src -m set --match-set pt4-wild-apc.avira.com dst -p tcp -m tcp --dport 80 -m comment --comment "flows: av-avira" -j ACCEPT
 # cockpit-in [feature cockpit]: Connection to Red Hat Cockpit
 # ssh-console [feature ssh-console]: SSH access to the console
 # web-interface [feature web-interface]: HTTPS access to the Clearswift Secure Email Gateway web interface
--A FORWARD -i lan0 -o dmz0 -m set --match-set pt4-role-admin src -m set --match-set pt4-appliance dst -p tcp -m multiport --dports 22,443,9090 -m comment --comment "flows: cockpit-in ssh-console web-interface" -j ACCEPT
+-A PORTOLAN-FORWARD -i lan0 -o dmz0 -m set --match-set pt4-role-admin src -m set --match-set pt4-appliance dst -p tcp -m multiport --dports 22,443,9090 -m comment --comment "flows: cockpit-in ssh-console web-interface" -j ACCEPT
 # ftp-control-in [feature ftp-backup]: Backup & Restore and Transaction Logging if using an FTP server located beyond the firewall
 # ftp-data-in [feature ftp-backup]: Backup & Restore if using an FTP server located beyond the firewall (FTP data, port 20)
 # ftps-explicit-in [feature ftps-explicit]: Backup & Restore and Transaction Logging (explicit FTPS)
 # ftps-implicit-in [feature ftps-implicit]: Backup & Restore and Transaction Logging (implicit FTPS)
--A FORWARD -i lan0 -o dmz0 -m set --match-set pt4-role-ftp-server src -m set --match-set pt4-appliance dst -p tcp -m multiport --dports 20:21,990 -m comment --comment "flows: ftp-control-in ftp-data-in ftps-explicit-in ftps-implicit-in" -j ACCEPT
+-A PORTOLAN-FORWARD -i lan0 -o dmz0 -m set --match-set pt4-role-ftp-server src -m set --match-set pt4-appliance dst -p tcp -m multiport --dports 20:21,990 -m comment --comment "flows: ftp-control-in ftp-data-in ftps-explicit-in ftps-implicit-in" -j ACCEPT
 # pmm [feature pmm]: HTTP access to the PMM interface
--A FORWARD -i lan0 -o dmz0 -m set --match-set pt4-role-internal src -m set --match-set pt4-appliance dst -p tcp -m tcp --dport 80 -m comment --comment "flows: pmm" -j ACCEPT
+-A PORTOLAN-FORWARD -i lan0 -o dmz0 -m set --match-set pt4-role-internal src -m set --match-set pt4-appliance dst -p tcp -m tcp --dport 80 -m comment --comment "flows: pmm" -j ACCEPT
 # ad-global-catalog-ssl-in [feature ad-global-catalog-ssl]: LDAP and SSL connection to an Active Directory global catalog port
 # ldap-in [feature ldap]: LDAP directory access (LDAP servers beyond the firewall)
 # ldaps-in [feature ldaps]: Secure LDAP/S directory access
--A FORWARD -i lan0 -o dmz0 -m set --match-set pt4-role-ldap-server src -m set --match-set pt4-appliance dst -p tcp -m multiport --dports 389,636,3269 -m comment --comment "flows: ad-global-catalog-ssl-in ldap-in ldaps-in" -j ACCEPT
+-A PORTOLAN-FORWARD -i lan0 -o dmz0 -m set --match-set pt4-role-ldap-server src -m set --match-set pt4-appliance dst -p tcp -m multiport --dports 389,636,3269 -m comment --comment "flows: ad-global-catalog-ssl-in ldap-in ldaps-in" -j ACCEPT
 # snmp [feature snmp]: SNMP inbound: the port used by an SNMP browser when scanning the appliance
--A FORWARD -i lan0 -o dmz0 -m set --match-set pt4-role-snmp-manager src -m set --match-set pt4-appliance dst -p udp -m udp --dport 161 -m comment --comment "flows: snmp" -j ACCEPT
+-A PORTOLAN-FORWARD -i lan0 -o dmz0 -m set --match-set pt4-role-snmp-manager src -m set --match-set pt4-appliance dst -p udp -m udp --dport 161 -m comment --comment "flows: snmp" -j ACCEPT
 # ntp-in [feature inbound-as-listed]: Access to NTP services (inbound half of an In/Out row)
--A FORWARD -i wan0 -o dmz0 -m set --match-set pt4-dns-0.rhel.pool.ntp.org src -m set --match-set pt4-appliance dst -p udp -m udp --dport 123 -m comment --comment "flows: ntp-in" -j ACCEPT
+-A PORTOLAN-FORWARD -i wan0 -o dmz0 -m set --match-set pt4-dns-0.rhel.pool.ntp.org src -m set --match-set pt4-appliance dst -p udp -m udp --dport 123 -m comment --comment "flows: ntp-in" -j ACCEPT
 # ntp-in [feature inbound-as-listed]: Access to NTP services (inbound half of an In/Out row)
--A FORWARD -i wan0 -o dmz0 -m set --match-set pt4-dns-1.rhel.pool.ntp.org src -m set --match-set pt4-appliance dst -p udp -m udp --dport 123 -m comment --comment "flows: ntp-in" -j ACCEPT
+-A PORTOLAN-FORWARD -i wan0 -o dmz0 -m set --match-set pt4-dns-1.rhel.pool.ntp.org src -m set --match-set pt4-appliance dst -p udp -m udp --dport 123 -m comment --comment "flows: ntp-in" -j ACCEPT
 # ntp-in [feature inbound-as-listed]: Access to NTP services (inbound half of an In/Out row)
--A FORWARD -i wan0 -o dmz0 -m set --match-set pt4-dns-2.rhel.pool.ntp.org src -m set --match-set pt4-appliance dst -p udp -m udp --dport 123 -m comment --comment "flows: ntp-in" -j ACCEPT
+-A PORTOLAN-FORWARD -i wan0 -o dmz0 -m set --match-set pt4-dns-2.rhel.pool.ntp.org src -m set --match-set pt4-appliance dst -p udp -m udp --dport 123 -m comment --comment "flows: ntp-in" -j ACCEPT
 # ntp-in [feature inbound-as-listed]: Access to NTP services (inbound half of an In/Out row)
--A FORWARD -i wan0 -o dmz0 -m set --match-set pt4-dns-3.rhel.pool.ntp.org src -m set --match-set pt4-appliance dst -p udp -m udp --dport 123 -m comment --comment "flows: ntp-in" -j ACCEPT
+-A PORTOLAN-FORWARD -i wan0 -o dmz0 -m set --match-set pt4-dns-3.rhel.pool.ntp.org src -m set --match-set pt4-appliance dst -p udp -m udp --dport 123 -m comment --comment "flows: ntp-in" -j ACCEPT
 # kaspersky-ksn-in [feature inbound-as-listed]: Kaspersky KSN lookup (inbound half of an In/Out row)
--A FORWARD -i wan0 -o dmz0 -m set --match-set pt4-dns-ksn1.kaspersky-labs.com src -m set --match-set pt4-appliance dst -p tcp -m tcp --dport 443 -m comment --comment "flows: kaspersky-ksn-in" -j ACCEPT
+-A PORTOLAN-FORWARD -i wan0 -o dmz0 -m set --match-set pt4-dns-ksn1.kaspersky-labs.com src -m set --match-set pt4-appliance dst -p tcp -m tcp --dport 443 -m comment --comment "flows: kaspersky-ksn-in" -j ACCEPT
 # kaspersky-ksn-in [feature inbound-as-listed]: Kaspersky KSN lookup (inbound half of an In/Out row)
--A FORWARD -i wan0 -o dmz0 -m set --match-set pt4-dns-ksn2.kaspersky-labs.com src -m set --match-set pt4-appliance dst -p tcp -m tcp --dport 443 -m comment --comment "flows: kaspersky-ksn-in" -j ACCEPT
+-A PORTOLAN-FORWARD -i wan0 -o dmz0 -m set --match-set pt4-dns-ksn2.kaspersky-labs.com src -m set --match-set pt4-appliance dst -p tcp -m tcp --dport 443 -m comment --comment "flows: kaspersky-ksn-in" -j ACCEPT
 # kaspersky-ksn-in [feature inbound-as-listed]: Kaspersky KSN lookup (inbound half of an In/Out row)
--A FORWARD -i wan0 -o dmz0 -m set --match-set pt4-dns-ksn3.kaspersky-labs.com src -m set --match-set pt4-appliance dst -p tcp -m tcp --dport 443 -m comment --comment "flows: kaspersky-ksn-in" -j ACCEPT
+-A PORTOLAN-FORWARD -i wan0 -o dmz0 -m set --match-set pt4-dns-ksn3.kaspersky-labs.com src -m set --match-set pt4-appliance dst -p tcp -m tcp --dport 443 -m comment --comment "flows: kaspersky-ksn-in" -j ACCEPT
 # kaspersky-ksn-in [feature inbound-as-listed]: Kaspersky KSN lookup (inbound half of an In/Out row)
--A FORWARD -i wan0 -o dmz0 -m set --match-set pt4-dns-ksn4.kaspersky-labs.com src -m set --match-set pt4-appliance dst -p tcp -m tcp --dport 443 -m comment --comment "flows: kaspersky-ksn-in" -j ACCEPT
+-A PORTOLAN-FORWARD -i wan0 -o dmz0 -m set --match-set pt4-dns-ksn4.kaspersky-labs.com src -m set --match-set pt4-appliance dst -p tcp -m tcp --dport 443 -m comment --comment "flows: kaspersky-ksn-in" -j ACCEPT
 # hkp-keyserver-in [feature hkp-keyserver]: HTTPS key server queries (port 11371)
 # https-keyserver-in [feature https-keyserver]: HTTPS key server queries
 # ldap-keyserver-in [feature ldap-keyserver]: LDAP key server queries
 # livefeed-in [feature inbound-as-listed]: TRUSTmanager LiveFeed checks (inbound half of an In/Out row)
 # smtp-in [required]: Inbound SMTP
--A FORWARD -i wan0 -o dmz0 -m set --match-set pt4-role-internet src -m set --match-set pt4-appliance dst -p tcp -m multiport --dports 25,53,389,443,11371 -m comment --comment "flows: hkp-keyserver-in https-keyserver-in ldap-keyserver-in livefeed-in smtp-in" -j ACCEPT
+-A PORTOLAN-FORWARD -i wan0 -o dmz0 -m set --match-set pt4-role-internet src -m set --match-set pt4-appliance dst -p tcp -m multiport --dports 25,53,389,443,11371 -m comment --comment "flows: hkp-keyserver-in https-keyserver-in ldap-keyserver-in livefeed-in smtp-in" -j ACCEPT
 # livefeed-in [feature inbound-as-listed]: TRUSTmanager LiveFeed checks (inbound half of an In/Out row)
--A FORWARD -i wan0 -o dmz0 -m set --match-set pt4-role-internet src -m set --match-set pt4-appliance dst -p udp -m udp --dport 53 -m comment --comment "flows: livefeed-in" -j ACCEPT
+-A PORTOLAN-FORWARD -i wan0 -o dmz0 -m set --match-set pt4-role-internet src -m set --match-set pt4-appliance dst -p udp -m udp --dport 53 -m comment --comment "flows: livefeed-in" -j ACCEPT
+-A PORTOLAN-FORWARD -m comment --comment "portolan: forwarded traffic no flow allows" -j DROP
 COMMIT
 PORTOLAN_IPV4_END
 
-# 3. IPv6 filter table (atomic)
-ip6tables-restore <<'PORTOLAN_IPV6_END'
+# 3. IPv6 rules (atomic)
+ip6tables-restore --noflush <<'PORTOLAN_IPV6_END'
 *filter
-:INPUT ACCEPT [0:0]
-:FORWARD DROP [0:0]
-:OUTPUT ACCEPT [0:0]
--A FORWARD -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment "portolan: replies and related ICMP errors" -j ACCEPT
--A FORWARD -m conntrack --ctstate INVALID -j DROP
+:PORTOLAN-FORWARD - [0:0]
+-A PORTOLAN-FORWARD -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment "portolan: replies and related ICMP errors" -j ACCEPT
+-A PORTOLAN-FORWARD -m conntrack --ctstate INVALID -j DROP
 # ntp [feature ntp]: Access to NTP services (default servers)
--A FORWARD -i dmz0 -o wan0 -m set --match-set pt6-appliance src -m set --match-set pt6-dns-0.rhel.pool.ntp.org dst -p udp -m udp --dport 123 -m comment --comment "flows: ntp" -j ACCEPT
+-A PORTOLAN-FORWARD -i dmz0 -o wan0 -m set --match-set pt6-appliance src -m set --match-set pt6-dns-0.rhel.pool.ntp.org dst -p udp -m udp --dport 123 -m comment --comment "flows: ntp" -j ACCEPT
 # ntp [feature ntp]: Access to NTP services (default servers)
--A FORWARD -i dmz0 -o wan0 -m set --match-set pt6-appliance src -m set --match-set pt6-dns-1.rhel.pool.ntp.org dst -p udp -m udp --dport 123 -m comment --comment "flows: ntp" -j ACCEPT
+-A PORTOLAN-FORWARD -i dmz0 -o wan0 -m set --match-set pt6-appliance src -m set --match-set pt6-dns-1.rhel.pool.ntp.org dst -p udp -m udp --dport 123 -m comment --comment "flows: ntp" -j ACCEPT
 # ntp [feature ntp]: Access to NTP services (default servers)
--A FORWARD -i dmz0 -o wan0 -m set --match-set pt6-appliance src -m set --match-set pt6-dns-2.rhel.pool.ntp.org dst -p udp -m udp --dport 123 -m comment --comment "flows: ntp" -j ACCEPT
+-A PORTOLAN-FORWARD -i dmz0 -o wan0 -m set --match-set pt6-appliance src -m set --match-set pt6-dns-2.rhel.pool.ntp.org dst -p udp -m udp --dport 123 -m comment --comment "flows: ntp" -j ACCEPT
 # ntp [feature ntp]: Access to NTP services (default servers)
--A FORWARD -i dmz0 -o wan0 -m set --match-set pt6-appliance src -m set --match-set pt6-dns-3.rhel.pool.ntp.org dst -p udp -m udp --dport 123 -m comment --comment "flows: ntp" -j ACCEPT
+-A PORTOLAN-FORWARD -i dmz0 -o wan0 -m set --match-set pt6-appliance src -m set --match-set pt6-dns-3.rhel.pool.ntp.org dst -p udp -m udp --dport 123 -m comment --comment "flows: ntp" -j ACCEPT
 # av-avira [feature av-avira]: HTTP access to the Avira update servers for anti-virus updates and software upgrades
--A FORWARD -i dmz0 -o wan0 -m set --match-set pt6-appliance src -m set --match-set pt6-dns-aav-update-1.c-7a61e4f9 dst -p tcp -m tcp --dport 80 -m comment --comment "flows: av-avira" -j ACCEPT
+-A PORTOLAN-FORWARD -i dmz0 -o wan0 -m set --match-set pt6-appliance src -m set --match-set pt6-dns-aav-update-1.c-7a61e4f9 dst -p tcp -m tcp --dport 80 -m comment --comment "flows: av-avira" -j ACCEPT
 # av-avira [feature av-avira]: HTTP access to the Avira update servers for anti-virus updates and software upgrades
--A FORWARD -i dmz0 -o wan0 -m set --match-set pt6-appliance src -m set --match-set pt6-dns-aav-update-2.c-dbc9266e dst -p tcp -m tcp --dport 80 -m comment --comment "flows: av-avira" -j ACCEPT
+-A PORTOLAN-FORWARD -i dmz0 -o wan0 -m set --match-set pt6-appliance src -m set --match-set pt6-dns-aav-update-2.c-dbc9266e dst -p tcp -m tcp --dport 80 -m comment --comment "flows: av-avira" -j ACCEPT
 # av-avira [feature av-avira]: HTTP access to the Avira update servers for anti-virus updates and software upgrades
--A FORWARD -i dmz0 -o wan0 -m set --match-set pt6-appliance src -m set --match-set pt6-dns-aav-update-3.c-55aeffa7 dst -p tcp -m tcp --dport 80 -m comment --comment "flows: av-avira" -j ACCEPT
+-A PORTOLAN-FORWARD -i dmz0 -o wan0 -m set --match-set pt6-appliance src -m set --match-set pt6-dns-aav-update-3.c-55aeffa7 dst -p tcp -m tcp --dport 80 -m comment --comment "flows: av-avira" -j ACCEPT
 # av-avira [feature av-avira]: HTTP access to the Avira update servers for anti-virus updates and software upgrades
--A FORWARD -i dmz0 -o wan0 -m set --match-set pt6-appliance src -m set --match-set pt6-dns-aav-update-4.c-35c07eec dst -p tcp -m tcp --dport 80 -m comment --comment "flows: av-avira" -j ACCEPT
+-A PORTOLAN-FORWARD -i dmz0 -o wan0 -m set --match-set pt6-appliance src -m set --match-set pt6-dns-aav-update-4.c-35c07eec dst -p tcp -m tcp --dport 80 -m comment --comment "flows: av-avira" -j ACCEPT
 # av-avira [feature av-avira]: HTTP access to the Avira update servers for anti-virus updates and software upgrades
--A FORWARD -i dmz0 -o wan0 -m set --match-set pt6-appliance src -m set --match-set pt6-dns-aav-update-5.c-2f8272d5 dst -p tcp -m tcp --dport 80 -m comment --comment "flows: av-avira" -j ACCEPT
+-A PORTOLAN-FORWARD -i dmz0 -o wan0 -m set --match-set pt6-appliance src -m set --match-set pt6-dns-aav-update-5.c-2f8272d5 dst -p tcp -m tcp --dport 80 -m comment --comment "flows: av-avira" -j ACCEPT
 # av-avira [feature av-avira]: HTTP access to the Avira update servers for anti-virus updates and software upgrades
--A FORWARD -i dmz0 -o wan0 -m set --match-set pt6-appliance src -m set --match-set pt6-dns-aav-update-6.c-2c17a67a dst -p tcp -m tcp --dport 80 -m comment --comment "flows: av-avira" -j ACCEPT
+-A PORTOLAN-FORWARD -i dmz0 -o wan0 -m set --match-set pt6-appliance src -m set --match-set pt6-dns-aav-update-6.c-2c17a67a dst -p tcp -m tcp --dport 80 -m comment --comment "flows: av-avira" -j ACCEPT
 # spam-stats [feature spam-stats]: Clearswift Spam Detection stats
--A FORWARD -i dmz0 -o wan0 -m set --match-set pt6-appliance src -m set --match-set pt6-dns-clearswiftstat-b56353cc dst -p tcp -m tcp --dport 80 -m comment --comment "flows: spam-stats" -j ACCEPT
+-A PORTOLAN-FORWARD -i dmz0 -o wan0 -m set --match-set pt6-appliance src -m set --match-set pt6-dns-clearswiftstat-b56353cc dst -p tcp -m tcp --dport 80 -m comment --comment "flows: spam-stats" -j ACCEPT
 # spamlogic [feature spamlogic]: Access to SpamLogic Rule/Engine updates
--A FORWARD -i dmz0 -o wan0 -m set --match-set pt6-appliance src -m set --match-set pt6-dns-db11.spamcatcher.net dst -p tcp -m tcp --dport 80 -m comment --comment "flows: spamlogic" -j ACCEPT
+-A PORTOLAN-FORWARD -i dmz0 -o wan0 -m set --match-set pt6-appliance src -m set --match-set pt6-dns-db11.spamcatcher.net dst -p tcp -m tcp --dport 80 -m comment --comment "flows: spamlogic" -j ACCEPT
 # kaspersky-ksn [feature kaspersky-ksn]: Kaspersky KSN lookup
--A FORWARD -i dmz0 -o wan0 -m set --match-set pt6-appliance src -m set --match-set pt6-dns-ksn1.kaspersky-labs.com dst -p tcp -m tcp --dport 443 -m comment --comment "flows: kaspersky-ksn" -j ACCEPT
+-A PORTOLAN-FORWARD -i dmz0 -o wan0 -m set --match-set pt6-appliance src -m set --match-set pt6-dns-ksn1.kaspersky-labs.com dst -p tcp -m tcp --dport 443 -m comment --comment "flows: kaspersky-ksn" -j ACCEPT
 # kaspersky-ksn [feature kaspersky-ksn]: Kaspersky KSN lookup
--A FORWARD -i dmz0 -o wan0 -m set --match-set pt6-appliance src -m set --match-set pt6-dns-ksn2.kaspersky-labs.com dst -p tcp -m tcp --dport 443 -m comment --comment "flows: kaspersky-ksn" -j ACCEPT
+-A PORTOLAN-FORWARD -i dmz0 -o wan0 -m set --match-set pt6-appliance src -m set --match-set pt6-dns-ksn2.kaspersky-labs.com dst -p tcp -m tcp --dport 443 -m comment --comment "flows: kaspersky-ksn" -j ACCEPT
 # kaspersky-ksn [feature kaspersky-ksn]: Kaspersky KSN lookup
--A FORWARD -i dmz0 -o wan0 -m set --match-set pt6-appliance src -m set --match-set pt6-dns-ksn3.kaspersky-labs.com dst -p tcp -m tcp --dport 443 -m comment --comment "flows: kaspersky-ksn" -j ACCEPT
+-A PORTOLAN-FORWARD -i dmz0 -o wan0 -m set --match-set pt6-appliance src -m set --match-set pt6-dns-ksn3.kaspersky-labs.com dst -p tcp -m tcp --dport 443 -m comment --comment "flows: kaspersky-ksn" -j ACCEPT
 # kaspersky-ksn [feature kaspersky-ksn]: Kaspersky KSN lookup
--A FORWARD -i dmz0 -o wan0 -m set --match-set pt6-appliance src -m set --match-set pt6-dns-ksn4.kaspersky-labs.com dst -p tcp -m tcp --dport 443 -m comment --comment "flows: kaspersky-ksn" -j ACCEPT
+-A PORTOLAN-FORWARD -i dmz0 -o wan0 -m set --match-set pt6-appliance src -m set --match-set pt6-dns-ksn4.kaspersky-labs.com dst -p tcp -m tcp --dport 443 -m comment --comment "flows: kaspersky-ksn" -j ACCEPT
 # product-updates [feature product-updates]: Access to Clearswift product and Operating System updates
--A FORWARD -i dmz0 -o wan0 -m set --match-set pt6-appliance src -m set --match-set pt6-dns-repo.clearswift.net dst -p tcp -m tcp --dport 80 -m comment --comment "flows: product-updates" -j ACCEPT
+-A PORTOLAN-FORWARD -i dmz0 -o wan0 -m set --match-set pt6-appliance src -m set --match-set pt6-dns-repo.clearswift.net dst -p tcp -m tcp --dport 80 -m comment --comment "flows: product-updates" -j ACCEPT
 # product-updates [feature product-updates]: Access to Clearswift product and Operating System updates
--A FORWARD -i dmz0 -o wan0 -m set --match-set pt6-appliance src -m set --match-set pt6-dns-rh.repo.clearswift.net dst -p tcp -m tcp --dport 80 -m comment --comment "flows: product-updates" -j ACCEPT
+-A PORTOLAN-FORWARD -i dmz0 -o wan0 -m set --match-set pt6-appliance src -m set --match-set pt6-dns-rh.repo.clearswift.net dst -p tcp -m tcp --dport 80 -m comment --comment "flows: product-updates" -j ACCEPT
 # spamlogic [feature spamlogic]: Access to SpamLogic Rule/Engine updates
--A FORWARD -i dmz0 -o wan0 -m set --match-set pt6-appliance src -m set --match-set pt6-dns-ruledownloads-074949d5 dst -p tcp -m tcp --dport 80 -m comment --comment "flows: spamlogic" -j ACCEPT
+-A PORTOLAN-FORWARD -i dmz0 -o wan0 -m set --match-set pt6-appliance src -m set --match-set pt6-dns-ruledownloads-074949d5 dst -p tcp -m tcp --dport 80 -m comment --comment "flows: spamlogic" -j ACCEPT
 # service-availability [feature service-availability]: Access to the Service Availability List
--A FORWARD -i dmz0 -o wan0 -m set --match-set pt6-appliance src -m set --match-set pt6-dns-services1.clea-feb2194c dst -p tcp -m tcp --dport 80 -m comment --comment "flows: service-availability" -j ACCEPT
+-A PORTOLAN-FORWARD -i dmz0 -o wan0 -m set --match-set pt6-appliance src -m set --match-set pt6-dns-services1.clea-feb2194c dst -p tcp -m tcp --dport 80 -m comment --comment "flows: service-availability" -j ACCEPT
 # service-availability [feature service-availability]: Access to the Service Availability List
--A FORWARD -i dmz0 -o wan0 -m set --match-set pt6-appliance src -m set --match-set pt6-dns-services2.clea-9c566df3 dst -p tcp -m tcp --dport 80 -m comment --comment "flows: service-availability" -j ACCEPT
+-A PORTOLAN-FORWARD -i dmz0 -o wan0 -m set --match-set pt6-appliance src -m set --match-set pt6-dns-services2.clea-9c566df3 dst -p tcp -m tcp --dport 80 -m comment --comment "flows: service-availability" -j ACCEPT
 # service-availability [feature service-availability]: Access to the Service Availability List
--A FORWARD -i dmz0 -o wan0 -m set --match-set pt6-appliance src -m set --match-set pt6-dns-services3.clea-30e1185a dst -p tcp -m tcp --dport 80 -m comment --comment "flows: service-availability" -j ACCEPT
+-A PORTOLAN-FORWARD -i dmz0 -o wan0 -m set --match-set pt6-appliance src -m set --match-set pt6-dns-services3.clea-30e1185a dst -p tcp -m tcp --dport 80 -m comment --comment "flows: service-availability" -j ACCEPT
 # spamlogic [feature spamlogic]: Access to SpamLogic Rule/Engine updates
--A FORWARD -i dmz0 -o wan0 -m set --match-set pt6-appliance src -m set --match-set pt6-dns-sn12.mailshell.net dst -p tcp -m tcp --dport 80 -m comment --comment "flows: spamlogic" -j ACCEPT
+-A PORTOLAN-FORWARD -i dmz0 -o wan0 -m set --match-set pt6-appliance src -m set --match-set pt6-dns-sn12.mailshell.net dst -p tcp -m tcp --dport 80 -m comment --comment "flows: spamlogic" -j ACCEPT
 # spamlogic [feature spamlogic]: Access to SpamLogic Rule/Engine updates
--A FORWARD -i dmz0 -o wan0 -m set --match-set pt6-appliance src -m set --match-set pt6-dns-tisdk.mailshell.net dst -p tcp -m tcp --dport 80 -m comment --comment "flows: spamlogic" -j ACCEPT
+-A PORTOLAN-FORWARD -i dmz0 -o wan0 -m set --match-set pt6-appliance src -m set --match-set pt6-dns-tisdk.mailshell.net dst -p tcp -m tcp --dport 80 -m comment --comment "flows: spamlogic" -j ACCEPT
 # spamlogic [feature spamlogic]: Access to SpamLogic Rule/Engine updates
--A FORWARD -i dmz0 -o wan0 -m set --match-set pt6-appliance src -m set --match-set pt6-dns-verio.mailshell.net dst -p tcp -m tcp --dport 80 -m comment --comment "flows: spamlogic" -j ACCEPT
+-A PORTOLAN-FORWARD -i dmz0 -o wan0 -m set --match-set pt6-appliance src -m set --match-set pt6-dns-verio.mailshell.net dst -p tcp -m tcp --dport 80 -m comment --comment "flows: spamlogic" -j ACCEPT
 # rss-feed [feature rss-feed]: Access to the RSS Feed
--A FORWARD -i dmz0 -o wan0 -m set --match-set pt6-appliance src -m set --match-set pt6-dns-www.clearswift.com dst -p tcp -m tcp --dport 80 -m comment --comment "flows: rss-feed" -j ACCEPT
+-A PORTOLAN-FORWARD -i dmz0 -o wan0 -m set --match-set pt6-appliance src -m set --match-set pt6-dns-www.clearswift.com dst -p tcp -m tcp --dport 80 -m comment --comment "flows: rss-feed" -j ACCEPT
 # hkp-keyserver-out [feature hkp-keyserver]: HTTPS key server queries (port 11371)
 # https-keyserver-out [feature https-keyserver]: HTTPS key server queries
 # ldap-keyserver-out [feature ldap-keyserver]: LDAP key server queries
 # livefeed-out [feature trustmanager-livefeed]: TRUSTmanager LiveFeed checks
 # smtp-out [required]: Outbound SMTP
--A FORWARD -i dmz0 -o wan0 -m set --match-set pt6-appliance src -m set --match-set pt6-role-internet dst -p tcp -m multiport --dports 25,53,389,443,11371 -m comment --comment "flows: hkp-keyserver-out https-keyserver-out ldap-keyserver-out livefeed-out smtp-out" -j ACCEPT
+-A PORTOLAN-FORWARD -i dmz0 -o wan0 -m set --match-set pt6-appliance src -m set --match-set pt6-role-internet dst -p tcp -m multiport --dports 25,53,389,443,11371 -m comment --comment "flows: hkp-keyserver-out https-keyserver-out ldap-keyserver-out livefeed-out smtp-out" -j ACCEPT
 # livefeed-out [feature trustmanager-livefeed]: TRUSTmanager LiveFeed checks
--A FORWARD -i dmz0 -o wan0 -m set --match-set pt6-appliance src -m set --match-set pt6-role-internet dst -p udp -m udp --dport 53 -m comment --comment "flows: livefeed-out" -j ACCEPT
+-A PORTOLAN-FORWARD -i dmz0 -o wan0 -m set --match-set pt6-appliance src -m set --match-set pt6-role-internet dst -p udp -m udp --dport 53 -m comment --comment "flows: livefeed-out" -j ACCEPT
 # av-avira [feature av-avira]: HTTP access to the Avira update servers for anti-virus updates and software upgrades
--A FORWARD -i dmz0 -o wan0 -m set --match-set pt6-appliance src -m set --match-set pt6-wild-apc.avira.com dst -p tcp -m tcp --dport 80 -m comment --comment "flows: av-avira" -j ACCEPT
+-A PORTOLAN-FORWARD -i dmz0 -o wan0 -m set --match-set pt6-appliance src -m set --match-set pt6-wild-apc.avira.com dst -p tcp -m tcp --dport 80 -m comment --comment "flows: av-avira" -j ACCEPT
 # pmm [feature pmm]: HTTP access to the PMM interface
--A FORWARD -i lan0 -o dmz0 -m set --match-set pt6-role-internal src -m set --match-set pt6-appliance dst -p tcp -m tcp --dport 80 -m comment --comment "flows: pmm" -j ACCEPT
+-A PORTOLAN-FORWARD -i lan0 -o dmz0 -m set --match-set pt6-role-internal src -m set --match-set pt6-appliance dst -p tcp -m tcp --dport 80 -m comment --comment "flows: pmm" -j ACCEPT
 # ntp-in [feature inbound-as-listed]: Access to NTP services (inbound half of an In/Out row)
--A FORWARD -i wan0 -o dmz0 -m set --match-set pt6-dns-0.rhel.pool.ntp.org src -m set --match-set pt6-appliance dst -p udp -m udp --dport 123 -m comment --comment "flows: ntp-in" -j ACCEPT
+-A PORTOLAN-FORWARD -i wan0 -o dmz0 -m set --match-set pt6-dns-0.rhel.pool.ntp.org src -m set --match-set pt6-appliance dst -p udp -m udp --dport 123 -m comment --comment "flows: ntp-in" -j ACCEPT
 # ntp-in [feature inbound-as-listed]: Access to NTP services (inbound half of an In/Out row)
--A FORWARD -i wan0 -o dmz0 -m set --match-set pt6-dns-1.rhel.pool.ntp.org src -m set --match-set pt6-appliance dst -p udp -m udp --dport 123 -m comment --comment "flows: ntp-in" -j ACCEPT
+-A PORTOLAN-FORWARD -i wan0 -o dmz0 -m set --match-set pt6-dns-1.rhel.pool.ntp.org src -m set --match-set pt6-appliance dst -p udp -m udp --dport 123 -m comment --comment "flows: ntp-in" -j ACCEPT
 # ntp-in [feature inbound-as-listed]: Access to NTP services (inbound half of an In/Out row)
--A FORWARD -i wan0 -o dmz0 -m set --match-set pt6-dns-2.rhel.pool.ntp.org src -m set --match-set pt6-appliance dst -p udp -m udp --dport 123 -m comment --comment "flows: ntp-in" -j ACCEPT
+-A PORTOLAN-FORWARD -i wan0 -o dmz0 -m set --match-set pt6-dns-2.rhel.pool.ntp.org src -m set --match-set pt6-appliance dst -p udp -m udp --dport 123 -m comment --comment "flows: ntp-in" -j ACCEPT
 # ntp-in [feature inbound-as-listed]: Access to NTP services (inbound half of an In/Out row)
--A FORWARD -i wan0 -o dmz0 -m set --match-set pt6-dns-3.rhel.pool.ntp.org src -m set --match-set pt6-appliance dst -p udp -m udp --dport 123 -m comment --comment "flows: ntp-in" -j ACCEPT
+-A PORTOLAN-FORWARD -i wan0 -o dmz0 -m set --match-set pt6-dns-3.rhel.pool.ntp.org src -m set --match-set pt6-appliance dst -p udp -m udp --dport 123 -m comment --comment "flows: ntp-in" -j ACCEPT
 # kaspersky-ksn-in [feature inbound-as-listed]: Kaspersky KSN lookup (inbound half of an In/Out row)
--A FORWARD -i wan0 -o dmz0 -m set --match-set pt6-dns-ksn1.kaspersky-labs.com src -m set --match-set pt6-appliance dst -p tcp -m tcp --dport 443 -m comment --comment "flows: kaspersky-ksn-in" -j ACCEPT
+-A PORTOLAN-FORWARD -i wan0 -o dmz0 -m set --match-set pt6-dns-ksn1.kaspersky-labs.com src -m set --match-set pt6-appliance dst -p tcp -m tcp --dport 443 -m comment --comment "flows: kaspersky-ksn-in" -j ACCEPT
 # kaspersky-ksn-in [feature inbound-as-listed]: Kaspersky KSN lookup (inbound half of an In/Out row)
--A FORWARD -i wan0 -o dmz0 -m set --match-set pt6-dns-ksn2.kaspersky-labs.com src -m set --match-set pt6-appliance dst -p tcp -m tcp --dport 443 -m comment --comment "flows: kaspersky-ksn-in" -j ACCEPT
+-A PORTOLAN-FORWARD -i wan0 -o dmz0 -m set --match-set pt6-dns-ksn2.kaspersky-labs.com src -m set --match-set pt6-appliance dst -p tcp -m tcp --dport 443 -m comment --comment "flows: kaspersky-ksn-in" -j ACCEPT
 # kaspersky-ksn-in [feature inbound-as-listed]: Kaspersky KSN lookup (inbound half of an In/Out row)
--A FORWARD -i wan0 -o dmz0 -m set --match-set pt6-dns-ksn3.kaspersky-labs.com src -m set --match-set pt6-appliance dst -p tcp -m tcp --dport 443 -m comment --comment "flows: kaspersky-ksn-in" -j ACCEPT
+-A PORTOLAN-FORWARD -i wan0 -o dmz0 -m set --match-set pt6-dns-ksn3.kaspersky-labs.com src -m set --match-set pt6-appliance dst -p tcp -m tcp --dport 443 -m comment --comment "flows: kaspersky-ksn-in" -j ACCEPT
 # kaspersky-ksn-in [feature inbound-as-listed]: Kaspersky KSN lookup (inbound half of an In/Out row)
--A FORWARD -i wan0 -o dmz0 -m set --match-set pt6-dns-ksn4.kaspersky-labs.com src -m set --match-set pt6-appliance dst -p tcp -m tcp --dport 443 -m comment --comment "flows: kaspersky-ksn-in" -j ACCEPT
+-A PORTOLAN-FORWARD -i wan0 -o dmz0 -m set --match-set pt6-dns-ksn4.kaspersky-labs.com src -m set --match-set pt6-appliance dst -p tcp -m tcp --dport 443 -m comment --comment "flows: kaspersky-ksn-in" -j ACCEPT
 # hkp-keyserver-in [feature hkp-keyserver]: HTTPS key server queries (port 11371)
 # https-keyserver-in [feature https-keyserver]: HTTPS key server queries
 # ldap-keyserver-in [feature ldap-keyserver]: LDAP key server queries
 # livefeed-in [feature inbound-as-listed]: TRUSTmanager LiveFeed checks (inbound half of an In/Out row)
 # smtp-in [required]: Inbound SMTP
--A FORWARD -i wan0 -o dmz0 -m set --match-set pt6-role-internet src -m set --match-set pt6-appliance dst -p tcp -m multiport --dports 25,53,389,443,11371 -m comment --comment "flows: hkp-keyserver-in https-keyserver-in ldap-keyserver-in livefeed-in smtp-in" -j ACCEPT
+-A PORTOLAN-FORWARD -i wan0 -o dmz0 -m set --match-set pt6-role-internet src -m set --match-set pt6-appliance dst -p tcp -m multiport --dports 25,53,389,443,11371 -m comment --comment "flows: hkp-keyserver-in https-keyserver-in ldap-keyserver-in livefeed-in smtp-in" -j ACCEPT
 # livefeed-in [feature inbound-as-listed]: TRUSTmanager LiveFeed checks (inbound half of an In/Out row)
--A FORWARD -i wan0 -o dmz0 -m set --match-set pt6-role-internet src -m set --match-set pt6-appliance dst -p udp -m udp --dport 53 -m comment --comment "flows: livefeed-in" -j ACCEPT
+-A PORTOLAN-FORWARD -i wan0 -o dmz0 -m set --match-set pt6-role-internet src -m set --match-set pt6-appliance dst -p udp -m udp --dport 53 -m comment --comment "flows: livefeed-in" -j ACCEPT
+-A PORTOLAN-FORWARD -m comment --comment "portolan: forwarded traffic no flow allows" -j DROP
 COMMIT
 PORTOLAN_IPV6_END
+
+# 4. Send forwarded traffic through portolan's chain first (once).
+for t in iptables ip6tables; do
+	$t -C FORWARD -j PORTOLAN-FORWARD 2>/dev/null || $t -I FORWARD 1 -j PORTOLAN-FORWARD
+done

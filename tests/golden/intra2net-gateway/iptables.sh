@@ -3,7 +3,7 @@
 # profile: intra2net (Intra2net System)
 # placement: gateway (forward path; appliance behind dmz0)
 # features: activesync, imaps, letsencrypt, mail-pop3, mail-smtp, proxy-ftp, proxy-http, proxy-https, smtp-in, submission, vpn, web-groupware
-# load: sh FILE (as root; replaces the filter tables of iptables and ip6tables)
+# load: sh FILE (as root; replaces only the chain PORTOLAN-FORWARD and jumps to it from FORWARD)
 set -eu
 
 # 1. address sets
@@ -413,88 +413,91 @@ create pt6-wild-avcloud.intra2net.com hash:ip family inet6 timeout 0
 flush pt6-wild-avcloud.intra2net.com
 PORTOLAN_IPSET_END
 
-# 2. IPv4 filter table (atomic)
-iptables-restore <<'PORTOLAN_IPV4_END'
+# 2. IPv4 rules (atomic)
+iptables-restore --noflush <<'PORTOLAN_IPV4_END'
 *filter
-:INPUT ACCEPT [0:0]
-:FORWARD DROP [0:0]
-:OUTPUT ACCEPT [0:0]
--A FORWARD -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment "portolan: replies and related ICMP errors" -j ACCEPT
--A FORWARD -m conntrack --ctstate INVALID -j DROP
+:PORTOLAN-FORWARD - [0:0]
+-A PORTOLAN-FORWARD -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment "portolan: replies and related ICMP errors" -j ACCEPT
+-A PORTOLAN-FORWARD -m conntrack --ctstate INVALID -j DROP
 # dns [required]: Name resolution
--A FORWARD -i dmz0 -o lan0 -m set --match-set pt4-appliance src -m set --match-set pt4-role-dns-server dst -p tcp -m tcp --dport 53 -m comment --comment "flows: dns" -j ACCEPT
+-A PORTOLAN-FORWARD -i dmz0 -o lan0 -m set --match-set pt4-appliance src -m set --match-set pt4-role-dns-server dst -p tcp -m tcp --dport 53 -m comment --comment "flows: dns" -j ACCEPT
 # dns [required]: Name resolution
--A FORWARD -i dmz0 -o lan0 -m set --match-set pt4-appliance src -m set --match-set pt4-role-dns-server dst -p udp -m udp --dport 53 -m comment --comment "flows: dns" -j ACCEPT
+-A PORTOLAN-FORWARD -i dmz0 -o lan0 -m set --match-set pt4-appliance src -m set --match-set pt4-role-dns-server dst -p udp -m udp --dport 53 -m comment --comment "flows: dns" -j ACCEPT
 # ntp-custom [required]: Time synchronization with an NTP server of choice
--A FORWARD -i dmz0 -o lan0 -m set --match-set pt4-appliance src -m set --match-set pt4-role-ntp-server dst -p tcp -m tcp --dport 123 -m comment --comment "flows: ntp-custom" -j ACCEPT
+-A PORTOLAN-FORWARD -i dmz0 -o lan0 -m set --match-set pt4-appliance src -m set --match-set pt4-role-ntp-server dst -p tcp -m tcp --dport 123 -m comment --comment "flows: ntp-custom" -j ACCEPT
 # ntp-custom [required]: Time synchronization with an NTP server of choice
--A FORWARD -i dmz0 -o lan0 -m set --match-set pt4-appliance src -m set --match-set pt4-role-ntp-server dst -p udp -m udp --dport 123 -m comment --comment "flows: ntp-custom" -j ACCEPT
+-A PORTOLAN-FORWARD -i dmz0 -o lan0 -m set --match-set pt4-appliance src -m set --match-set pt4-role-ntp-server dst -p udp -m udp --dport 123 -m comment --comment "flows: ntp-custom" -j ACCEPT
 # avfpc [required]: Antivirus cloud for real-time queries of false positives
--A FORWARD -i dmz0 -o wan0 -m set --match-set pt4-appliance src -m set --match-set pt4-dns-avfpc.intra2net.com dst -p tcp -m tcp --dport 443 -m comment --comment "flows: avfpc" -j ACCEPT
+-A PORTOLAN-FORWARD -i dmz0 -o wan0 -m set --match-set pt4-appliance src -m set --match-set pt4-dns-avfpc.intra2net.com dst -p tcp -m tcp --dport 443 -m comment --comment "flows: avfpc" -j ACCEPT
 # avupdate [required]: Antivirus update data
--A FORWARD -i dmz0 -o wan0 -m set --match-set pt4-appliance src -m set --match-set pt4-dns-avupdate.intra2net.com dst -p tcp -m tcp --dport 443 -m comment --comment "flows: avupdate" -j ACCEPT
+-A PORTOLAN-FORWARD -i dmz0 -o wan0 -m set --match-set pt4-appliance src -m set --match-set pt4-dns-avupdate.intra2net.com dst -p tcp -m tcp --dport 443 -m comment --comment "flows: avupdate" -j ACCEPT
 # support [required]: Manufacturer remote maintenance
--A FORWARD -i dmz0 -o wan0 -m set --match-set pt4-appliance src -m set --match-set pt4-dns-support.intra2net.com dst -p tcp -m tcp --dport 5000:5050 -m comment --comment "flows: support" -j ACCEPT
+-A PORTOLAN-FORWARD -i dmz0 -o wan0 -m set --match-set pt4-appliance src -m set --match-set pt4-dns-support.intra2net.com dst -p tcp -m tcp --dport 5000:5050 -m comment --comment "flows: support" -j ACCEPT
 # update [required]: System updates, anti-spam updates, licenses, coordination of antivirus updates
--A FORWARD -i dmz0 -o wan0 -m set --match-set pt4-appliance src -m set --match-set pt4-dns-update.intra2net.com dst -p tcp -m tcp --dport 443 -m comment --comment "flows: update" -j ACCEPT
+-A PORTOLAN-FORWARD -i dmz0 -o wan0 -m set --match-set pt4-appliance src -m set --match-set pt4-dns-update.intra2net.com dst -p tcp -m tcp --dport 443 -m comment --comment "flows: update" -j ACCEPT
 # mail-pop3 [feature mail-pop3]: Email: fetching mail by POP3
 # mail-smtp [feature mail-smtp]: Email: sending mail by SMTP
 # proxy-ftp [feature proxy-ftp]: FTP for the Intra2net system proxy
 # proxy-http [feature proxy-http]: HTTP for the Intra2net system proxy
 # proxy-https [feature proxy-https]: HTTPS for the Intra2net system proxy
 # razor [required]: Razor spam detection (multiple servers)
--A FORWARD -i dmz0 -o wan0 -m set --match-set pt4-appliance src -m set --match-set pt4-role-internet dst -p tcp -m multiport --dports 21,25,80,110,443,2703 -m comment --comment "flows: mail-pop3 mail-smtp proxy-ftp proxy-http proxy-https razor" -j ACCEPT
+-A PORTOLAN-FORWARD -i dmz0 -o wan0 -m set --match-set pt4-appliance src -m set --match-set pt4-role-internet dst -p tcp -m multiport --dports 21,25,80,110,443,2703 -m comment --comment "flows: mail-pop3 mail-smtp proxy-ftp proxy-http proxy-https razor" -j ACCEPT
 # ping [required]: Connection monitoring (multiple servers)
--A FORWARD -i dmz0 -o wan0 -m set --match-set pt4-appliance src -m set --match-set pt4-role-internet dst -p icmp -m icmp --icmp-type echo-request -m comment --comment "flows: ping" -j ACCEPT
+-A PORTOLAN-FORWARD -i dmz0 -o wan0 -m set --match-set pt4-appliance src -m set --match-set pt4-role-internet dst -p icmp -m icmp --icmp-type echo-request -m comment --comment "flows: ping" -j ACCEPT
 # avcloud [required]: Antivirus cloud for real-time scanning of virus checksums
--A FORWARD -i dmz0 -o wan0 -m set --match-set pt4-appliance src -m set --match-set pt4-wild-avcloud.intra2net.com dst -p tcp -m tcp --dport 443 -m comment --comment "flows: avcloud" -j ACCEPT
+-A PORTOLAN-FORWARD -i dmz0 -o wan0 -m set --match-set pt4-appliance src -m set --match-set pt4-wild-avcloud.intra2net.com dst -p tcp -m tcp --dport 443 -m comment --comment "flows: avcloud" -j ACCEPT
 # activesync [feature activesync]: ActiveSync
 # imaps [feature imaps]: Retrieval of emails and groupware data by external users
 # letsencrypt [feature letsencrypt]: Issuing and renewing certificates via Let's Encrypt
 # smtp-in [feature smtp-in]: Receive incoming emails via SMTP (MX record points to external IP)
 # submission [feature submission]: Sending emails by external users
 # web-groupware [feature web-groupware]: Web groupware and remote maintenance
--A FORWARD -i wan0 -o dmz0 -m set --match-set pt4-role-internet src -m set --match-set pt4-appliance dst -p tcp -m multiport --dports 25,80,443,587,993 -m comment --comment "flows: activesync imaps letsencrypt smtp-in submission web-groupware" -j ACCEPT
+-A PORTOLAN-FORWARD -i wan0 -o dmz0 -m set --match-set pt4-role-internet src -m set --match-set pt4-appliance dst -p tcp -m multiport --dports 25,80,443,587,993 -m comment --comment "flows: activesync imaps letsencrypt smtp-in submission web-groupware" -j ACCEPT
 # vpn [feature vpn]: Incoming VPN connections
--A FORWARD -i wan0 -o dmz0 -m set --match-set pt4-role-internet src -m set --match-set pt4-appliance dst -p udp -m multiport --dports 500,4500 -m comment --comment "flows: vpn" -j ACCEPT
+-A PORTOLAN-FORWARD -i wan0 -o dmz0 -m set --match-set pt4-role-internet src -m set --match-set pt4-appliance dst -p udp -m multiport --dports 500,4500 -m comment --comment "flows: vpn" -j ACCEPT
+-A PORTOLAN-FORWARD -m comment --comment "portolan: forwarded traffic no flow allows" -j DROP
 COMMIT
 PORTOLAN_IPV4_END
 
-# 3. IPv6 filter table (atomic)
-ip6tables-restore <<'PORTOLAN_IPV6_END'
+# 3. IPv6 rules (atomic)
+ip6tables-restore --noflush <<'PORTOLAN_IPV6_END'
 *filter
-:INPUT ACCEPT [0:0]
-:FORWARD DROP [0:0]
-:OUTPUT ACCEPT [0:0]
--A FORWARD -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment "portolan: replies and related ICMP errors" -j ACCEPT
--A FORWARD -m conntrack --ctstate INVALID -j DROP
+:PORTOLAN-FORWARD - [0:0]
+-A PORTOLAN-FORWARD -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment "portolan: replies and related ICMP errors" -j ACCEPT
+-A PORTOLAN-FORWARD -m conntrack --ctstate INVALID -j DROP
 # avfpc [required]: Antivirus cloud for real-time queries of false positives
--A FORWARD -i dmz0 -o wan0 -m set --match-set pt6-appliance src -m set --match-set pt6-dns-avfpc.intra2net.com dst -p tcp -m tcp --dport 443 -m comment --comment "flows: avfpc" -j ACCEPT
+-A PORTOLAN-FORWARD -i dmz0 -o wan0 -m set --match-set pt6-appliance src -m set --match-set pt6-dns-avfpc.intra2net.com dst -p tcp -m tcp --dport 443 -m comment --comment "flows: avfpc" -j ACCEPT
 # avupdate [required]: Antivirus update data
--A FORWARD -i dmz0 -o wan0 -m set --match-set pt6-appliance src -m set --match-set pt6-dns-avupdate.intra2net.com dst -p tcp -m tcp --dport 443 -m comment --comment "flows: avupdate" -j ACCEPT
+-A PORTOLAN-FORWARD -i dmz0 -o wan0 -m set --match-set pt6-appliance src -m set --match-set pt6-dns-avupdate.intra2net.com dst -p tcp -m tcp --dport 443 -m comment --comment "flows: avupdate" -j ACCEPT
 # support [required]: Manufacturer remote maintenance
--A FORWARD -i dmz0 -o wan0 -m set --match-set pt6-appliance src -m set --match-set pt6-dns-support.intra2net.com dst -p tcp -m tcp --dport 5000:5050 -m comment --comment "flows: support" -j ACCEPT
+-A PORTOLAN-FORWARD -i dmz0 -o wan0 -m set --match-set pt6-appliance src -m set --match-set pt6-dns-support.intra2net.com dst -p tcp -m tcp --dport 5000:5050 -m comment --comment "flows: support" -j ACCEPT
 # update [required]: System updates, anti-spam updates, licenses, coordination of antivirus updates
--A FORWARD -i dmz0 -o wan0 -m set --match-set pt6-appliance src -m set --match-set pt6-dns-update.intra2net.com dst -p tcp -m tcp --dport 443 -m comment --comment "flows: update" -j ACCEPT
+-A PORTOLAN-FORWARD -i dmz0 -o wan0 -m set --match-set pt6-appliance src -m set --match-set pt6-dns-update.intra2net.com dst -p tcp -m tcp --dport 443 -m comment --comment "flows: update" -j ACCEPT
 # mail-pop3 [feature mail-pop3]: Email: fetching mail by POP3
 # mail-smtp [feature mail-smtp]: Email: sending mail by SMTP
 # proxy-ftp [feature proxy-ftp]: FTP for the Intra2net system proxy
 # proxy-http [feature proxy-http]: HTTP for the Intra2net system proxy
 # proxy-https [feature proxy-https]: HTTPS for the Intra2net system proxy
 # razor [required]: Razor spam detection (multiple servers)
--A FORWARD -i dmz0 -o wan0 -m set --match-set pt6-appliance src -m set --match-set pt6-role-internet dst -p tcp -m multiport --dports 21,25,80,110,443,2703 -m comment --comment "flows: mail-pop3 mail-smtp proxy-ftp proxy-http proxy-https razor" -j ACCEPT
+-A PORTOLAN-FORWARD -i dmz0 -o wan0 -m set --match-set pt6-appliance src -m set --match-set pt6-role-internet dst -p tcp -m multiport --dports 21,25,80,110,443,2703 -m comment --comment "flows: mail-pop3 mail-smtp proxy-ftp proxy-http proxy-https razor" -j ACCEPT
 # ping [required]: Connection monitoring (multiple servers)
--A FORWARD -i dmz0 -o wan0 -m set --match-set pt6-appliance src -m set --match-set pt6-role-internet dst -p ipv6-icmp -m icmp6 --icmpv6-type echo-request -m comment --comment "flows: ping" -j ACCEPT
+-A PORTOLAN-FORWARD -i dmz0 -o wan0 -m set --match-set pt6-appliance src -m set --match-set pt6-role-internet dst -p ipv6-icmp -m icmp6 --icmpv6-type echo-request -m comment --comment "flows: ping" -j ACCEPT
 # avcloud [required]: Antivirus cloud for real-time scanning of virus checksums
--A FORWARD -i dmz0 -o wan0 -m set --match-set pt6-appliance src -m set --match-set pt6-wild-avcloud.intra2net.com dst -p tcp -m tcp --dport 443 -m comment --comment "flows: avcloud" -j ACCEPT
+-A PORTOLAN-FORWARD -i dmz0 -o wan0 -m set --match-set pt6-appliance src -m set --match-set pt6-wild-avcloud.intra2net.com dst -p tcp -m tcp --dport 443 -m comment --comment "flows: avcloud" -j ACCEPT
 # activesync [feature activesync]: ActiveSync
 # imaps [feature imaps]: Retrieval of emails and groupware data by external users
 # letsencrypt [feature letsencrypt]: Issuing and renewing certificates via Let's Encrypt
 # smtp-in [feature smtp-in]: Receive incoming emails via SMTP (MX record points to external IP)
 # submission [feature submission]: Sending emails by external users
 # web-groupware [feature web-groupware]: Web groupware and remote maintenance
--A FORWARD -i wan0 -o dmz0 -m set --match-set pt6-role-internet src -m set --match-set pt6-appliance dst -p tcp -m multiport --dports 25,80,443,587,993 -m comment --comment "flows: activesync imaps letsencrypt smtp-in submission web-groupware" -j ACCEPT
+-A PORTOLAN-FORWARD -i wan0 -o dmz0 -m set --match-set pt6-role-internet src -m set --match-set pt6-appliance dst -p tcp -m multiport --dports 25,80,443,587,993 -m comment --comment "flows: activesync imaps letsencrypt smtp-in submission web-groupware" -j ACCEPT
 # vpn [feature vpn]: Incoming VPN connections
--A FORWARD -i wan0 -o dmz0 -m set --match-set pt6-role-internet src -m set --match-set pt6-appliance dst -p udp -m multiport --dports 500,4500 -m comment --comment "flows: vpn" -j ACCEPT
+-A PORTOLAN-FORWARD -i wan0 -o dmz0 -m set --match-set pt6-role-internet src -m set --match-set pt6-appliance dst -p udp -m multiport --dports 500,4500 -m comment --comment "flows: vpn" -j ACCEPT
+-A PORTOLAN-FORWARD -m comment --comment "portolan: forwarded traffic no flow allows" -j DROP
 COMMIT
 PORTOLAN_IPV6_END
+
+# 4. Send forwarded traffic through portolan's chain first (once).
+for t in iptables ip6tables; do
+	$t -C FORWARD -j PORTOLAN-FORWARD 2>/dev/null || $t -I FORWARD 1 -j PORTOLAN-FORWARD
+done

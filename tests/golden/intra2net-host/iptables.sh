@@ -320,7 +320,7 @@ create pt6-wild-intra2net.pool.ntp.org hash:ip family inet6 timeout 0
 flush pt6-wild-intra2net.pool.ntp.org
 PORTOLAN_IPSET_END
 
-# 2. IPv4 filter table (atomic)
+# 2. IPv4 rules (atomic)
 iptables-restore <<'PORTOLAN_IPV4_END'
 *filter
 :INPUT DROP [0:0]
@@ -364,7 +364,7 @@ iptables-restore <<'PORTOLAN_IPV4_END'
 COMMIT
 PORTOLAN_IPV4_END
 
-# 3. IPv6 filter table (atomic)
+# 3. IPv6 rules (atomic)
 ip6tables-restore <<'PORTOLAN_IPV6_END'
 *filter
 :INPUT DROP [0:0]

@@ -3,7 +3,7 @@
 # profile: seppmail (SEPPmail Secure E-Mail Gateway)
 # placement: gateway (forward path; appliance behind dmz0)
 # features: admin-http, cluster, cluster-backend, cluster-frontend, fetchmail, gina-satellite, keyserver-external, keyserver-internal, keyserver-query-internal, keyserver-query-internet, mpki, nrpe, ntp, ocsp-crl, protection-pack, rest-api, snmp, sspm, syslog
-# load: sh FILE (as root; replaces the filter tables of iptables and ip6tables)
+# load: sh FILE (as root; replaces only the chain PORTOLAN-FORWARD and jumps to it from FORWARD)
 set -eu
 
 # 1. address sets
@@ -446,47 +446,45 @@ flush pt4-role-syslog-server
 add pt4-role-syslog-server 198.51.100.14
 PORTOLAN_IPSET_END
 
-# 2. IPv4 filter table (atomic)
-iptables-restore <<'PORTOLAN_IPV4_END'
+# 2. IPv4 rules (atomic)
+iptables-restore --noflush <<'PORTOLAN_IPV4_END'
 *filter
-:INPUT ACCEPT [0:0]
-:FORWARD DROP [0:0]
-:OUTPUT ACCEPT [0:0]
--A FORWARD -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment "portolan: replies and related ICMP errors" -j ACCEPT
--A FORWARD -m conntrack --ctstate INVALID -j DROP
+:PORTOLAN-FORWARD - [0:0]
+-A PORTOLAN-FORWARD -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment "portolan: replies and related ICMP errors" -j ACCEPT
+-A PORTOLAN-FORWARD -m conntrack --ctstate INVALID -j DROP
 # frontend-groups [feature cluster-frontend]: Dividing the appliance into function groups (frontend to backend)
 # frontend-state [feature cluster-frontend]: (new in 13.0.0) Frontend state shown in the backend of a distributed system
--A FORWARD -i dmz0 -o dmz0 -m set --match-set pt4-appliance src -m set --match-set pt4-role-backend dst -p tcp -m tcp --dport 22 -m comment --comment "flows: frontend-groups frontend-state" -j ACCEPT
+-A PORTOLAN-FORWARD -i dmz0 -o dmz0 -m set --match-set pt4-appliance src -m set --match-set pt4-role-backend dst -p tcp -m tcp --dport 22 -m comment --comment "flows: frontend-groups frontend-state" -j ACCEPT
 # cluster-sync-out [feature cluster]: Synchronising appliances in the cluster network
--A FORWARD -i dmz0 -o dmz0 -m set --match-set pt4-appliance src -m set --match-set pt4-role-cluster-peer dst -p tcp -m tcp --dport 22 -m comment --comment "flows: cluster-sync-out" -j ACCEPT
+-A PORTOLAN-FORWARD -i dmz0 -o dmz0 -m set --match-set pt4-appliance src -m set --match-set pt4-role-cluster-peer dst -p tcp -m tcp --dport 22 -m comment --comment "flows: cluster-sync-out" -j ACCEPT
 # cluster-sync-in [feature cluster]: Synchronising appliances in the cluster network
--A FORWARD -i dmz0 -o dmz0 -m set --match-set pt4-role-cluster-peer src -m set --match-set pt4-appliance dst -p tcp -m tcp --dport 22 -m comment --comment "flows: cluster-sync-in" -j ACCEPT
+-A PORTOLAN-FORWARD -i dmz0 -o dmz0 -m set --match-set pt4-role-cluster-peer src -m set --match-set pt4-appliance dst -p tcp -m tcp --dport 22 -m comment --comment "flows: cluster-sync-in" -j ACCEPT
 # keyserver-external-firewall [feature keyserver-external]: LDAP queries to the appliance's key server for public keys of internal users, forwarded by the firewall for external partners
--A FORWARD -i dmz0 -o dmz0 -m set --match-set pt4-role-firewall src -m set --match-set pt4-appliance dst -p tcp -m multiport --dports 1389,1636 -m comment --comment "flows: keyserver-external-firewall" -j ACCEPT
+-A PORTOLAN-FORWARD -i dmz0 -o dmz0 -m set --match-set pt4-role-firewall src -m set --match-set pt4-appliance dst -p tcp -m multiport --dports 1389,1636 -m comment --comment "flows: keyserver-external-firewall" -j ACCEPT
 # keyserver-external-firewall [feature keyserver-external]: LDAP queries to the appliance's key server for public keys of internal users, forwarded by the firewall for external partners
--A FORWARD -i dmz0 -o dmz0 -m set --match-set pt4-role-firewall src -m set --match-set pt4-appliance dst -p udp -m multiport --dports 1389,1636 -m comment --comment "flows: keyserver-external-firewall" -j ACCEPT
+-A PORTOLAN-FORWARD -i dmz0 -o dmz0 -m set --match-set pt4-role-firewall src -m set --match-set pt4-appliance dst -p udp -m multiport --dports 1389,1636 -m comment --comment "flows: keyserver-external-firewall" -j ACCEPT
 # backend-groups [feature cluster-backend]: Dividing the appliance into function groups (frontend to backend)
 # backend-state [feature cluster-backend]: (new in 13.0.0) Frontend state shown in the backend of a distributed system
--A FORWARD -i dmz0 -o dmz0 -m set --match-set pt4-role-frontend src -m set --match-set pt4-appliance dst -p tcp -m tcp --dport 22 -m comment --comment "flows: backend-groups backend-state" -j ACCEPT
+-A PORTOLAN-FORWARD -i dmz0 -o dmz0 -m set --match-set pt4-role-frontend src -m set --match-set pt4-appliance dst -p tcp -m tcp --dport 22 -m comment --comment "flows: backend-groups backend-state" -j ACCEPT
 # dns-internal [required]: Name resolution via internal DNS servers
--A FORWARD -i dmz0 -o lan0 -m set --match-set pt4-appliance src -m set --match-set pt4-role-dns-server dst -p tcp -m tcp --dport 53 -m comment --comment "flows: dns-internal" -j ACCEPT
+-A PORTOLAN-FORWARD -i dmz0 -o lan0 -m set --match-set pt4-appliance src -m set --match-set pt4-role-dns-server dst -p tcp -m tcp --dport 53 -m comment --comment "flows: dns-internal" -j ACCEPT
 # dns-internal [required]: Name resolution via internal DNS servers
--A FORWARD -i dmz0 -o lan0 -m set --match-set pt4-appliance src -m set --match-set pt4-role-dns-server dst -p udp -m udp --dport 53 -m comment --comment "flows: dns-internal" -j ACCEPT
+-A PORTOLAN-FORWARD -i dmz0 -o lan0 -m set --match-set pt4-appliance src -m set --match-set pt4-role-dns-server dst -p udp -m udp --dport 53 -m comment --comment "flows: dns-internal" -j ACCEPT
 # keyserver-query-internal [feature keyserver-query-internal]: LDAP queries to internal LDAP servers (public keys of internal users)
--A FORWARD -i dmz0 -o lan0 -m set --match-set pt4-appliance src -m set --match-set pt4-role-ldap-server dst -p tcp -m multiport --dports 389,636 -m comment --comment "flows: keyserver-query-internal" -j ACCEPT
+-A PORTOLAN-FORWARD -i dmz0 -o lan0 -m set --match-set pt4-appliance src -m set --match-set pt4-role-ldap-server dst -p tcp -m multiport --dports 389,636 -m comment --comment "flows: keyserver-query-internal" -j ACCEPT
 # keyserver-query-internal [feature keyserver-query-internal]: LDAP queries to internal LDAP servers (public keys of internal users)
--A FORWARD -i dmz0 -o lan0 -m set --match-set pt4-appliance src -m set --match-set pt4-role-ldap-server dst -p udp -m multiport --dports 389,636 -m comment --comment "flows: keyserver-query-internal" -j ACCEPT
+-A PORTOLAN-FORWARD -i dmz0 -o lan0 -m set --match-set pt4-appliance src -m set --match-set pt4-role-ldap-server dst -p udp -m multiport --dports 389,636 -m comment --comment "flows: keyserver-query-internal" -j ACCEPT
 # gina-satellite [feature gina-satellite]: GINA satellite delivering to the email server
 # smtp-to-mail-server [required]: Incoming email from the gateway to the internal email server
--A FORWARD -i dmz0 -o lan0 -m set --match-set pt4-appliance src -m set --match-set pt4-role-mail-server dst -p tcp -m tcp --dport 25 -m comment --comment "flows: gina-satellite smtp-to-mail-server" -j ACCEPT
+-A PORTOLAN-FORWARD -i dmz0 -o lan0 -m set --match-set pt4-appliance src -m set --match-set pt4-role-mail-server dst -p tcp -m tcp --dport 25 -m comment --comment "flows: gina-satellite smtp-to-mail-server" -j ACCEPT
 # syslog-tls [feature syslog]: Forwarding log entries to a syslog server over TLS
--A FORWARD -i dmz0 -o lan0 -m set --match-set pt4-appliance src -m set --match-set pt4-role-syslog-server dst -p tcp -m tcp --dport 6514 -m comment --comment "flows: syslog-tls" -j ACCEPT
+-A PORTOLAN-FORWARD -i dmz0 -o lan0 -m set --match-set pt4-appliance src -m set --match-set pt4-role-syslog-server dst -p tcp -m tcp --dport 6514 -m comment --comment "flows: syslog-tls" -j ACCEPT
 # syslog-udp [feature syslog]: Forwarding log entries to a syslog server
--A FORWARD -i dmz0 -o lan0 -m set --match-set pt4-appliance src -m set --match-set pt4-role-syslog-server dst -p udp -m udp --dport 514 -m comment --comment "flows: syslog-udp" -j ACCEPT
+-A PORTOLAN-FORWARD -i dmz0 -o lan0 -m set --match-set pt4-appliance src -m set --match-set pt4-role-syslog-server dst -p udp -m udp --dport 514 -m comment --comment "flows: syslog-udp" -j ACCEPT
 # licence-support [required]: Licence changes, support
--A FORWARD -i dmz0 -o wan0 -m set --match-set pt4-appliance src -m set --match-set pt4-dns-support.seppmail.ch dst -p tcp -m tcp --dport 22 -m comment --comment "flows: licence-support" -j ACCEPT
+-A PORTOLAN-FORWARD -i dmz0 -o wan0 -m set --match-set pt4-appliance src -m set --match-set pt4-dns-support.seppmail.ch dst -p tcp -m tcp --dport 22 -m comment --comment "flows: licence-support" -j ACCEPT
 # licence-support [required]: Licence changes, support
--A FORWARD -i dmz0 -o wan0 -m set --match-set pt4-appliance src -m set --match-set pt4-dns-update.seppmail.ch dst -p tcp -m tcp --dport 22 -m comment --comment "flows: licence-support" -j ACCEPT
+-A PORTOLAN-FORWARD -i dmz0 -o wan0 -m set --match-set pt4-appliance src -m set --match-set pt4-dns-update.seppmail.ch dst -p tcp -m tcp --dport 22 -m comment --comment "flows: licence-support" -j ACCEPT
 # fetchmail [feature fetchmail]: Collecting user emails via POP3S, IMAPS, POP3 or IMAP (Fetchmail)
 # keyserver-query-internet [feature keyserver-query-internet]: LDAP queries to key servers on the Internet (public keys from CAs)
 # mpki [feature mpki]: MPKI connector to the certification authority
@@ -494,56 +492,55 @@ iptables-restore <<'PORTOLAN_IPV4_END'
 # protection-pack-tcp [feature protection-pack]: Updates of the Protection Pack (antivirus/antispam)
 # smtp-out-direct [required]: Sending emails directly to the Internet (built-in mail transport agent)
 # sspm-sms [feature sspm]: Sending SMS through an SMS gateway for Self-Service Password Management
--A FORWARD -i dmz0 -o wan0 -m set --match-set pt4-appliance src -m set --match-set pt4-role-internet dst -p tcp -m multiport --dports 25,80,110,143,389,443,636,873,993,995,2703,5061 -m comment --comment "flows: fetchmail keyserver-query-internet mpki ocsp-crl protection-pack-tcp smtp-out-direct sspm-sms" -j ACCEPT
+-A PORTOLAN-FORWARD -i dmz0 -o wan0 -m set --match-set pt4-appliance src -m set --match-set pt4-role-internet dst -p tcp -m multiport --dports 25,80,110,143,389,443,636,873,993,995,2703,5061 -m comment --comment "flows: fetchmail keyserver-query-internet mpki ocsp-crl protection-pack-tcp smtp-out-direct sspm-sms" -j ACCEPT
 # keyserver-query-internet [feature keyserver-query-internet]: LDAP queries to key servers on the Internet (public keys from CAs)
 # ntp-internet [feature ntp]: Time synchronisation with time servers on the Internet
 # protection-pack-udp [feature protection-pack]: Updates of the Protection Pack (antivirus/antispam)
--A FORWARD -i dmz0 -o wan0 -m set --match-set pt4-appliance src -m set --match-set pt4-role-internet dst -p udp -m multiport --dports 123,389,636,24441 -m comment --comment "flows: keyserver-query-internet ntp-internet protection-pack-udp" -j ACCEPT
+-A PORTOLAN-FORWARD -i dmz0 -o wan0 -m set --match-set pt4-appliance src -m set --match-set pt4-role-internet dst -p udp -m multiport --dports 123,389,636,24441 -m comment --comment "flows: keyserver-query-internet ntp-internet protection-pack-udp" -j ACCEPT
 # admin-http [feature admin-http]: Web-based administration interface over plain HTTP
 # admin-https [required]: Web-based administration interface over HTTPS
 # rest-api [feature rest-api]: Administration via the REST API
--A FORWARD -i lan0 -o dmz0 -m set --match-set pt4-role-admin src -m set --match-set pt4-appliance dst -p tcp -m multiport --dports 8080,8443,8445 -m comment --comment "flows: admin-http admin-https rest-api" -j ACCEPT
+-A PORTOLAN-FORWARD -i lan0 -o dmz0 -m set --match-set pt4-role-admin src -m set --match-set pt4-appliance dst -p tcp -m multiport --dports 8080,8443,8445 -m comment --comment "flows: admin-http admin-https rest-api" -j ACCEPT
 # keyserver-external-internal [feature keyserver-external]: LDAP queries to the appliance's key server for public keys of internal users, from the internal network
 # keyserver-internal [feature keyserver-internal]: Internal LDAP queries to the appliance's key server (public keys of external partners)
 # nrpe [feature nrpe]: Monitoring via Nagios (NRPE)
--A FORWARD -i lan0 -o dmz0 -m set --match-set pt4-role-internal src -m set --match-set pt4-appliance dst -p tcp -m multiport --dports 387:388,635,1389,1636,5666 -m comment --comment "flows: keyserver-external-internal keyserver-internal nrpe" -j ACCEPT
+-A PORTOLAN-FORWARD -i lan0 -o dmz0 -m set --match-set pt4-role-internal src -m set --match-set pt4-appliance dst -p tcp -m multiport --dports 387:388,635,1389,1636,5666 -m comment --comment "flows: keyserver-external-internal keyserver-internal nrpe" -j ACCEPT
 # keyserver-external-internal [feature keyserver-external]: LDAP queries to the appliance's key server for public keys of internal users, from the internal network
 # keyserver-internal [feature keyserver-internal]: Internal LDAP queries to the appliance's key server (public keys of external partners)
 # snmp [feature snmp]: Monitoring via SNMP
--A FORWARD -i lan0 -o dmz0 -m set --match-set pt4-role-internal src -m set --match-set pt4-appliance dst -p udp -m multiport --dports 161,387:388,635,1389,1636 -m comment --comment "flows: keyserver-external-internal keyserver-internal snmp" -j ACCEPT
+-A PORTOLAN-FORWARD -i lan0 -o dmz0 -m set --match-set pt4-role-internal src -m set --match-set pt4-appliance dst -p udp -m multiport --dports 161,387:388,635,1389,1636 -m comment --comment "flows: keyserver-external-internal keyserver-internal snmp" -j ACCEPT
 # smtp-from-mail-server [required]: Outgoing email from the internal email server to the gateway
--A FORWARD -i lan0 -o dmz0 -m set --match-set pt4-role-mail-server src -m set --match-set pt4-appliance dst -p tcp -m tcp --dport 25 -m comment --comment "flows: smtp-from-mail-server" -j ACCEPT
+-A PORTOLAN-FORWARD -i lan0 -o dmz0 -m set --match-set pt4-role-mail-server src -m set --match-set pt4-appliance dst -p tcp -m tcp --dport 25 -m comment --comment "flows: smtp-from-mail-server" -j ACCEPT
 # gina [required]: HTTPS to the gateway for the GINA technology
 # smtp-in-direct [required]: Receiving emails directly from the Internet
--A FORWARD -i wan0 -o dmz0 -m set --match-set pt4-role-internet src -m set --match-set pt4-appliance dst -p tcp -m multiport --dports 25,443 -m comment --comment "flows: gina smtp-in-direct" -j ACCEPT
+-A PORTOLAN-FORWARD -i wan0 -o dmz0 -m set --match-set pt4-role-internet src -m set --match-set pt4-appliance dst -p tcp -m multiport --dports 25,443 -m comment --comment "flows: gina smtp-in-direct" -j ACCEPT
 # smtp-in-smarthost [required]: Receiving emails via a smarthost
--A FORWARD -i wan0 -o dmz0 -m set --match-set pt4-role-smarthost src -m set --match-set pt4-appliance dst -p tcp -m tcp --dport 25 -m comment --comment "flows: smtp-in-smarthost" -j ACCEPT
+-A PORTOLAN-FORWARD -i wan0 -o dmz0 -m set --match-set pt4-role-smarthost src -m set --match-set pt4-appliance dst -p tcp -m tcp --dport 25 -m comment --comment "flows: smtp-in-smarthost" -j ACCEPT
+-A PORTOLAN-FORWARD -m comment --comment "portolan: forwarded traffic no flow allows" -j DROP
 COMMIT
 PORTOLAN_IPV4_END
 
-# 3. IPv6 filter table (atomic)
-ip6tables-restore <<'PORTOLAN_IPV6_END'
+# 3. IPv6 rules (atomic)
+ip6tables-restore --noflush <<'PORTOLAN_IPV6_END'
 *filter
-:INPUT ACCEPT [0:0]
-:FORWARD DROP [0:0]
-:OUTPUT ACCEPT [0:0]
--A FORWARD -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment "portolan: replies and related ICMP errors" -j ACCEPT
--A FORWARD -m conntrack --ctstate INVALID -j DROP
+:PORTOLAN-FORWARD - [0:0]
+-A PORTOLAN-FORWARD -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment "portolan: replies and related ICMP errors" -j ACCEPT
+-A PORTOLAN-FORWARD -m conntrack --ctstate INVALID -j DROP
 # cluster-sync-out [feature cluster]: Synchronising appliances in the cluster network
--A FORWARD -i dmz0 -o dmz0 -m set --match-set pt6-appliance src -m set --match-set pt6-role-cluster-peer dst -p tcp -m tcp --dport 22 -m comment --comment "flows: cluster-sync-out" -j ACCEPT
+-A PORTOLAN-FORWARD -i dmz0 -o dmz0 -m set --match-set pt6-appliance src -m set --match-set pt6-role-cluster-peer dst -p tcp -m tcp --dport 22 -m comment --comment "flows: cluster-sync-out" -j ACCEPT
 # cluster-sync-in [feature cluster]: Synchronising appliances in the cluster network
--A FORWARD -i dmz0 -o dmz0 -m set --match-set pt6-role-cluster-peer src -m set --match-set pt6-appliance dst -p tcp -m tcp --dport 22 -m comment --comment "flows: cluster-sync-in" -j ACCEPT
+-A PORTOLAN-FORWARD -i dmz0 -o dmz0 -m set --match-set pt6-role-cluster-peer src -m set --match-set pt6-appliance dst -p tcp -m tcp --dport 22 -m comment --comment "flows: cluster-sync-in" -j ACCEPT
 # dns-internal [required]: Name resolution via internal DNS servers
--A FORWARD -i dmz0 -o lan0 -m set --match-set pt6-appliance src -m set --match-set pt6-role-dns-server dst -p tcp -m tcp --dport 53 -m comment --comment "flows: dns-internal" -j ACCEPT
+-A PORTOLAN-FORWARD -i dmz0 -o lan0 -m set --match-set pt6-appliance src -m set --match-set pt6-role-dns-server dst -p tcp -m tcp --dport 53 -m comment --comment "flows: dns-internal" -j ACCEPT
 # dns-internal [required]: Name resolution via internal DNS servers
--A FORWARD -i dmz0 -o lan0 -m set --match-set pt6-appliance src -m set --match-set pt6-role-dns-server dst -p udp -m udp --dport 53 -m comment --comment "flows: dns-internal" -j ACCEPT
+-A PORTOLAN-FORWARD -i dmz0 -o lan0 -m set --match-set pt6-appliance src -m set --match-set pt6-role-dns-server dst -p udp -m udp --dport 53 -m comment --comment "flows: dns-internal" -j ACCEPT
 # gina-satellite [feature gina-satellite]: GINA satellite delivering to the email server
 # smtp-to-mail-server [required]: Incoming email from the gateway to the internal email server
--A FORWARD -i dmz0 -o lan0 -m set --match-set pt6-appliance src -m set --match-set pt6-role-mail-server dst -p tcp -m tcp --dport 25 -m comment --comment "flows: gina-satellite smtp-to-mail-server" -j ACCEPT
+-A PORTOLAN-FORWARD -i dmz0 -o lan0 -m set --match-set pt6-appliance src -m set --match-set pt6-role-mail-server dst -p tcp -m tcp --dport 25 -m comment --comment "flows: gina-satellite smtp-to-mail-server" -j ACCEPT
 # licence-support [required]: Licence changes, support
--A FORWARD -i dmz0 -o wan0 -m set --match-set pt6-appliance src -m set --match-set pt6-dns-support.seppmail.ch dst -p tcp -m tcp --dport 22 -m comment --comment "flows: licence-support" -j ACCEPT
+-A PORTOLAN-FORWARD -i dmz0 -o wan0 -m set --match-set pt6-appliance src -m set --match-set pt6-dns-support.seppmail.ch dst -p tcp -m tcp --dport 22 -m comment --comment "flows: licence-support" -j ACCEPT
 # licence-support [required]: Licence changes, support
--A FORWARD -i dmz0 -o wan0 -m set --match-set pt6-appliance src -m set --match-set pt6-dns-update.seppmail.ch dst -p tcp -m tcp --dport 22 -m comment --comment "flows: licence-support" -j ACCEPT
+-A PORTOLAN-FORWARD -i dmz0 -o wan0 -m set --match-set pt6-appliance src -m set --match-set pt6-dns-update.seppmail.ch dst -p tcp -m tcp --dport 22 -m comment --comment "flows: licence-support" -j ACCEPT
 # fetchmail [feature fetchmail]: Collecting user emails via POP3S, IMAPS, POP3 or IMAP (Fetchmail)
 # keyserver-query-internet [feature keyserver-query-internet]: LDAP queries to key servers on the Internet (public keys from CAs)
 # mpki [feature mpki]: MPKI connector to the certification authority
@@ -551,23 +548,29 @@ ip6tables-restore <<'PORTOLAN_IPV6_END'
 # protection-pack-tcp [feature protection-pack]: Updates of the Protection Pack (antivirus/antispam)
 # smtp-out-direct [required]: Sending emails directly to the Internet (built-in mail transport agent)
 # sspm-sms [feature sspm]: Sending SMS through an SMS gateway for Self-Service Password Management
--A FORWARD -i dmz0 -o wan0 -m set --match-set pt6-appliance src -m set --match-set pt6-role-internet dst -p tcp -m multiport --dports 25,80,110,143,389,443,636,873,993,995,2703,5061 -m comment --comment "flows: fetchmail keyserver-query-internet mpki ocsp-crl protection-pack-tcp smtp-out-direct sspm-sms" -j ACCEPT
+-A PORTOLAN-FORWARD -i dmz0 -o wan0 -m set --match-set pt6-appliance src -m set --match-set pt6-role-internet dst -p tcp -m multiport --dports 25,80,110,143,389,443,636,873,993,995,2703,5061 -m comment --comment "flows: fetchmail keyserver-query-internet mpki ocsp-crl protection-pack-tcp smtp-out-direct sspm-sms" -j ACCEPT
 # keyserver-query-internet [feature keyserver-query-internet]: LDAP queries to key servers on the Internet (public keys from CAs)
 # ntp-internet [feature ntp]: Time synchronisation with time servers on the Internet
 # protection-pack-udp [feature protection-pack]: Updates of the Protection Pack (antivirus/antispam)
--A FORWARD -i dmz0 -o wan0 -m set --match-set pt6-appliance src -m set --match-set pt6-role-internet dst -p udp -m multiport --dports 123,389,636,24441 -m comment --comment "flows: keyserver-query-internet ntp-internet protection-pack-udp" -j ACCEPT
+-A PORTOLAN-FORWARD -i dmz0 -o wan0 -m set --match-set pt6-appliance src -m set --match-set pt6-role-internet dst -p udp -m multiport --dports 123,389,636,24441 -m comment --comment "flows: keyserver-query-internet ntp-internet protection-pack-udp" -j ACCEPT
 # keyserver-external-internal [feature keyserver-external]: LDAP queries to the appliance's key server for public keys of internal users, from the internal network
 # keyserver-internal [feature keyserver-internal]: Internal LDAP queries to the appliance's key server (public keys of external partners)
 # nrpe [feature nrpe]: Monitoring via Nagios (NRPE)
--A FORWARD -i lan0 -o dmz0 -m set --match-set pt6-role-internal src -m set --match-set pt6-appliance dst -p tcp -m multiport --dports 387:388,635,1389,1636,5666 -m comment --comment "flows: keyserver-external-internal keyserver-internal nrpe" -j ACCEPT
+-A PORTOLAN-FORWARD -i lan0 -o dmz0 -m set --match-set pt6-role-internal src -m set --match-set pt6-appliance dst -p tcp -m multiport --dports 387:388,635,1389,1636,5666 -m comment --comment "flows: keyserver-external-internal keyserver-internal nrpe" -j ACCEPT
 # keyserver-external-internal [feature keyserver-external]: LDAP queries to the appliance's key server for public keys of internal users, from the internal network
 # keyserver-internal [feature keyserver-internal]: Internal LDAP queries to the appliance's key server (public keys of external partners)
 # snmp [feature snmp]: Monitoring via SNMP
--A FORWARD -i lan0 -o dmz0 -m set --match-set pt6-role-internal src -m set --match-set pt6-appliance dst -p udp -m multiport --dports 161,387:388,635,1389,1636 -m comment --comment "flows: keyserver-external-internal keyserver-internal snmp" -j ACCEPT
+-A PORTOLAN-FORWARD -i lan0 -o dmz0 -m set --match-set pt6-role-internal src -m set --match-set pt6-appliance dst -p udp -m multiport --dports 161,387:388,635,1389,1636 -m comment --comment "flows: keyserver-external-internal keyserver-internal snmp" -j ACCEPT
 # smtp-from-mail-server [required]: Outgoing email from the internal email server to the gateway
--A FORWARD -i lan0 -o dmz0 -m set --match-set pt6-role-mail-server src -m set --match-set pt6-appliance dst -p tcp -m tcp --dport 25 -m comment --comment "flows: smtp-from-mail-server" -j ACCEPT
+-A PORTOLAN-FORWARD -i lan0 -o dmz0 -m set --match-set pt6-role-mail-server src -m set --match-set pt6-appliance dst -p tcp -m tcp --dport 25 -m comment --comment "flows: smtp-from-mail-server" -j ACCEPT
 # gina [required]: HTTPS to the gateway for the GINA technology
 # smtp-in-direct [required]: Receiving emails directly from the Internet
--A FORWARD -i wan0 -o dmz0 -m set --match-set pt6-role-internet src -m set --match-set pt6-appliance dst -p tcp -m multiport --dports 25,443 -m comment --comment "flows: gina smtp-in-direct" -j ACCEPT
+-A PORTOLAN-FORWARD -i wan0 -o dmz0 -m set --match-set pt6-role-internet src -m set --match-set pt6-appliance dst -p tcp -m multiport --dports 25,443 -m comment --comment "flows: gina smtp-in-direct" -j ACCEPT
+-A PORTOLAN-FORWARD -m comment --comment "portolan: forwarded traffic no flow allows" -j DROP
 COMMIT
 PORTOLAN_IPV6_END
+
+# 4. Send forwarded traffic through portolan's chain first (once).
+for t in iptables ip6tables; do
+	$t -C FORWARD -j PORTOLAN-FORWARD 2>/dev/null || $t -I FORWARD 1 -j PORTOLAN-FORWARD
+done

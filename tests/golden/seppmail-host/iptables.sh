@@ -108,7 +108,7 @@ flush pt4-role-syslog-server
 add pt4-role-syslog-server 192.0.2.14
 PORTOLAN_IPSET_END
 
-# 2. IPv4 filter table (atomic)
+# 2. IPv4 rules (atomic)
 iptables-restore <<'PORTOLAN_IPV4_END'
 *filter
 :INPUT DROP [0:0]
@@ -151,7 +151,7 @@ iptables-restore <<'PORTOLAN_IPV4_END'
 COMMIT
 PORTOLAN_IPV4_END
 
-# 3. IPv6 filter table (atomic)
+# 3. IPv6 rules (atomic)
 ip6tables-restore <<'PORTOLAN_IPV6_END'
 *filter
 :INPUT DROP [0:0]

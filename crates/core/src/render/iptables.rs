@@ -2,9 +2,10 @@
 //! bundled as a POSIX shell script that applies the three in order.
 //!
 //! Same semantics as the nftables target. Differences that bite:
-//! - iptables has no table of its own for portolan: the restore files replace the whole
-//!   `filter` table (that is how iptables-restore is atomic). In gateway mode INPUT and
-//!   OUTPUT keep policy ACCEPT and only FORWARD drops.
+//! - iptables has no table of its own for portolan. In host mode the restore files replace
+//!   the appliance's whole `filter` table (default drop in and out). In gateway mode they are
+//!   loaded with `--noflush` and hold only the chain PORTOLAN-FORWARD, which FORWARD jumps to
+//!   first; the firewall's own INPUT/OUTPUT rules are never touched.
 //! - Sets are ipsets (`hash:net` for static sets, `hash:ip ... timeout 0` for DNS-filled ones
 //!   so `sync` can add elements that expire). ipset names are at most 31 bytes; longer names
 //!   are shortened with a stable hash. `hash:net` cannot hold a /0, so /0 becomes two /1.
@@ -72,22 +73,43 @@ impl Target for Iptables {
         }
         let v4 = restore_file(plan, rules, Family::V4);
         let v6 = restore_file(plan, rules, Family::V6);
+        let gateway = matches!(plan.placement, Placement::Gateway { .. });
+        let (restore_flags, load) = if gateway {
+            (
+                " --noflush",
+                "sh FILE (as root; replaces only the chain PORTOLAN-FORWARD and jumps to it from FORWARD)",
+            )
+        } else {
+            (
+                "",
+                "sh FILE (as root; replaces the filter tables of iptables and ip6tables)",
+            )
+        };
 
         let mut script = String::from("#!/bin/sh\n");
-        script.push_str(&header(
-            plan,
-            "iptables",
-            "sh FILE (as root; replaces the filter tables of iptables and ip6tables)",
-        ));
+        script.push_str(&header(plan, "iptables", load));
         script.push_str(
             "set -eu\n\n# 1. address sets\nipset -exist restore <<'PORTOLAN_IPSET_END'\n",
         );
         script.push_str(&ipset);
-        script.push_str("PORTOLAN_IPSET_END\n\n# 2. IPv4 filter table (atomic)\niptables-restore <<'PORTOLAN_IPV4_END'\n");
+        script.push_str(&format!(
+            "PORTOLAN_IPSET_END\n\n# 2. IPv4 rules (atomic)\niptables-restore{restore_flags} <<'PORTOLAN_IPV4_END'\n"
+        ));
         script.push_str(&v4);
-        script.push_str("PORTOLAN_IPV4_END\n\n# 3. IPv6 filter table (atomic)\nip6tables-restore <<'PORTOLAN_IPV6_END'\n");
+        script.push_str(&format!(
+            "PORTOLAN_IPV4_END\n\n# 3. IPv6 rules (atomic)\nip6tables-restore{restore_flags} <<'PORTOLAN_IPV6_END'\n"
+        ));
         script.push_str(&v6);
         script.push_str("PORTOLAN_IPV6_END\n");
+        if gateway {
+            let _ = write!(
+                script,
+                "\n# 4. Send forwarded traffic through portolan's chain first (once).\n\
+                 for t in iptables ip6tables; do\n\
+                 \t$t -C FORWARD -j {GATEWAY_CHAIN} 2>/dev/null || $t -I FORWARD 1 -j {GATEWAY_CHAIN}\n\
+                 done\n"
+            );
+        }
 
         Rendered {
             text: script,
@@ -158,6 +180,9 @@ fn split_zero_v6(n: Ipv6Net) -> Vec<IpNet> {
     }
 }
 
+/// The chain that holds portolan's forward rules in gateway mode.
+pub const GATEWAY_CHAIN: &str = "PORTOLAN-FORWARD";
+
 fn restore_file(plan: &Plan, rules: &[Rule], family: Family) -> String {
     let gateway = matches!(plan.placement, Placement::Gateway { .. });
     let closing: Vec<SetRef> = if others_accepted(plan) {
@@ -168,26 +193,21 @@ fn restore_file(plan: &Plan, rules: &[Rule], family: Family) -> String {
     } else {
         vec![]
     };
-    let (input, forward, output) = if gateway {
-        (
-            "ACCEPT",
-            if closing.is_empty() && !others_accepted(plan) {
-                "DROP"
-            } else {
-                "ACCEPT"
-            },
-            "ACCEPT",
-        )
-    } else {
-        ("DROP", "ACCEPT", "DROP")
-    };
     let mut out = String::from("*filter\n");
-    let _ = writeln!(
-        out,
-        ":INPUT {input} [0:0]\n:FORWARD {forward} [0:0]\n:OUTPUT {output} [0:0]"
-    );
+    if gateway {
+        // Loaded with --noflush: only portolan's own chain is (re)declared and so flushed;
+        // the firewall's INPUT, OUTPUT and other chains stay as they are. The script adds
+        // the jump from FORWARD once.
+        let _ = writeln!(out, ":{GATEWAY_CHAIN} - [0:0]");
+    } else {
+        // Host mode owns the appliance's filter table: default drop in and out.
+        let _ = writeln!(
+            out,
+            ":INPUT DROP [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT DROP [0:0]"
+        );
+    }
     let chains: &[(Chain, &str)] = if gateway {
-        &[(Chain::Forward, "FORWARD")]
+        &[(Chain::Forward, GATEWAY_CHAIN)]
     } else {
         &[(Chain::Input, "INPUT"), (Chain::Output, "OUTPUT")]
     };
@@ -226,7 +246,8 @@ fn restore_file(plan: &Plan, rules: &[Rule], family: Family) -> String {
                 out.push('\n');
             }
         }
-        // Shared gateway: other hosts' traffic passes, the appliance's is closed here.
+        // Shared gateway: other hosts' traffic returns to FORWARD, the appliance's is closed
+        // here. Dedicated gateway: everything else is dropped, as with the nftables policy.
         for r in &closing {
             if let Some(set) = plan.set(&r.set) {
                 for dir in ["src", "dst"] {
@@ -237,6 +258,12 @@ fn restore_file(plan: &Plan, rules: &[Rule], family: Family) -> String {
                     );
                 }
             }
+        }
+        if gateway && !others_accepted(plan) {
+            let _ = writeln!(
+                out,
+                "-A {name} -m comment --comment \"portolan: forwarded traffic no flow allows\" -j DROP"
+            );
         }
     }
     out.push_str("COMMIT\n");
