@@ -55,9 +55,21 @@ pub enum Command {
         after_help = "Each arrival is one JSON line on standard output (with the peer address, so source NAT shows). Ports that cannot be bound (taken by a real service, or below 1024 without privileges) are reported and skipped.\n\nStops on Ctrl-C, SIGTERM, or after --duration."
     )]
     Listen(ListenArgs),
+    /// Keep the DNS-filled sets of the nftables table current (TTL-aware, atomic).
+    #[command(after_help = SYNC_HELP)]
+    Sync(SyncArgs),
     /// Print the JSON Schema of the profile or site file format (for editor completion).
     Schema(SchemaArgs),
 }
+
+const SYNC_HELP: &str = "\
+Load the rendered nftables ruleset first (`portolan render --target nftables | nft -f -`);
+sync fills its DNS sets. Each name is refreshed at half its TTL (clamped to --min-refresh and
+--max-refresh); elements expire after the TTL plus two refresh periods unless re-asserted.
+When the resolver fails, the last known good addresses are kept (up to --max-stale); with
+--state-dir they survive a restart and are applied before the first lookup.
+
+Exit codes (--once): 0 every name has addresses, 1 some name has none or nft failed, 2 bad input.";
 
 const PROBE_HELP: &str = "\
 Outbound (default): run on the appliance, or a machine standing in its place; probes every
@@ -194,6 +206,40 @@ pub struct ListenArgs {
     /// Stop after this long (e.g. 30s, 10m); default: until Ctrl-C or SIGTERM.
     #[arg(long, value_name = "DURATION")]
     pub duration: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct SyncArgs {
+    #[command(flatten)]
+    pub sel: Selection,
+    /// One pass, then exit (for cron or a systemd timer).
+    #[arg(long)]
+    pub once: bool,
+    /// Keep last known good addresses here (survives restarts).
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// DNS server (default: /etc/resolv.conf).
+    #[arg(long, value_name = "ADDR[:PORT]")]
+    pub resolver: Option<String>,
+    /// Serve Prometheus metrics over HTTP at ADDR:PORT.
+    #[arg(long, value_name = "ADDR:PORT", conflicts_with = "metrics_file")]
+    pub metrics: Option<String>,
+    /// Write Prometheus metrics to FILE after each pass (node_exporter textfile format).
+    #[arg(long, value_name = "FILE")]
+    pub metrics_file: Option<PathBuf>,
+    #[arg(long, default_value = "30s", value_name = "DURATION")]
+    pub min_refresh: String,
+    #[arg(long, default_value = "1h", value_name = "DURATION")]
+    pub max_refresh: String,
+    /// Keep last known good addresses at most this long without a successful lookup.
+    #[arg(long, default_value = "24h", value_name = "DURATION")]
+    pub max_stale: String,
+    /// Time to wait for the resolver.
+    #[arg(long, default_value = "3s", value_name = "DURATION")]
+    pub timeout: String,
+    /// Output of --once: a table, or JSON.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
 }
 
 #[derive(Debug, Args)]

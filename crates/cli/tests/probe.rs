@@ -10,14 +10,12 @@ mod netns;
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, UdpSocket};
+use std::net::{IpAddr, SocketAddr, TcpListener, UdpSocket};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
-use hickory_proto::op::{Message, MessageType, OpCode, ResponseCode};
-use hickory_proto::rr::rdata::{A, AAAA};
-use hickory_proto::rr::{RData, Record, RecordType};
+use netns::dns;
 use netns::*;
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
@@ -453,73 +451,6 @@ fn serve_lines(l: TcpListener, greeting: &'static str, replies: fn(&str) -> Opti
     });
 }
 
-fn dns_answer(query: &[u8]) -> Option<Vec<u8>> {
-    let q = Message::from_vec(query).ok()?;
-    let question = q.queries.first()?.clone();
-    let name = question.name().to_ascii().trim_end_matches('.').to_string();
-    if name == "slow.intra2net.com" {
-        return None;
-    }
-    let mut m = Message::new(q.metadata.id, MessageType::Response, OpCode::Query);
-    m.metadata.recursion_desired = q.metadata.recursion_desired;
-    m.metadata.recursion_available = true;
-    m.add_query(question.clone());
-    let v6 = RECORDS6.iter().find(|(n, _)| *n == name);
-    match RECORDS.iter().find(|(n, _)| *n == name) {
-        Some((_, addr)) => {
-            if question.query_type() == RecordType::A {
-                let a: Ipv4Addr = addr.parse().ok()?;
-                m.answers.push(Record::from_rdata(
-                    question.name().clone(),
-                    30,
-                    RData::A(A(a)),
-                ));
-            }
-        }
-        None if v6.is_some() => {
-            if let (Some((_, addr)), RecordType::AAAA) = (v6, question.query_type()) {
-                let a: std::net::Ipv6Addr = addr.parse().ok()?;
-                m.answers.push(Record::from_rdata(
-                    question.name().clone(),
-                    30,
-                    RData::AAAA(AAAA(a)),
-                ));
-            }
-        }
-        None if name.is_empty() => {}
-        None => m.metadata.response_code = ResponseCode::NXDomain,
-    }
-    m.to_vec().ok()
-}
-
-fn serve_dns(udp: UdpSocket, tcp: TcpListener) {
-    std::thread::spawn(move || {
-        let mut buf = [0u8; 1500];
-        while let Ok((n, peer)) = udp.recv_from(&mut buf) {
-            if let Some(a) = dns_answer(&buf[..n]) {
-                let _ = udp.send_to(&a, peer);
-            }
-        }
-    });
-    std::thread::spawn(move || {
-        for mut s in tcp.incoming().flatten() {
-            let mut len = [0u8; 2];
-            if s.read_exact(&mut len).is_err() {
-                continue;
-            }
-            let mut q = vec![0u8; usize::from(u16::from_be_bytes(len))];
-            if s.read_exact(&mut q).is_err() {
-                continue;
-            }
-            if let Some(a) = dns_answer(&q) {
-                let mut framed = (a.len() as u16).to_be_bytes().to_vec();
-                framed.extend(a);
-                let _ = s.write_all(&framed);
-            }
-        }
-    });
-}
-
 /// Answers any LDAP request with an empty SearchResultDone (success), as a directory does for
 /// a RootDSE read it permits.
 fn serve_ldap(l: TcpListener) {
@@ -689,7 +620,12 @@ fn probe_gives_the_exact_verdict_for_each_case() {
         |_| None,
     );
     serve_ntp(udp_in(&topo, Zone::Wan, "203.0.113.123", 123));
-    serve_dns(
+    let zone = dns::zone(30, &[RECORDS, RECORDS6].concat());
+    if let Ok(mut z) = zone.lock() {
+        z.silent.insert("slow.intra2net.com".into());
+    }
+    dns::serve(
+        zone,
         udp_in(&topo, Zone::Wan, DNS, 53),
         tcp_in(&topo, Zone::Wan, DNS, 53),
     );

@@ -143,12 +143,19 @@ impl Resolver {
     /// A and AAAA addresses of `name` (the CNAME chain is followed by the recursive server;
     /// every address record in the answer counts).
     pub async fn lookup(&self, name: &str) -> Result<Vec<IpAddr>, ResolveError> {
+        self.lookup_ttl(name).await.map(|(a, _)| a)
+    }
+
+    /// Like [`Resolver::lookup`], with the smallest TTL of the records that led to the
+    /// addresses (CNAMEs included).
+    pub async fn lookup_ttl(&self, name: &str) -> Result<(Vec<IpAddr>, u32), ResolveError> {
         let Some(server) = self.server else {
             return Err(ResolveError::Other(format!(
                 "{name}: no DNS resolver configured (none in /etc/resolv.conf; give --resolver)"
             )));
         };
         let mut addrs = Vec::new();
+        let mut ttl = u32::MAX;
         let mut nx = false;
         let mut last_err = None;
         for (i, rtype) in [RecordType::A, RecordType::AAAA].into_iter().enumerate() {
@@ -158,6 +165,12 @@ impl Resolver {
                 Ok(b) => b,
                 Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
                     last_err = Some(ResolveError::Timeout(name.to_string(), server));
+                    continue;
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+                    last_err = Some(ResolveError::Other(format!(
+                        "{name}: this host's firewall refused to send to the resolver {server} (EPERM); the plan needs a DNS flow to it"
+                    )));
                     continue;
                 }
                 Err(e) => {
@@ -182,14 +195,16 @@ impl Resolver {
                 match &r.data {
                     RData::A(a) => addrs.push(IpAddr::V4(a.0)),
                     RData::AAAA(a) => addrs.push(IpAddr::V6(a.0)),
-                    _ => {}
+                    RData::CNAME(_) => {}
+                    _ => continue,
                 }
+                ttl = ttl.min(r.ttl);
             }
         }
         if !addrs.is_empty() {
             addrs.sort();
             addrs.dedup();
-            return Ok(addrs);
+            return Ok((addrs, ttl));
         }
         if nx {
             return Err(ResolveError::NxDomain(name.to_string()));

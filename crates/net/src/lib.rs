@@ -8,3 +8,4 @@ pub mod dns;
 pub mod listen;
 pub mod probe;
 pub mod report;
+pub mod sync;

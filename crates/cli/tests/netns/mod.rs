@@ -6,6 +6,8 @@
 //! when the [`Topology`] is dropped, which also happens when a test panics.
 #![allow(dead_code)]
 
+pub mod dns;
+
 use std::collections::BTreeSet;
 use std::fs::File;
 use std::io::{Read, Write};

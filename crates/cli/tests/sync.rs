@@ -1,0 +1,340 @@
+//! `portolan sync` against an authoritative DNS server in a namespace, writing into the real
+//! nftables sets of the rendered table in the appliance namespace.
+//!
+//! - a changed record: the set follows within the TTL bound, the old address ages out;
+//! - the DNS server stops answering: the last known good addresses are kept;
+//! - restart with the state directory while DNS is down: the sets are filled before any
+//!   lookup succeeds;
+//! - NXDOMAIN removes nothing until seen three times in a row.
+
+mod netns;
+
+use std::io::Read;
+use std::net::{IpAddr, SocketAddr, TcpListener, UdpSocket};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use netns::dns;
+use netns::*;
+use portolan_core::{plan, profile, render, site, Source};
+
+const DNS: &str = "203.0.113.53";
+
+const PROFILE: &str = r#"
+id = "sync-test"
+name = "Sync test appliance"
+vendor = "portolan tests"
+[[flows]]
+id = "update"
+function = "updates"
+from = "appliance"
+to = "update.intra2net.com"
+protocols = ["tcp"]
+ports = [443]
+[[flows]]
+id = "dns"
+function = "name resolution"
+from = "appliance"
+to = "dns-server"
+protocols = ["udp", "tcp"]
+ports = [53]
+[[flows]]
+id = "av"
+function = "antivirus"
+from = "appliance"
+to = "avupdate.intra2net.com"
+protocols = ["tcp"]
+ports = [443]
+"#;
+
+const SITE: &str = "profile = \"profile.toml\"\n[appliance]\naddresses = [\"192.0.2.10\"]\n[roles]\ndns-server = [\"203.0.113.53\"]\n";
+
+fn ip(s: &str) -> IpAddr {
+    s.parse().expect("address")
+}
+
+/// Addresses currently in an nft set of the portolan table in the appliance namespace.
+fn set_elements(topo: &Topology, set: &str) -> Vec<String> {
+    let out = topo.exec(
+        Zone::App,
+        &["nft", "-j", "list", "set", "inet", "portolan", set],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("nft json");
+    let mut found = Vec::new();
+    fn walk(v: &serde_json::Value, out: &mut Vec<String>) {
+        match v {
+            serde_json::Value::String(s) if s.parse::<IpAddr>().is_ok() => out.push(s.clone()),
+            serde_json::Value::Array(a) => a.iter().for_each(|x| walk(x, out)),
+            serde_json::Value::Object(o) => {
+                if let Some(e) = o.get("elem") {
+                    walk(e, out);
+                }
+                if let Some(e) = o.get("val") {
+                    walk(e, out);
+                }
+                if let Some(s) = o.get("set") {
+                    walk(s, out);
+                }
+                if let Some(n) = o.get("nftables") {
+                    walk(n, out);
+                }
+            }
+            _ => {}
+        }
+    }
+    walk(&v, &mut found);
+    found.sort();
+    found
+}
+
+fn wait_for(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if f() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    panic!("timed out after {limit:?} waiting for: {what}");
+}
+
+fn load_table(topo: &Topology, dir: &std::path::Path) {
+    let src = Source::new("site.toml", SITE);
+    let (s, _) = site::parse(&src).expect("site");
+    let (p, _) = profile::parse(&Source::new("profile.toml", PROFILE)).expect("profile");
+    let plan = plan::build(&p, &s, None).expect("plan");
+    let out = render::render(&plan, render::target("nftables").expect("nft"));
+    let f = dir.join("rules.nft");
+    std::fs::write(&f, out.text).expect("write");
+    let o = topo.exec(Zone::App, &["nft", "-f", &f.to_string_lossy()]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
+fn sync_once(
+    topo: &Topology,
+    dir: &std::path::Path,
+    extra: &[&str],
+) -> (Option<i32>, serde_json::Value) {
+    let mut args = vec![
+        "netns".to_string(),
+        "exec".into(),
+        topo.ns(Zone::App),
+        env!("CARGO_BIN_EXE_portolan").into(),
+        "sync".into(),
+        "--once".into(),
+        "--site".into(),
+        dir.join("site.toml").to_string_lossy().into(),
+        "--resolver".into(),
+        DNS.into(),
+        "--state-dir".into(),
+        dir.join("state").to_string_lossy().into(),
+        "--min-refresh".into(),
+        "1s".into(),
+        "--timeout".into(),
+        "500ms".into(),
+        "--format".into(),
+        "json".into(),
+    ];
+    args.extend(extra.iter().map(|s| s.to_string()));
+    let out = Command::new("ip").args(&args).output().expect("run sync");
+    let doc = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "sync output is not JSON ({e}):\n{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    (out.status.code(), doc)
+}
+
+fn outcome<'a>(doc: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    doc["names"]
+        .as_array()
+        .and_then(|a| a.iter().find(|o| o["name"] == name))
+        .unwrap_or_else(|| panic!("no outcome for {name}: {doc}"))
+}
+
+struct Setup {
+    topo: Topology,
+    dir: std::path::PathBuf,
+    zone: dns::Shared,
+}
+
+fn setup() -> Option<Setup> {
+    if !require_root_tools() {
+        return None;
+    }
+    let mut topo = Topology::build(&[]);
+    topo.add_addr(ip("192.0.2.10"), Zone::App);
+    topo.add_addr(ip(DNS), Zone::Wan);
+    let zone = dns::zone(
+        2,
+        &[
+            ("update.intra2net.com", "203.0.113.10"),
+            ("avupdate.intra2net.com", "203.0.113.11"),
+        ],
+    );
+    let sa = SocketAddr::new(ip(DNS), 53);
+    let (udp, tcp) = in_ns(&topo.ns(Zone::Wan), move || {
+        (
+            UdpSocket::bind(sa).expect("udp 53"),
+            TcpListener::bind(sa).expect("tcp 53"),
+        )
+    });
+    dns::serve(zone.clone(), udp, tcp);
+    let dir = std::env::temp_dir().join(format!("portolan-sync-{}", topo.id));
+    std::fs::create_dir_all(&dir).expect("dir");
+    std::fs::write(dir.join("site.toml"), SITE).expect("site");
+    std::fs::write(dir.join("profile.toml"), PROFILE).expect("profile");
+    load_table(&topo, &dir);
+    Some(Setup { topo, dir, zone })
+}
+
+#[test]
+fn sync_once_fills_sets_keeps_last_known_good_and_restores_after_restart() {
+    let Some(Setup { topo, dir, zone }) = setup() else {
+        return;
+    };
+    let set = "dns_update.intra2net.com_v4";
+    assert!(
+        set_elements(&topo, set).is_empty(),
+        "the rendered set starts empty"
+    );
+
+    let (code, doc) = sync_once(&topo, &dir, &[]);
+    assert_eq!(code, Some(0), "{doc}");
+    assert_eq!(outcome(&doc, "update.intra2net.com")["result"], "ok");
+    assert_eq!(set_elements(&topo, set), ["203.0.113.10"]);
+    assert_eq!(
+        set_elements(&topo, "dns_avupdate.intra2net.com_v4"),
+        ["203.0.113.11"]
+    );
+
+    // DNS down: the last known good addresses are re-asserted.
+    zone.lock().expect("zone").down = true;
+    let (code, doc) = sync_once(&topo, &dir, &[]);
+    assert_eq!(code, Some(0), "{doc}");
+    let o = outcome(&doc, "update.intra2net.com");
+    assert_eq!(o["result"], "timeout", "{doc}");
+    assert_eq!(o["stale"], true);
+    assert_eq!(o["asserted"][0], "203.0.113.10");
+
+    // "Reboot": the table is reloaded empty, DNS is still down. The state directory fills
+    // the sets before any lookup succeeds.
+    load_table(&topo, &dir);
+    assert!(set_elements(&topo, set).is_empty());
+    let (code, _) = sync_once(&topo, &dir, &[]);
+    assert_eq!(code, Some(0));
+    assert_eq!(set_elements(&topo, set), ["203.0.113.10"]);
+
+    // NXDOMAIN: kept twice, let go the third time in a row.
+    {
+        let mut z = zone.lock().expect("zone");
+        z.down = false;
+        z.records.remove("avupdate.intra2net.com");
+    }
+    for round in 1..=3 {
+        let (code, doc) = sync_once(&topo, &dir, &[]);
+        let o = outcome(&doc, "avupdate.intra2net.com");
+        assert_eq!(o["result"], "nxdomain");
+        if round < 3 {
+            assert_eq!(o["asserted"][0], "203.0.113.11", "round {round}: {doc}");
+            assert_eq!(code, Some(0));
+        } else {
+            assert!(
+                o["asserted"].as_array().is_some_and(|a| a.is_empty()),
+                "round 3: {doc}"
+            );
+            assert_eq!(
+                code,
+                Some(1),
+                "a name without addresses makes --once exit 1"
+            );
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn sync_daemon_follows_a_changed_record_within_the_ttl_bound() {
+    let Some(Setup { topo, dir, zone }) = setup() else {
+        return;
+    };
+    let set = "dns_update.intra2net.com_v4";
+    let metrics = dir.join("metrics.prom");
+    let mut daemon = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &topo.ns(Zone::App),
+            env!("CARGO_BIN_EXE_portolan"),
+            "sync",
+            "--site",
+        ])
+        .arg(dir.join("site.toml"))
+        .args([
+            "--resolver",
+            DNS,
+            "--min-refresh",
+            "1s",
+            "--timeout",
+            "500ms",
+            "--metrics-file",
+        ])
+        .arg(&metrics)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start sync");
+    wait_for("the first address", Duration::from_secs(5), || {
+        set_elements(&topo, set) == ["203.0.113.10"]
+    });
+
+    // TTL 2 s: refresh every 1 s; elements live TTL + 2 refresh periods = 4 s.
+    zone.lock()
+        .expect("zone")
+        .records
+        .insert("update.intra2net.com".into(), vec![ip("203.0.113.12")]);
+    let changed = Instant::now();
+    wait_for("the new address", Duration::from_secs(3), || {
+        set_elements(&topo, set).contains(&"203.0.113.12".to_string())
+    });
+    wait_for("the old address to age out", Duration::from_secs(8), || {
+        set_elements(&topo, set) == ["203.0.113.12"]
+    });
+    assert!(changed.elapsed() < Duration::from_secs(8));
+
+    // DNS down for longer than the element timeout: still there (re-asserted).
+    zone.lock().expect("zone").down = true;
+    std::thread::sleep(Duration::from_secs(6));
+    assert_eq!(
+        set_elements(&topo, set),
+        ["203.0.113.12"],
+        "last known good must be kept"
+    );
+
+    let text = std::fs::read_to_string(&metrics).unwrap_or_default();
+    assert!(
+        text.contains("portolan_sync_lookups_total{name=\"update.intra2net.com\",result=\"ok\"}"),
+        "{text}"
+    );
+    assert!(text.contains("result=\"timeout\""), "{text}");
+
+    let _ = Command::new("kill").arg(daemon.id().to_string()).status();
+    let status = daemon.wait().expect("wait");
+    let mut err = String::new();
+    if let Some(mut e) = daemon.stderr.take() {
+        let _ = e.read_to_string(&mut err);
+    }
+    assert!(
+        status.success(),
+        "sync exits cleanly on SIGTERM: {status:?}\n{err}"
+    );
+    assert!(err.contains("sync: stopping"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
