@@ -58,6 +58,12 @@ pub enum Command {
     /// Keep the DNS-filled sets of the nftables table current (TTL-aware, atomic).
     #[command(after_help = SYNC_HELP)]
     Sync(SyncArgs),
+    /// A DNS forwarder that adds the addresses of wildcard names to their sets before answering.
+    #[command(
+        name = "dns-proxy",
+        after_help = "Point the appliance's resolver at --listen. A query under a wildcard of the plan (e.g. *.avcloud.intra2net.com) is forwarded to --upstream; its addresses enter the wildcard's nft set, and only then is the answer sent, so the first connection is never dropped. If the set cannot be updated, the client gets SERVFAIL. Other queries are forwarded unchanged. Runs until Ctrl-C or SIGTERM; logs each wildcard answer to stderr."
+    )]
+    DnsProxy(DnsProxyArgs),
     /// Print the JSON Schema of the profile or site file format (for editor completion).
     Schema(SchemaArgs),
 }
@@ -240,6 +246,21 @@ pub struct SyncArgs {
     /// Output of --once: a table, or JSON.
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
+}
+
+#[derive(Debug, Args)]
+pub struct DnsProxyArgs {
+    #[command(flatten)]
+    pub sel: Selection,
+    /// Address and port to answer on (UDP), e.g. 127.0.0.1:53.
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub listen: String,
+    /// The resolver to forward to; only its answers are accepted.
+    #[arg(long, value_name = "ADDR[:PORT]")]
+    pub upstream: String,
+    /// How long to wait for the upstream.
+    #[arg(long, default_value = "3s", value_name = "DURATION")]
+    pub timeout: String,
 }
 
 #[derive(Debug, Args)]

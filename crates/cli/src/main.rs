@@ -22,6 +22,7 @@ fn main() {
         args::Command::Probe(a) => cmd::probe::run(a, &mut rep),
         args::Command::Listen(a) => cmd::listen::run(a, &mut rep),
         args::Command::Sync(a) => cmd::sync::run(a, &mut rep),
+        args::Command::DnsProxy(a) => cmd::dns_proxy::run(a, &mut rep),
         args::Command::Schema(a) => cmd::schema::run(a.kind, &mut rep),
     };
     std::process::exit(code);

@@ -5,6 +5,7 @@
 //! identify the protocol.
 
 pub mod dns;
+pub mod dns_proxy;
 pub mod listen;
 pub mod probe;
 pub mod report;

@@ -2,6 +2,7 @@
 
 pub mod catalog;
 pub mod check;
+pub mod dns_proxy;
 pub mod listen;
 pub mod plan;
 pub mod probe;

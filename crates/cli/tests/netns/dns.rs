@@ -19,6 +19,8 @@ pub struct Zone {
     pub ttl: u32,
     pub down: bool,
     pub queries: u64,
+    /// Names under a suffix (`avcloud.intra2net.com`) answered by a function of the name.
+    pub wildcard: Option<(String, fn(&str) -> Option<IpAddr>)>,
 }
 
 /// Shared, mutable zone data.
@@ -55,7 +57,13 @@ pub fn answer(zone: &Shared, query: &[u8]) -> Option<Vec<u8>> {
     m.metadata.recursion_available = true;
     m.metadata.authoritative = true;
     m.add_query(question.clone());
-    match z.records.get(&name) {
+    let from_wildcard: Option<Vec<IpAddr>> = z.wildcard.as_ref().and_then(|(suffix, f)| {
+        name.strip_suffix(suffix.as_str())
+            .filter(|p| p.ends_with('.'))
+            .and_then(|_| f(&name))
+            .map(|a| vec![a])
+    });
+    match z.records.get(&name).cloned().or(from_wildcard).as_ref() {
         Some(addrs) => {
             for a in addrs {
                 let rdata = match (a, question.query_type()) {

@@ -1,0 +1,114 @@
+//! `portolan dns-proxy`: forwarder that fills wildcard sets before answering.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use portolan_core::diag::Diagnostic;
+use portolan_net::dns;
+use portolan_net::dns_proxy::{self, Config, Handled};
+
+use crate::args::DnsProxyArgs;
+use crate::report::{Reporter, EXIT_ERROR, EXIT_OK};
+
+pub fn run(args: &DnsProxyArgs, rep: &mut Reporter) -> i32 {
+    let fail = |rep: &mut Reporter, d: Diagnostic| {
+        rep.emit(&d);
+        EXIT_ERROR
+    };
+    let timeout = match super::probe::parse_duration(&args.timeout) {
+        Ok(t) => t,
+        Err(d) => return fail(rep, d),
+    };
+    let Ok(listen) = args.listen.parse::<SocketAddr>() else {
+        return fail(
+            rep,
+            Diagnostic::error(format!("`{}` is not ADDR:PORT", args.listen.escape_debug()))
+                .with_help("e.g. --listen 127.0.0.1:53 or --listen [::1]:53"),
+        );
+    };
+    let Some(upstream) = dns::parse_server(&args.upstream) else {
+        return fail(
+            rep,
+            Diagnostic::error(format!(
+                "`{}` is not a resolver address",
+                args.upstream.escape_debug()
+            ))
+            .with_help("write ADDR or ADDR:PORT"),
+        );
+    };
+    let loaded = match crate::inputs::load(&args.sel) {
+        Ok(l) => l,
+        Err(e) => {
+            rep.emit_all(&e.0);
+            return EXIT_ERROR;
+        }
+    };
+    let wilds = dns_proxy::wildcards(&loaded.plan);
+    if wilds.is_empty() {
+        rep.emit(&Diagnostic::warning(
+            "the plan has no unpinned wildcard name: the proxy only forwards",
+        ));
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            return fail(
+                rep,
+                Diagnostic::error(format!("cannot start the async runtime: {e}")),
+            )
+        }
+    };
+    runtime.block_on(async move {
+        let sock = match tokio::net::UdpSocket::bind(listen).await {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("error: cannot listen on {listen}: {e}");
+                return EXIT_ERROR;
+            }
+        };
+        eprintln!(
+            "dns-proxy: answering on {listen}, forwarding to {upstream}; wildcards: {}",
+            wilds
+                .iter()
+                .map(|w| w.pattern.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        let log: Arc<dyn Fn(&Handled) + Send + Sync> = Arc::new(|h: &Handled| match &h.error {
+            Some(e) => eprintln!(
+                "dns-proxy: {} ({}): SERVFAIL: {e}",
+                h.name,
+                h.wildcard.as_deref().unwrap_or("-")
+            ),
+            None => eprintln!(
+                "dns-proxy: {} ({}): added {}",
+                h.name,
+                h.wildcard.as_deref().unwrap_or("-"),
+                h.added
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            ),
+        });
+        let stop = async {
+            let term = async {
+                match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                    Ok(mut s) => {
+                        s.recv().await;
+                    }
+                    Err(_) => std::future::pending::<()>().await,
+                }
+            };
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term => {}
+            }
+        };
+        dns_proxy::serve(sock, Config { upstream, timeout }, wilds, log, stop).await;
+        EXIT_OK
+    })
+}

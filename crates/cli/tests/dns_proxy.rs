@@ -1,0 +1,250 @@
+//! `portolan dns-proxy` on the firewall of a gateway, in namespaces: the appliance resolves
+//! 200 fresh names under `*.avcloud.intra2net.com` through the proxy and connects to each at
+//! once through the firewall's forward chain; every connection must succeed, because the
+//! proxy commits each address to the wildcard's set before it answers. A name outside the
+//! wildcard resolves but is not added, and its connection is dropped.
+
+mod netns;
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use hickory_proto::op::{Message, MessageType, OpCode, Query};
+use hickory_proto::rr::{Name, RData, RecordType};
+use netns::dns;
+use netns::*;
+use portolan_core::{plan, profile, render, site, Source};
+
+const NAMES: usize = 200;
+const UPSTREAM: &str = "203.0.113.53";
+
+const PROFILE: &str = r#"
+id = "proxy-test"
+name = "Proxy test appliance"
+vendor = "portolan tests"
+[[flows]]
+id = "avcloud"
+function = "antivirus cloud"
+from = "appliance"
+to = "*.avcloud.intra2net.com"
+protocols = ["tcp"]
+ports = [443]
+[[flows]]
+id = "dns"
+function = "name resolution"
+from = "appliance"
+to = "dns-server"
+protocols = ["udp", "tcp"]
+ports = [53]
+"#;
+
+/// `n17-....avcloud.intra2net.com` -> 198.18.1.17: every name its own address.
+fn address_of(name: &str) -> Option<IpAddr> {
+    let i: u8 = name.strip_prefix('n')?.split('-').next()?.parse().ok()?;
+    Some(IpAddr::V4(Ipv4Addr::new(198, 18, 1, i)))
+}
+
+fn query(name: &str) -> Vec<u8> {
+    let mut m = Message::new(0x4242, MessageType::Query, OpCode::Query);
+    m.metadata.recursion_desired = true;
+    m.add_query(Query::query(
+        Name::from_ascii(format!("{name}.")).expect("name"),
+        RecordType::A,
+    ));
+    m.to_vec().expect("query")
+}
+
+/// Resolve through the proxy and connect at once; (address, ttl, connected).
+fn resolve_and_connect(proxy: SocketAddr, name: &str) -> Result<(IpAddr, u32, bool), String> {
+    let s = UdpSocket::bind("0.0.0.0:0").map_err(|e| e.to_string())?;
+    s.connect(proxy).map_err(|e| e.to_string())?;
+    s.set_read_timeout(Some(Duration::from_secs(3)))
+        .map_err(|e| e.to_string())?;
+    s.send(&query(name)).map_err(|e| e.to_string())?;
+    let mut buf = [0u8; 1500];
+    let n = s
+        .recv(&mut buf)
+        .map_err(|e| format!("{name}: no answer from the proxy: {e}"))?;
+    let m = Message::from_vec(&buf[..n]).map_err(|e| e.to_string())?;
+    let (addr, ttl) = m
+        .answers
+        .iter()
+        .find_map(|r| match &r.data {
+            RData::A(a) => Some((IpAddr::V4(a.0), r.ttl)),
+            _ => None,
+        })
+        .ok_or_else(|| format!("{name}: no A record ({:?})", m.metadata.response_code))?;
+    let connected =
+        TcpStream::connect_timeout(&SocketAddr::new(addr, 443), Duration::from_millis(800)).is_ok();
+    Ok((addr, ttl, connected))
+}
+
+#[test]
+fn proxy_adds_wildcard_answers_before_the_first_packet() {
+    if !require_root_tools() {
+        return;
+    }
+    let mut topo = Topology::build(&[]);
+    topo.add_addr("192.0.2.10".parse().expect("a"), Zone::App);
+    topo.add_addr(UPSTREAM.parse().expect("a"), Zone::Wan);
+    // 200 fresh destinations behind the internet interface.
+    let wan = topo.ns(Zone::Wan);
+    let leaf = format!("{}l{}", topo.id, Zone::Wan.tag());
+    for i in 1..=NAMES + 1 {
+        must(&[
+            "ip",
+            "-n",
+            &wan,
+            "addr",
+            "add",
+            &format!("198.18.1.{i}/32"),
+            "dev",
+            &leaf,
+        ]);
+    }
+    must(&[
+        "ip",
+        "-n",
+        &topo.ns(Zone::Fw),
+        "route",
+        "add",
+        "198.18.0.0/15",
+        "dev",
+        &topo.fw_if(Zone::Wan),
+    ]);
+    let l443 = in_ns(&wan, || TcpListener::bind("0.0.0.0:443").expect("bind 443"));
+    std::thread::spawn(move || for _ in l443.incoming() {});
+
+    // Upstream: the vendor's wildcard zone, TTL 5 s; one name outside the wildcard.
+    let zone = dns::zone(5, &[("other.intra2net.com", "198.18.1.201")]);
+    zone.lock().expect("zone").wildcard = Some(("avcloud.intra2net.com".into(), address_of));
+    let sa = SocketAddr::new(UPSTREAM.parse().expect("a"), 53);
+    let (u, t) = in_ns(&wan, move || {
+        (
+            UdpSocket::bind(sa).expect("udp"),
+            TcpListener::bind(sa).expect("tcp"),
+        )
+    });
+    dns::serve(zone, u, t);
+
+    // The firewall: the rendered gateway ruleset.
+    let dir = std::env::temp_dir().join(format!("portolan-proxy-{}", topo.id));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let site_text = format!(
+        "profile = \"profile.toml\"\n[appliance]\naddresses = [\"192.0.2.10\"]\n[roles]\ndns-server = [\"{UPSTREAM}\"]\n\
+         [placement]\nmode = \"gateway\"\nappliance_interface = \"{}\"\ndefault_interface = \"{}\"\n[placement.zones]\ninternet = \"{}\"\n",
+        topo.fw_if(Zone::App),
+        topo.fw_if(Zone::Lan),
+        topo.fw_if(Zone::Wan)
+    );
+    std::fs::write(dir.join("site.toml"), &site_text).expect("site");
+    std::fs::write(dir.join("profile.toml"), PROFILE).expect("profile");
+    let (s, _) = site::parse(&Source::new("site.toml", site_text.as_str())).expect("site");
+    let (p, _) = profile::parse(&Source::new("profile.toml", PROFILE)).expect("profile");
+    let plan = plan::build(&p, &s, None).expect("plan");
+    let rules = render::render(&plan, render::target("nftables").expect("t")).text;
+    std::fs::write(dir.join("fw.nft"), rules).expect("rules");
+    must(&[
+        "ip",
+        "netns",
+        "exec",
+        &topo.ns(Zone::Fw),
+        "nft",
+        "-f",
+        &dir.join("fw.nft").to_string_lossy(),
+    ]);
+
+    // The proxy on the firewall, where the appliance's resolver points.
+    let mut proxy = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &topo.ns(Zone::Fw),
+            env!("CARGO_BIN_EXE_portolan"),
+            "dns-proxy",
+            "--site",
+        ])
+        .arg(dir.join("site.toml"))
+        .args(["--listen", "192.0.2.1:53", "--upstream", UPSTREAM])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start proxy");
+    std::thread::sleep(Duration::from_millis(500));
+
+    let proxy_addr: SocketAddr = "192.0.2.1:53".parse().expect("a");
+    let results = in_ns(&topo.ns(Zone::App), move || {
+        let tag = std::process::id();
+        let mut out = Vec::new();
+        for i in 1..=NAMES {
+            out.push(resolve_and_connect(
+                proxy_addr,
+                &format!("n{i}-{tag}.avcloud.intra2net.com"),
+            ));
+        }
+        out.push(resolve_and_connect(proxy_addr, "other.intra2net.com"));
+        out
+    });
+    let elements = String::from_utf8_lossy(
+        &topo
+            .exec(
+                Zone::Fw,
+                &[
+                    "nft",
+                    "-j",
+                    "list",
+                    "set",
+                    "inet",
+                    "portolan",
+                    "wild_avcloud.intra2net.com_v4",
+                ],
+            )
+            .stdout,
+    )
+    .to_string();
+    let _ = Command::new("kill").arg(proxy.id().to_string()).status();
+    let _ = proxy.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+
+    let (wild, other) = results.split_at(NAMES);
+    let failed: Vec<String> = wild
+        .iter()
+        .enumerate()
+        .filter_map(|(i, r)| match r {
+            Ok((_, _, true)) => None,
+            Ok((a, _, false)) => Some(format!(
+                "n{}: {a} resolved but the first connection was dropped",
+                i + 1
+            )),
+            Err(e) => Some(e.clone()),
+        })
+        .collect();
+    assert!(
+        failed.is_empty(),
+        "{} of {NAMES} failed:\n{}",
+        failed.len(),
+        failed.join("\n")
+    );
+    // TTLs in the reply stay below the element timeout (TTL 5 s -> elements live 90 s).
+    for r in wild.iter().flatten() {
+        assert!(r.1 <= 5, "reply TTL {} not capped", r.1);
+    }
+    assert!(
+        elements.contains("\"timeout\": 90") || elements.contains("\"timeout\":90"),
+        "{elements}"
+    );
+    // Outside the wildcard: answered, not added, and the firewall drops the connection.
+    match &other[0] {
+        Ok((a, _, connected)) => {
+            assert_eq!(a.to_string(), "198.18.1.201");
+            assert!(
+                !connected,
+                "a name outside the wildcard must not open the firewall"
+            );
+        }
+        Err(e) => panic!("other.intra2net.com: {e}"),
+    }
+    assert!(!elements.contains("198.18.1.201"), "{elements}");
+    assert_eq!(elements.matches("198.18.1.").count(), NAMES, "{elements}");
+}
