@@ -12,6 +12,9 @@ use hickory_proto::op::{Message, MessageType, OpCode, ResponseCode};
 use hickory_proto::rr::rdata::{A, AAAA};
 use hickory_proto::rr::{RData, Record, RecordType};
 
+/// Maps a name under a wildcard to its address.
+pub type AddressOf = fn(&str) -> Option<IpAddr>;
+
 #[derive(Debug, Default)]
 pub struct Zone {
     pub records: BTreeMap<String, Vec<IpAddr>>,
@@ -20,7 +23,7 @@ pub struct Zone {
     pub down: bool,
     pub queries: u64,
     /// Names under a suffix (`avcloud.intra2net.com`) answered by a function of the name.
-    pub wildcard: Option<(String, fn(&str) -> Option<IpAddr>)>,
+    pub wildcard: Option<(String, AddressOf)>,
 }
 
 /// Shared, mutable zone data.
