@@ -132,7 +132,7 @@ fn proxy_adds_wildcard_answers_before_the_first_packet() {
     let dir = std::env::temp_dir().join(format!("portolan-proxy-{}", topo.id));
     std::fs::create_dir_all(&dir).expect("dir");
     let site_text = format!(
-        "profile = \"profile.toml\"\n[appliance]\naddresses = [\"192.0.2.10\"]\n[roles]\ndns-server = [\"{UPSTREAM}\"]\n\
+        "profile = \"profile.toml\"\ndns_proxy = \"192.0.2.1\"\n[appliance]\naddresses = [\"192.0.2.10\"]\n[roles]\ndns-server = [\"{UPSTREAM}\"]\n\
          [placement]\nmode = \"gateway\"\nappliance_interface = \"{}\"\ndefault_interface = \"{}\"\n[placement.zones]\ninternet = \"{}\"\n",
         topo.fw_if(Zone::App),
         topo.fw_if(Zone::Lan),
@@ -184,6 +184,11 @@ fn proxy_adds_wildcard_answers_before_the_first_packet() {
             ));
         }
         out.push(resolve_and_connect(proxy_addr, "other.intra2net.com"));
+        // With dns_proxy set, the appliance may not ask the upstream directly.
+        out.push(resolve_and_connect(
+            "203.0.113.53:53".parse().expect("a"),
+            "n1-direct.avcloud.intra2net.com",
+        ));
         out
     });
     let elements = String::from_utf8_lossy(
@@ -207,7 +212,13 @@ fn proxy_adds_wildcard_answers_before_the_first_packet() {
     let _ = proxy.wait();
     let _ = std::fs::remove_dir_all(&dir);
 
-    let (wild, other) = results.split_at(NAMES);
+    let (wild, rest) = results.split_at(NAMES);
+    let (other, direct) = rest.split_at(1);
+    assert!(
+        matches!(&direct[0], Err(e) if e.contains("no answer")),
+        "DNS straight to the upstream must be blocked when a proxy is named: {:?}",
+        direct[0]
+    );
     let failed: Vec<String> = wild
         .iter()
         .enumerate()

@@ -348,6 +348,7 @@ pub fn build(profile: &Profile, site: &Site, features: Option<&Features>) -> Res
     let mut unpinned: BTreeSet<String> = BTreeSet::new();
     let mut unbound: BTreeMap<String, Vec<String>> = BTreeMap::new();
     let mut no_iface: BTreeSet<String> = BTreeSet::new();
+    let mut proxied: Vec<String> = Vec::new();
 
     for flow in &profile.flows {
         let on_by_feature = match &flow.condition {
@@ -486,7 +487,38 @@ pub fn build(profile: &Profile, site: &Site, features: Option<&Features>) -> Res
             FlowEnd { peers }
         };
         let source = end(&flow.from);
-        let destination = end(&flow.to);
+        let mut destination = end(&flow.to);
+        // With a DNS proxy (gateway mode), the appliance resolves through the proxy only.
+        if let (Some((proxy, _)), Placement::Gateway { .. }) = (&site.dns_proxy, &site.placement) {
+            let is_dns =
+                flow.app.as_deref() == Some("dns") || flow.ports.iter().any(|r| r.contains(53));
+            if is_dns && source.is_appliance() && flow.from == [Endpoint::Appliance] {
+                let net = IpNet::from(*proxy);
+                let id = format!("net:{net}");
+                let (v4, v6) = addr::split(&[net]);
+                sets.entry(id.clone()).or_insert(AddressSet {
+                    id: id.clone(),
+                    kind: SetKind::Network,
+                    name: net.to_string(),
+                    v4,
+                    v6,
+                    dynamic: false,
+                    pinned: false,
+                    hosts: vec![*proxy],
+                    probe_name: None,
+                });
+                destination = FlowEnd {
+                    peers: vec![Peer {
+                        kind: SetKind::Network,
+                        name: net.to_string(),
+                        set: id,
+                        // Often the firewall itself (never forwarded); match the address only.
+                        interface: None,
+                    }],
+                };
+                proxied.push(flow.id.clone());
+            }
+        }
         if source.peers.is_empty() || destination.peers.is_empty() {
             for m in &missing {
                 unbound.entry(m.clone()).or_default().push(flow.id.clone());
@@ -570,6 +602,24 @@ pub fn build(profile: &Profile, site: &Site, features: Option<&Features>) -> Res
             .in_file(src)
             .with_help("pin them under [hosts] to render fixed addresses"),
         );
+    }
+    if let Some((proxy, span)) = &site.dns_proxy {
+        match &site.placement {
+            Placement::Host => sink.push(at(
+                Diagnostic::warning(
+                    "dns_proxy in host mode: the proxy runs on the appliance and needs its upstream, so DNS to the dns-server role stays open",
+                ),
+                span,
+            )),
+            Placement::Gateway { .. } if !proxied.is_empty() => sink.push(at(
+                Diagnostic::note(format!(
+                    "DNS flow(s) {} go to the DNS proxy {proxy} only",
+                    proxied.join(", ")
+                )),
+                span,
+            )),
+            Placement::Gateway { .. } => {}
+        }
     }
     if !no_iface.is_empty() {
         sink.push(

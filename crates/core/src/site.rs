@@ -46,6 +46,11 @@ pub struct RawSite {
     #[serde(default)]
     #[schemars(with = "BTreeMap<String, Vec<String>>")]
     pub hosts: BTreeMap<Spanned<String>, Vec<Spanned<String>>>,
+    /// Address of `portolan dns-proxy` as the appliance reaches it. Gateway mode: the
+    /// appliance's DNS flows go to it only (wildcard names need the proxy to work).
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub dns_proxy: Option<Spanned<String>>,
     /// PEM file of the CA(s) that `portolan probe` trusts for TLS checks, relative to this
     /// file (e.g. the site's own inspection-free CA); `--ca` overrides it.
     #[serde(default)]
@@ -228,6 +233,8 @@ pub struct Site {
     pub probe_names: BTreeMap<String, String>,
     /// CA file for TLS checks, as written (relative to the site file).
     pub tls_ca: Option<String>,
+    /// Address of the DNS proxy, with where it was written.
+    pub dns_proxy: Option<(IpAddr, Option<Range<usize>>)>,
     pub ports: BTreeMap<String, (Vec<PortRange>, Option<Range<usize>>)>,
     pub alternatives: BTreeMap<String, (Vec<Named>, Option<Range<usize>>)>,
     pub placement: Placement,
@@ -360,6 +367,20 @@ pub fn parse(src: &Source) -> Result<(Site, Vec<Diagnostic>), Errors> {
         hosts.insert(n.clone(), addrs);
     }
 
+    let dns_proxy = match &raw.dns_proxy {
+        Some(p) => match p.get_ref().parse::<IpAddr>() {
+            Ok(a) => Some((a, Some(p.span()))),
+            Err(_) => {
+                sink.push(
+                    Diagnostic::error(format!("`{}` is not an IP address", p.get_ref().escape_debug()))
+                        .at(src, p.span())
+                        .with_help("give the address the appliance sends its DNS queries to, e.g. \"192.0.2.1\""),
+                );
+                None
+            }
+        },
+        None => None,
+    };
     let mut probe_names = BTreeMap::new();
     for (wild, name) in &raw.probe_names {
         if let Err(m) = check_wildcard(wild.get_ref()) {
@@ -494,6 +515,7 @@ pub fn parse(src: &Source) -> Result<(Site, Vec<Diagnostic>), Errors> {
         hosts,
         probe_names,
         tls_ca: raw.tls_ca.as_ref().map(|c| c.get_ref().clone()),
+        dns_proxy,
         ports,
         alternatives,
         placement,
@@ -552,6 +574,7 @@ pub fn demo(profile: &Profile) -> Site {
         hosts: BTreeMap::new(),
         probe_names: BTreeMap::new(),
         tls_ca: None,
+        dns_proxy: None,
         ports: BTreeMap::new(),
         alternatives: BTreeMap::new(),
         placement: Placement::Host,

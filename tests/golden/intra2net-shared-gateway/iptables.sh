@@ -42,10 +42,10 @@ add pt4-dns-update.intra2net.com 203.0.113.11
 create pt6-dns-update.intra2net.com hash:ip family inet6 timeout 0
 flush pt6-dns-update.intra2net.com
 add pt6-dns-update.intra2net.com 2001:db8:ffff::11
-# role dns-server (IPv4)
-create pt4-role-dns-server hash:net family inet
-flush pt4-role-dns-server
-add pt4-role-dns-server 198.51.100.53
+# network 192.0.2.1/32 (IPv4)
+create pt4-net-192.0.2.1_32 hash:net family inet
+flush pt4-net-192.0.2.1_32
+add pt4-net-192.0.2.1_32 192.0.2.1
 # role internet (IPv4)
 create pt4-role-internet hash:net family inet
 flush pt4-role-internet
@@ -420,9 +420,9 @@ iptables-restore --noflush <<'PORTOLAN_IPV4_END'
 -A PORTOLAN-FORWARD -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment "portolan: replies and related ICMP errors" -j ACCEPT
 -A PORTOLAN-FORWARD -m conntrack --ctstate INVALID -j DROP
 # dns [required]: Name resolution
--A PORTOLAN-FORWARD -i dmz0 -o lan0 -m set --match-set pt4-appliance src -m set --match-set pt4-role-dns-server dst -p tcp -m tcp --dport 53 -m comment --comment "flows: dns" -j ACCEPT
+-A PORTOLAN-FORWARD -i dmz0 -m set --match-set pt4-appliance src -m set --match-set pt4-net-192.0.2.1_32 dst -p tcp -m tcp --dport 53 -m comment --comment "flows: dns" -j ACCEPT
 # dns [required]: Name resolution
--A PORTOLAN-FORWARD -i dmz0 -o lan0 -m set --match-set pt4-appliance src -m set --match-set pt4-role-dns-server dst -p udp -m udp --dport 53 -m comment --comment "flows: dns" -j ACCEPT
+-A PORTOLAN-FORWARD -i dmz0 -m set --match-set pt4-appliance src -m set --match-set pt4-net-192.0.2.1_32 dst -p udp -m udp --dport 53 -m comment --comment "flows: dns" -j ACCEPT
 # ntp-custom [required]: Time synchronization with an NTP server of choice
 -A PORTOLAN-FORWARD -i dmz0 -o lan0 -m set --match-set pt4-appliance src -m set --match-set pt4-role-ntp-server dst -p tcp -m tcp --dport 123 -m comment --comment "flows: ntp-custom" -j ACCEPT
 # ntp-custom [required]: Time synchronization with an NTP server of choice
