@@ -30,6 +30,8 @@ use crate::dns::{ResolveError, Resolver};
 
 /// The nftables table the renderer owns.
 pub const TABLE: &str = portolan_core::render::nftables::TABLE;
+/// Lookups in flight at once (each holds a socket).
+pub const LOOKUP_CONCURRENCY: usize = 256;
 /// The state file inside `--state-dir`.
 pub const STATE_FILE: &str = "sync-state.json";
 
@@ -386,10 +388,14 @@ impl Syncer {
             .collect();
         // Resolve concurrently.
         let resolver = Arc::new(self.resolver.clone());
+        let gate = Arc::new(tokio::sync::Semaphore::new(LOOKUP_CONCURRENCY));
         let mut set = tokio::task::JoinSet::new();
         for (i, t) in chosen.iter().enumerate() {
-            let (r, name) = (resolver.clone(), t.name.clone());
-            set.spawn(async move { (i, r.lookup_ttl(&name).await) });
+            let (r, name, gate) = (resolver.clone(), t.name.clone(), gate.clone());
+            set.spawn(async move {
+                let _permit = gate.acquire_owned().await.ok();
+                (i, r.lookup_ttl(&name).await)
+            });
         }
         let mut answers: Vec<Option<Lookup>> = vec![None; chosen.len()];
         while let Some(Ok((i, r))) = set.join_next().await {

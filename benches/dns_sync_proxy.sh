@@ -1,0 +1,120 @@
+#!/usr/bin/env bash
+# Benchmarks for `portolan sync` and `portolan dns-proxy`, in two namespaces made here
+# (198.18.0.0/15, the benchmarking range; nothing else is contacted):
+#  1. one `sync --once` pass over 10,000 names served by dnsmasq: wall time, peak memory,
+#     nft apply time;
+#  2. added latency of `dns-proxy` (p50, p99) on fresh wildcard names, against asking the
+#     upstream directly and against dnsmasq's own `--nftset=` doing the same job.
+# Run as root: benches/dns_sync_proxy.sh [NAMES] [QUERIES]. Needs dnsmasq (dnsmasq-base) and
+# GNU time. Prints one line per figure. Cleans up on exit.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+NAMES=${1:-10000}
+QUERIES=${2:-1000}
+command -v dnsmasq >/dev/null || { echo "needs dnsmasq (apt-get install dnsmasq-base)" >&2; exit 2; }
+[ -x /usr/bin/time ] || { echo "needs GNU time (apt-get install time)" >&2; exit 2; }
+cargo build --release -q -p portolan
+BIN="$PWD/target/release/portolan"
+C=dsc$$ S=dss$$ DIR=$(mktemp -d)
+PIDS=()
+cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; ip netns del "$C" 2>/dev/null || true; ip netns del "$S" 2>/dev/null || true; rm -rf "$DIR"; }
+trap cleanup EXIT
+ip netns add "$C"; ip netns add "$S"
+ip link add "c$$" netns "$C" type veth peer name "s$$" netns "$S"
+ip -n "$C" addr add 198.18.0.1/15 dev "c$$"; ip -n "$C" link set "c$$" up; ip -n "$C" link set lo up
+ip -n "$S" addr add 198.18.0.2/15 dev "s$$"; ip -n "$S" link set "s$$" up; ip -n "$S" link set lo up
+
+# Upstream: dnsmasq answering NAMES host records and a wildcard zone.
+python3 - "$NAMES" > "$DIR/upstream.conf" <<'PY'
+import sys
+n = int(sys.argv[1])
+for i in range(n):
+    print(f"host-record=name{i}.bench.example,198.19.{i // 250}.{i % 250 + 1}")
+print("address=/avcloud.bench.example/198.19.250.1")
+PY
+ip netns exec "$S" dnsmasq --keep-in-foreground --no-resolv --no-hosts --port=53 --listen-address=198.18.0.2 \
+    --bind-interfaces --local-ttl=300 --cache-size=0 --conf-file="$DIR/upstream.conf" --pid-file="$DIR/up.pid" 2>/dev/null &
+PIDS+=($!)
+
+# 1. sync over NAMES names.
+{
+  echo 'id = "bench"'; echo 'name = "bench"'; echo 'vendor = "bench"'
+  echo '[[flows]]'; echo 'id = "dns"'; echo 'function = "dns"'; echo 'from = "appliance"'; echo 'to = "dns-server"'
+  echo 'protocols = ["udp", "tcp"]'; echo 'ports = [53]'
+  for i in $(seq 0 $((NAMES - 1))); do
+    echo '[[flows]]'; echo "id = \"f$i\""; echo 'function = "bench"'; echo 'from = "appliance"'
+    echo "to = \"name$i.bench.example\""; echo 'protocols = ["tcp"]'; echo 'ports = [443]'
+  done
+} > "$DIR/profile.toml"
+printf 'profile = "profile.toml"\n[appliance]\naddresses = ["198.18.0.1"]\n[roles]\ndns-server = ["198.18.0.2"]\n' > "$DIR/site.toml"
+"$BIN" render --site "$DIR/site.toml" --target nftables -o "$DIR/sync.nft" 2>/dev/null
+t0=$(date +%s.%N); ip netns exec "$C" nft -f "$DIR/sync.nft"; t1=$(date +%s.%N)
+sleep 1
+ip netns exec "$C" /usr/bin/time -v "$BIN" sync --once --site "$DIR/site.toml" --resolver 198.18.0.2 \
+    --metrics-file "$DIR/m.prom" --format json > "$DIR/sync.json" 2> "$DIR/time.txt" || true
+python3 - "$DIR" "$NAMES" "$t0" "$t1" <<'PY'
+import json, re, sys
+d, n, t0, t1 = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4])
+t = open(f"{d}/time.txt").read()
+wall = re.search(r"Elapsed \(wall clock\) time.*: (?:(\d+):)?(\d+):([\d.]+)", t)
+secs = (int(wall.group(1) or 0) * 3600 + int(wall.group(2)) * 60 + float(wall.group(3))) if wall else float("nan")
+rss = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", t).group(1))
+m = open(f"{d}/m.prom").read()
+apply_s = float(re.search(r"^portolan_sync_apply_seconds ([\d.]+)", m, re.M).group(1))
+ok = len(re.findall(r'result="ok"\} 1', m))
+print(f"sync: ruleset with {n} DNS sets loaded in {t1 - t0:.2f} s")
+print(f"sync --once over {n} names: {secs:.2f} s wall, {rss / 1024:.1f} MiB peak RSS, nft apply {apply_s:.2f} s, {ok} names resolved ok")
+PY
+
+# 2. proxy latency.
+{
+  echo 'id = "proxybench"'; echo 'name = "bench"'; echo 'vendor = "bench"'
+  echo '[[flows]]'; echo 'id = "dns"'; echo 'function = "dns"'; echo 'from = "appliance"'; echo 'to = "dns-server"'
+  echo 'protocols = ["udp", "tcp"]'; echo 'ports = [53]'
+  echo '[[flows]]'; echo 'id = "wild"'; echo 'function = "bench"'; echo 'from = "appliance"'
+  echo 'to = "*.avcloud.bench.example"'; echo 'protocols = ["tcp"]'; echo 'ports = [443]'
+} > "$DIR/profile.toml"
+"$BIN" render --site "$DIR/site.toml" --target nftables 2>/dev/null | ip netns exec "$C" nft -f -
+ip netns exec "$C" "$BIN" dns-proxy --site "$DIR/site.toml" --listen 198.18.0.1:5353 --upstream 198.18.0.2 2>/dev/null &
+PIDS+=($!)
+ip netns exec "$C" dnsmasq --keep-in-foreground --no-resolv --no-hosts --port=5354 --listen-address=198.18.0.1 \
+    --bind-interfaces --cache-size=0 --server=198.18.0.2 --pid-file="$DIR/nfts.pid" \
+    --nftset=/avcloud.bench.example/4#inet#portolan#wild_avcloud.bench.example_v4 2>/dev/null &
+PIDS+=($!)
+sleep 1
+ip netns exec "$C" python3 - "$QUERIES" <<'PY'
+import socket, struct, sys, time, random
+n = int(sys.argv[1])
+def query(name, qid):
+    q = struct.pack(">HHHHHH", qid, 0x0100, 1, 0, 0, 0)
+    for label in name.split("."):
+        q += bytes([len(label)]) + label.encode()
+    return q + b"\x00" + struct.pack(">HH", 1, 1)
+def bench(addr, tag):
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.settimeout(2)
+    lat, failed = [], 0
+    for i in range(n):
+        name = f"{tag}{i}-{random.randrange(1 << 30)}.avcloud.bench.example"
+        t = time.perf_counter()
+        s.sendto(query(name, i & 0xffff), addr)
+        try:
+            s.recvfrom(1500)
+            lat.append((time.perf_counter() - t) * 1000)
+        except socket.timeout:
+            failed += 1
+    lat.sort()
+    p = lambda q: lat[min(len(lat) - 1, int(q * len(lat)))] if lat else float("nan")
+    return p(0.5), p(0.99), failed
+rows = [("upstream directly", ("198.18.0.2", 53), "d"),
+        ("portolan dns-proxy", ("198.18.0.1", 5353), "p"),
+        ("dnsmasq --nftset", ("198.18.0.1", 5354), "m")]
+res = {}
+for label, addr, tag in rows:
+    res[label] = bench(addr, tag)
+base = res["upstream directly"]
+for label, _, _ in rows:
+    p50, p99, f = res[label]
+    extra = "" if label == "upstream directly" else f"  (adds {p50 - base[0]:.2f} ms at p50, {p99 - base[1]:.2f} ms at p99)"
+    print(f"{label:20s} {n} fresh wildcard names: p50 {p50:.2f} ms, p99 {p99:.2f} ms, {f} unanswered{extra}")
+PY
