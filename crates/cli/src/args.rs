@@ -228,7 +228,7 @@ pub struct SyncArgs {
     #[arg(long, value_name = "ADDR[:PORT]")]
     pub resolver: Option<String>,
     /// Serve Prometheus metrics over HTTP at ADDR:PORT.
-    #[arg(long, value_name = "ADDR:PORT", conflicts_with = "metrics_file")]
+    #[arg(long, value_name = "ADDR:PORT")]
     pub metrics: Option<String>,
     /// Write Prometheus metrics to FILE after each pass (node_exporter textfile format).
     #[arg(long, value_name = "FILE")]
@@ -252,7 +252,7 @@ pub struct SyncArgs {
 pub struct DnsProxyArgs {
     #[command(flatten)]
     pub sel: Selection,
-    /// Address and port to answer on (UDP), e.g. 127.0.0.1:53.
+    /// Address and port to answer on (UDP and TCP), e.g. 127.0.0.1:53.
     #[arg(long, value_name = "ADDR:PORT")]
     pub listen: String,
     /// The resolver to forward to; only its answers are accepted.

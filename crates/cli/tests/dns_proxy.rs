@@ -80,6 +80,29 @@ fn resolve_and_connect(proxy: SocketAddr, name: &str) -> Result<(IpAddr, u32, bo
     Ok((addr, ttl, connected))
 }
 
+/// One query over TCP; the response code and the first A address.
+fn tcp_query(proxy: SocketAddr, name: &str) -> Result<(String, Option<IpAddr>), String> {
+    use std::io::{Read, Write};
+    let mut s =
+        TcpStream::connect_timeout(&proxy, Duration::from_secs(2)).map_err(|e| e.to_string())?;
+    s.set_read_timeout(Some(Duration::from_secs(5)))
+        .map_err(|e| e.to_string())?;
+    let q = query(name);
+    let mut framed = (q.len() as u16).to_be_bytes().to_vec();
+    framed.extend(q);
+    s.write_all(&framed).map_err(|e| e.to_string())?;
+    let mut len = [0u8; 2];
+    s.read_exact(&mut len).map_err(|e| e.to_string())?;
+    let mut body = vec![0u8; usize::from(u16::from_be_bytes(len))];
+    s.read_exact(&mut body).map_err(|e| e.to_string())?;
+    let m = Message::from_vec(&body).map_err(|e| e.to_string())?;
+    let a = m.answers.iter().find_map(|r| match &r.data {
+        RData::A(a) => Some(IpAddr::V4(a.0)),
+        _ => None,
+    });
+    Ok((format!("{:?}", m.metadata.response_code), a))
+}
+
 #[test]
 fn proxy_adds_wildcard_answers_before_the_first_packet() {
     if !require_root_tools() {
@@ -117,7 +140,7 @@ fn proxy_adds_wildcard_answers_before_the_first_packet() {
     std::thread::spawn(move || for _ in l443.incoming() {});
 
     // Upstream: the vendor's wildcard zone, TTL 5 s; one name outside the wildcard.
-    let zone = dns::zone(5, &[("other.intra2net.com", "198.18.1.201")]);
+    let zone = dns::zone(5, &[("other.intra2net.com", "198.18.2.1")]);
     zone.lock().expect("zone").wildcard = Some(("avcloud.intra2net.com".into(), address_of));
     let sa = SocketAddr::new(UPSTREAM.parse().expect("a"), 53);
     let (u, t) = in_ns(&wan, move || {
@@ -191,6 +214,22 @@ fn proxy_adds_wildcard_answers_before_the_first_packet() {
         ));
         out
     });
+    // Over TCP too: answered, and the address is in the set before the answer arrives.
+    let tcp_name = format!("n{}-tcp.avcloud.intra2net.com", NAMES + 1);
+    let (tcp_code, tcp_addr) = in_ns(&topo.ns(Zone::App), move || {
+        tcp_query(proxy_addr, &tcp_name)
+    })
+    .expect("tcp query");
+    assert_eq!(tcp_code, "NoError");
+    let tcp_addr = tcp_addr.expect("an A record over TCP");
+    let connected = in_ns(&topo.ns(Zone::App), move || {
+        TcpStream::connect_timeout(&SocketAddr::new(tcp_addr, 443), Duration::from_millis(800))
+            .is_ok()
+    });
+    assert!(
+        connected,
+        "{tcp_addr}: first connection after a TCP answer was dropped"
+    );
     let elements = String::from_utf8_lossy(
         &topo
             .exec(
@@ -208,6 +247,22 @@ fn proxy_adds_wildcard_answers_before_the_first_packet() {
             .stdout,
     )
     .to_string();
+    // If the set cannot be updated (here: the table is gone), the client gets SERVFAIL.
+    must(&[
+        "ip",
+        "netns",
+        "exec",
+        &topo.ns(Zone::Fw),
+        "nft",
+        "delete",
+        "table",
+        "inet",
+        "portolan",
+    ]);
+    let failed_update = in_ns(&topo.ns(Zone::App), move || {
+        tcp_query(proxy_addr, "n150-late.avcloud.intra2net.com")
+    });
+    assert_eq!(failed_update.map(|r| r.0), Ok("ServFail".to_string()));
     let _ = Command::new("kill").arg(proxy.id().to_string()).status();
     let _ = proxy.wait();
     let _ = std::fs::remove_dir_all(&dir);
@@ -248,7 +303,7 @@ fn proxy_adds_wildcard_answers_before_the_first_packet() {
     // Outside the wildcard: answered, not added, and the firewall drops the connection.
     match &other[0] {
         Ok((a, _, connected)) => {
-            assert_eq!(a.to_string(), "198.18.1.201");
+            assert_eq!(a.to_string(), "198.18.2.1");
             assert!(
                 !connected,
                 "a name outside the wildcard must not open the firewall"
@@ -256,6 +311,10 @@ fn proxy_adds_wildcard_answers_before_the_first_packet() {
         }
         Err(e) => panic!("other.intra2net.com: {e}"),
     }
-    assert!(!elements.contains("198.18.1.201"), "{elements}");
-    assert_eq!(elements.matches("198.18.1.").count(), NAMES, "{elements}");
+    assert!(!elements.contains("198.18.2.1"), "{elements}");
+    assert_eq!(
+        elements.matches("198.18.1.").count(),
+        NAMES + 1,
+        "{elements}"
+    );
 }

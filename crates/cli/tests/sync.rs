@@ -284,6 +284,8 @@ fn sync_daemon_follows_a_changed_record_within_the_ttl_bound() {
             "1s",
             "--timeout",
             "500ms",
+            "--metrics",
+            "127.0.0.1:9109",
             "--metrics-file",
         ])
         .arg(&metrics)
@@ -324,6 +326,20 @@ fn sync_daemon_follows_a_changed_record_within_the_ttl_bound() {
         "{text}"
     );
     assert!(text.contains("result=\"timeout\""), "{text}");
+
+    // The same over HTTP (Prometheus scrape).
+    let scraped = in_ns(&topo.ns(Zone::App), || {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect("127.0.0.1:9109").expect("metrics endpoint");
+        let _ = s.write_all(b"GET /metrics HTTP/1.0\r\n\r\n");
+        let mut body = String::new();
+        let _ = s.read_to_string(&mut body);
+        body
+    });
+    assert!(
+        scraped.starts_with("HTTP/1.0 200") && scraped.contains("portolan_sync_set_elements"),
+        "{scraped}"
+    );
 
     let _ = Command::new("kill").arg(daemon.id().to_string()).status();
     let status = daemon.wait().expect("wait");

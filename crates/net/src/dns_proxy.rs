@@ -113,6 +113,35 @@ pub fn chain_addresses(answer: &Message, qname: &Name) -> (Vec<IpAddr>, u32) {
     (addrs, if ttl == u32::MAX { 0 } else { ttl })
 }
 
+/// Forward over TCP (for clients that asked over TCP, e.g. after a truncated answer).
+async fn forward_tcp(
+    cfg: &Config,
+    query: &[u8],
+    q: &Message,
+) -> Result<(Vec<u8>, Message), String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let io = async {
+        let mut s = tokio::net::TcpStream::connect(cfg.upstream).await?;
+        let mut framed = (query.len() as u16).to_be_bytes().to_vec();
+        framed.extend_from_slice(query);
+        s.write_all(&framed).await?;
+        let mut len = [0u8; 2];
+        s.read_exact(&mut len).await?;
+        let mut body = vec![0u8; usize::from(u16::from_be_bytes(len))];
+        s.read_exact(&mut body).await?;
+        Ok::<_, std::io::Error>(body)
+    };
+    let body = tokio::time::timeout(cfg.timeout, io)
+        .await
+        .map_err(|_| "upstream timeout".to_string())?
+        .map_err(|e| e.to_string())?;
+    let m = Message::from_vec(&body).map_err(|e| e.to_string())?;
+    if m.metadata.id != q.metadata.id || m.queries != q.queries {
+        return Err("the upstream's answer does not match the question".into());
+    }
+    Ok((body, m))
+}
+
 /// Forward `query` to the upstream and return its answer, checked to be the answer to it.
 async fn forward(cfg: &Config, query: &[u8], q: &Message) -> Result<(Vec<u8>, Message), String> {
     let bind: SocketAddr = if cfg.upstream.is_ipv4() {
@@ -160,11 +189,12 @@ pub struct Handled {
     pub error: Option<String>,
 }
 
-/// Answer one client query.
+/// Answer one client query (`tcp`: it came over TCP, so ask the upstream over TCP too).
 pub async fn handle(
     cfg: &Config,
     wilds: &[Wildcard],
     query: &[u8],
+    tcp: bool,
 ) -> (Option<Vec<u8>>, Option<Handled>) {
     let Ok(q) = Message::from_vec(query) else {
         return (None, None);
@@ -180,7 +210,12 @@ pub async fn handle(
     )
     .then(|| wilds.iter().find(|w| wildcard_matches(&w.pattern, &text)))
     .flatten();
-    let (bytes, mut answer) = match forward(cfg, query, &q).await {
+    let forwarded = if tcp {
+        forward_tcp(cfg, query, &q).await
+    } else {
+        forward(cfg, query, &q).await
+    };
+    let (bytes, mut answer) = match forwarded {
         Ok(x) => x,
         Err(e) => {
             let h = Handled {
@@ -239,9 +274,11 @@ pub async fn handle(
     }
 }
 
-/// Serve on `sock` until `stop` resolves. `log` is told about each wildcard query.
+/// Serve on `sock` (UDP) and `tcp` until `stop` resolves. `log` is told about each wildcard
+/// query.
 pub async fn serve(
     sock: UdpSocket,
+    tcp: tokio::net::TcpListener,
     cfg: Config,
     wilds: Vec<Wildcard>,
     log: Arc<dyn Fn(&Handled) + Send + Sync>,
@@ -259,7 +296,7 @@ pub async fn serve(
             let query = buf[..n].to_vec();
             let (sock, cfg, wilds, log) = (sock.clone(), cfg.clone(), wilds.clone(), log.clone());
             tokio::spawn(async move {
-                let (reply, handled) = handle(&cfg, &wilds, &query).await;
+                let (reply, handled) = handle(&cfg, &wilds, &query, false).await;
                 if let Some(h) = &handled {
                     log(h);
                 }
@@ -269,8 +306,44 @@ pub async fn serve(
             });
         }
     };
+    let (cfg2, wilds2, log2) = (cfg.clone(), wilds.clone(), log.clone());
+    let serve_tcp = async move {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        loop {
+            let Ok((mut c, _)) = tcp.accept().await else {
+                continue;
+            };
+            let (cfg, wilds, log) = (cfg2.clone(), wilds2.clone(), log2.clone());
+            tokio::spawn(async move {
+                // One or more length-prefixed queries per connection.
+                loop {
+                    let mut len = [0u8; 2];
+                    let read =
+                        tokio::time::timeout(Duration::from_secs(10), c.read_exact(&mut len)).await;
+                    if !matches!(read, Ok(Ok(_))) {
+                        return;
+                    }
+                    let mut q = vec![0u8; usize::from(u16::from_be_bytes(len))];
+                    if c.read_exact(&mut q).await.is_err() {
+                        return;
+                    }
+                    let (reply, handled) = handle(&cfg, &wilds, &q, true).await;
+                    if let Some(h) = &handled {
+                        log(h);
+                    }
+                    let Some(r) = reply else { return };
+                    let mut framed = (r.len() as u16).to_be_bytes().to_vec();
+                    framed.extend(r);
+                    if c.write_all(&framed).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    };
     tokio::select! {
         _ = serve => {}
+        _ = serve_tcp => {}
         _ = stop => {}
     }
 }

@@ -65,7 +65,14 @@ pub fn run(args: &DnsProxyArgs, rep: &mut Reporter) -> i32 {
         let sock = match tokio::net::UdpSocket::bind(listen).await {
             Ok(s) => s,
             Err(e) => {
-                eprintln!("error: cannot listen on {listen}: {e}");
+                eprintln!("error: cannot listen on {listen} (UDP): {e}");
+                return EXIT_ERROR;
+            }
+        };
+        let tcp = match tokio::net::TcpListener::bind(listen).await {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("error: cannot listen on {listen} (TCP): {e}");
                 return EXIT_ERROR;
             }
         };
@@ -108,7 +115,7 @@ pub fn run(args: &DnsProxyArgs, rep: &mut Reporter) -> i32 {
                 _ = term => {}
             }
         };
-        dns_proxy::serve(sock, Config { upstream, timeout }, wilds, log, stop).await;
+        dns_proxy::serve(sock, tcp, Config { upstream, timeout }, wilds, log, stop).await;
         EXIT_OK
     })
 }
