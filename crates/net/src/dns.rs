@@ -2,6 +2,7 @@
 //! exactly: NXDOMAIN, no data, SERVFAIL/REFUSED, or no answer at all. Queries go to one
 //! server: `--resolver`, or the first `nameserver` of /etc/resolv.conf.
 
+use std::collections::BTreeSet;
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
@@ -90,6 +91,43 @@ pub fn root_ns_query(id: u16) -> Vec<u8> {
     m.to_vec().unwrap_or_default()
 }
 
+/// Addresses for `qname` in an answer: A/AAAA records on the CNAME chain that starts at it,
+/// with the smallest TTL along the way.
+pub fn chain_addresses(answer: &Message, qname: &Name) -> (Vec<IpAddr>, u32) {
+    let mut chain: BTreeSet<Name> = BTreeSet::new();
+    chain.insert(qname.to_lowercase());
+    let mut ttl = u32::MAX;
+    // CNAMEs may come in any order: extend the chain until it stops growing.
+    loop {
+        let before = chain.len();
+        for r in &answer.answers {
+            if let RData::CNAME(c) = &r.data {
+                if chain.contains(&r.name.to_lowercase()) && chain.insert(c.0.to_lowercase()) {
+                    ttl = ttl.min(r.ttl);
+                }
+            }
+        }
+        if chain.len() == before {
+            break;
+        }
+    }
+    let mut addrs = Vec::new();
+    for r in &answer.answers {
+        if !chain.contains(&r.name.to_lowercase()) {
+            continue;
+        }
+        match &r.data {
+            RData::A(a) => addrs.push(IpAddr::V4(a.0)),
+            RData::AAAA(a) => addrs.push(IpAddr::V6(a.0)),
+            _ => continue,
+        }
+        ttl = ttl.min(r.ttl);
+    }
+    addrs.sort();
+    addrs.dedup();
+    (addrs, if ttl == u32::MAX { 0 } else { ttl })
+}
+
 /// Is this a DNS response to query `id`? Says the response code.
 pub fn check_response(bytes: &[u8], id: u16) -> Result<String, String> {
     let m = Message::from_vec(bytes).map_err(|e| format!("UDP reply that is not DNS: {e}"))?;
@@ -161,6 +199,8 @@ impl Resolver {
         for (i, rtype) in [RecordType::A, RecordType::AAAA].into_iter().enumerate() {
             let id = 0x5000 + i as u16;
             let q = query_message(name, rtype, id).map_err(ResolveError::Other)?;
+            let qname = Name::from_ascii(format!("{name}."))
+                .map_err(|e| ResolveError::Other(e.to_string()))?;
             let bytes = match exchange(server, &q, self.timeout).await {
                 Ok(b) => b,
                 Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
@@ -191,14 +231,11 @@ impl Resolver {
                     ))
                 }
             }
-            for r in &m.answers {
-                match &r.data {
-                    RData::A(a) => addrs.push(IpAddr::V4(a.0)),
-                    RData::AAAA(a) => addrs.push(IpAddr::V6(a.0)),
-                    RData::CNAME(_) => {}
-                    _ => continue,
-                }
-                ttl = ttl.min(r.ttl);
+            // Only addresses on the CNAME chain that starts at the name asked for count.
+            let (found, t) = chain_addresses(&m, &qname);
+            if !found.is_empty() {
+                ttl = ttl.min(t);
+                addrs.extend(found);
             }
         }
         if !addrs.is_empty() {

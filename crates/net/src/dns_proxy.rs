@@ -9,18 +9,18 @@
 //! configured upstream are accepted: each forward uses a socket connected to the upstream,
 //! and the answer must carry the query's id and question.
 
-use std::collections::BTreeSet;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
 use hickory_proto::op::{Message, MessageType, ResponseCode};
-use hickory_proto::rr::{Name, RData, RecordType};
+use hickory_proto::rr::RecordType;
 use portolan_core::model::wildcard_matches;
 use portolan_core::plan::{Plan, SetKind};
 use portolan_core::render::{self, nftables::nft_set_name, Family};
 use tokio::net::UdpSocket;
 
+use crate::dns::chain_addresses;
 use crate::sync::{apply, SetUpdate};
 
 /// Element timeouts are at least this long, whatever the TTL.
@@ -74,43 +74,6 @@ pub fn wildcards(plan: &Plan) -> Vec<Wildcard> {
 pub struct Config {
     pub upstream: SocketAddr,
     pub timeout: Duration,
-}
-
-/// Addresses for `qname` in an answer: A/AAAA records on the CNAME chain that starts at it,
-/// with the smallest TTL along the way.
-pub fn chain_addresses(answer: &Message, qname: &Name) -> (Vec<IpAddr>, u32) {
-    let mut chain: BTreeSet<Name> = BTreeSet::new();
-    chain.insert(qname.to_lowercase());
-    let mut ttl = u32::MAX;
-    // CNAMEs may come in any order: extend the chain until it stops growing.
-    loop {
-        let before = chain.len();
-        for r in &answer.answers {
-            if let RData::CNAME(c) = &r.data {
-                if chain.contains(&r.name.to_lowercase()) && chain.insert(c.0.to_lowercase()) {
-                    ttl = ttl.min(r.ttl);
-                }
-            }
-        }
-        if chain.len() == before {
-            break;
-        }
-    }
-    let mut addrs = Vec::new();
-    for r in &answer.answers {
-        if !chain.contains(&r.name.to_lowercase()) {
-            continue;
-        }
-        match &r.data {
-            RData::A(a) => addrs.push(IpAddr::V4(a.0)),
-            RData::AAAA(a) => addrs.push(IpAddr::V6(a.0)),
-            _ => continue,
-        }
-        ttl = ttl.min(r.ttl);
-    }
-    addrs.sort();
-    addrs.dedup();
-    (addrs, if ttl == u32::MAX { 0 } else { ttl })
 }
 
 /// Forward over TCP (for clients that asked over TCP, e.g. after a truncated answer).
@@ -353,7 +316,7 @@ mod tests {
     use super::*;
     use hickory_proto::op::{OpCode, Query};
     use hickory_proto::rr::rdata::{A, CNAME};
-    use hickory_proto::rr::Record;
+    use hickory_proto::rr::{Name, RData, Record};
 
     #[test]
     fn the_cname_chain_is_followed_from_the_question_only() {
