@@ -58,3 +58,33 @@ pub fn load(sel: &Selection) -> Result<Loaded, Errors> {
         tls_ca,
     })
 }
+
+/// [`load`], reporting the errors; `None` means exit 2.
+pub fn load_reported(sel: &Selection, rep: &mut crate::report::Reporter) -> Option<Loaded> {
+    match load(sel) {
+        Ok(l) => Some(l),
+        Err(e) => {
+            rep.emit_all(&e.0);
+            None
+        }
+    }
+}
+
+/// `--resolver`/`--upstream`: ADDR or ADDR:PORT, or /etc/resolv.conf when not given.
+pub fn resolver_address(arg: Option<&str>) -> Result<Option<std::net::SocketAddr>, Diagnostic> {
+    match arg {
+        None => Ok(portolan_net::dns::system_server()),
+        Some(r) => portolan_net::dns::parse_server(r).map(Some).ok_or_else(|| {
+            Diagnostic::error(format!("`{}` is not a resolver address", r.escape_debug()))
+                .with_help("write ADDR or ADDR:PORT, e.g. 192.0.2.53 or [2001:db8::53]:5353")
+        }),
+    }
+}
+
+/// The async runtime for the network commands.
+pub fn runtime() -> Result<tokio::runtime::Runtime, Diagnostic> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Diagnostic::error(format!("cannot start the async runtime: {e}")))
+}

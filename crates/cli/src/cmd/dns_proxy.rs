@@ -36,12 +36,8 @@ pub fn run(args: &DnsProxyArgs, rep: &mut Reporter) -> i32 {
             .with_help("write ADDR or ADDR:PORT"),
         );
     };
-    let loaded = match crate::inputs::load(&args.sel) {
-        Ok(l) => l,
-        Err(e) => {
-            rep.emit_all(&e.0);
-            return EXIT_ERROR;
-        }
+    let Some(loaded) = crate::inputs::load_reported(&args.sel, rep) else {
+        return EXIT_ERROR;
     };
     let wilds = dns_proxy::wildcards(&loaded.plan);
     if wilds.is_empty() {
@@ -49,16 +45,11 @@ pub fn run(args: &DnsProxyArgs, rep: &mut Reporter) -> i32 {
             "the plan has no unpinned wildcard name: the proxy only forwards",
         ));
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match crate::inputs::runtime() {
         Ok(r) => r,
-        Err(e) => {
-            return fail(
-                rep,
-                Diagnostic::error(format!("cannot start the async runtime: {e}")),
-            )
+        Err(d) => {
+            rep.emit(&d);
+            return EXIT_ERROR;
         }
     };
     runtime.block_on(async move {

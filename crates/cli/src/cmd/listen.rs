@@ -22,12 +22,8 @@ pub fn run(args: &ListenArgs, rep: &mut Reporter) -> i32 {
             return EXIT_ERROR;
         }
     };
-    let loaded = match crate::inputs::load(&args.sel) {
-        Ok(l) => l,
-        Err(e) => {
-            rep.emit_all(&e.0);
-            return EXIT_ERROR;
-        }
+    let Some(loaded) = crate::inputs::load_reported(&args.sel, rep) else {
+        return EXIT_ERROR;
     };
     let endpoints = listen::endpoints(&loaded.plan);
     if endpoints.is_empty() {
@@ -37,15 +33,10 @@ pub fn run(args: &ListenArgs, rep: &mut Reporter) -> i32 {
         );
         return EXIT_ERROR;
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match crate::inputs::runtime() {
         Ok(r) => r,
-        Err(e) => {
-            rep.emit(&Diagnostic::error(format!(
-                "cannot start the async runtime: {e}"
-            )));
+        Err(d) => {
+            rep.emit(&d);
             return EXIT_ERROR;
         }
     };

@@ -6,12 +6,8 @@ use crate::args::{Format, PlanArgs};
 use crate::report::{Reporter, EXIT_ERROR, EXIT_OK};
 
 pub fn run(args: &PlanArgs, rep: &mut Reporter) -> i32 {
-    let loaded = match crate::inputs::load(&args.sel) {
-        Ok(l) => l,
-        Err(e) => {
-            rep.emit_all(&e.0);
-            return EXIT_ERROR;
-        }
+    let Some(loaded) = crate::inputs::load_reported(&args.sel, rep) else {
+        return EXIT_ERROR;
     };
     rep.emit_all(&loaded.warnings);
     rep.emit_all(&loaded.plan.warnings);

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use portolan_core::diag::Diagnostic;
-use portolan_net::dns::{self, Resolver};
+use portolan_net::dns::Resolver;
 use portolan_net::probe::{self, Options};
 use portolan_net::report;
 use rustls_pki_types::pem::PemObject;
@@ -66,20 +66,9 @@ pub fn run(args: &ProbeArgs, rep: &mut Reporter) -> i32 {
         Ok(t) => t,
         Err(d) => return fail(rep, d),
     };
-    let server = match &args.resolver {
-        Some(r) => match dns::parse_server(r) {
-            Some(s) => Some(s),
-            None => {
-                return fail(
-                    rep,
-                    Diagnostic::error(format!("`{}` is not a resolver address", r.escape_debug()))
-                        .with_help(
-                            "write ADDR or ADDR:PORT, e.g. 192.0.2.53 or [2001:db8::53]:5353",
-                        ),
-                )
-            }
-        },
-        None => dns::system_server(),
+    let server = match crate::inputs::resolver_address(args.resolver.as_deref()) {
+        Ok(s) => s,
+        Err(d) => return fail(rep, d),
     };
     let inbound_target = match (&args.target, args.inbound) {
         (Some(t), true) => match t.parse::<IpAddr>() {
@@ -105,12 +94,8 @@ pub fn run(args: &ProbeArgs, rep: &mut Reporter) -> i32 {
             Diagnostic::error("--concurrency and --per-destination must be at least 1"),
         );
     }
-    let loaded = match crate::inputs::load(&args.sel) {
-        Ok(l) => l,
-        Err(e) => {
-            rep.emit_all(&e.0);
-            return EXIT_ERROR;
-        }
+    let Some(loaded) = crate::inputs::load_reported(&args.sel, rep) else {
+        return EXIT_ERROR;
     };
     let ca = match args.ca.as_ref().or(loaded.tls_ca.as_ref()) {
         Some(p) => match load_ca(p) {
@@ -151,16 +136,11 @@ pub fn run(args: &ProbeArgs, rep: &mut Reporter) -> i32 {
         all_ports: args.all_ports,
     });
     let resolver = Resolver { server, timeout };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match crate::inputs::runtime() {
         Ok(r) => r,
-        Err(e) => {
-            return fail(
-                rep,
-                Diagnostic::error(format!("cannot start the async runtime: {e}")),
-            )
+        Err(d) => {
+            rep.emit(&d);
+            return EXIT_ERROR;
         }
     };
     let start = Instant::now();

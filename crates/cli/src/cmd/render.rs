@@ -15,12 +15,8 @@ pub fn run(args: &RenderArgs, rep: &mut Reporter) -> i32 {
         );
         return EXIT_ERROR;
     };
-    let loaded = match crate::inputs::load(&args.sel) {
-        Ok(l) => l,
-        Err(e) => {
-            rep.emit_all(&e.0);
-            return EXIT_ERROR;
-        }
+    let Some(loaded) = crate::inputs::load_reported(&args.sel, rep) else {
+        return EXIT_ERROR;
     };
     rep.emit_all(&loaded.warnings);
     rep.emit_all(&loaded.plan.warnings);

@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use portolan_core::diag::Diagnostic;
-use portolan_net::dns::{self, Resolver};
+use portolan_net::dns::Resolver;
 use portolan_net::sync::{self, Config, Outcome, Syncer};
 
 use crate::args::{Format, SyncArgs};
@@ -60,18 +60,9 @@ pub fn run(args: &SyncArgs, rep: &mut Reporter) -> i32 {
             Diagnostic::error("--min-refresh is longer than --max-refresh"),
         );
     }
-    let server = match &args.resolver {
-        Some(r) => match dns::parse_server(r) {
-            Some(s) => Some(s),
-            None => {
-                return fail(
-                    rep,
-                    Diagnostic::error(format!("`{}` is not a resolver address", r.escape_debug()))
-                        .with_help("write ADDR or ADDR:PORT"),
-                )
-            }
-        },
-        None => dns::system_server(),
+    let server = match crate::inputs::resolver_address(args.resolver.as_deref()) {
+        Ok(s) => s,
+        Err(d) => return fail(rep, d),
     };
     let metrics_addr: Option<SocketAddr> = match &args.metrics {
         Some(m) => match m.parse() {
@@ -85,12 +76,8 @@ pub fn run(args: &SyncArgs, rep: &mut Reporter) -> i32 {
         },
         None => None,
     };
-    let loaded = match crate::inputs::load(&args.sel) {
-        Ok(l) => l,
-        Err(e) => {
-            rep.emit_all(&e.0);
-            return EXIT_ERROR;
-        }
+    let Some(loaded) = crate::inputs::load_reported(&args.sel, rep) else {
+        return EXIT_ERROR;
     };
     let targets = sync::targets(&loaded.plan);
     if targets.is_empty() {
@@ -119,16 +106,11 @@ pub fn run(args: &SyncArgs, rep: &mut Reporter) -> i32 {
             )
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match crate::inputs::runtime() {
         Ok(r) => r,
-        Err(e) => {
-            return fail(
-                rep,
-                Diagnostic::error(format!("cannot start the async runtime: {e}")),
-            )
+        Err(d) => {
+            rep.emit(&d);
+            return EXIT_ERROR;
         }
     };
     let metrics_text = Arc::new(Mutex::new(String::new()));
