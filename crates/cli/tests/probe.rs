@@ -1106,3 +1106,72 @@ fn listen_without_privilege_reports_low_ports_and_binds_the_rest() {
         "{stdout}"
     );
 }
+
+#[test]
+fn icmp_without_privilege_is_not_permitted() {
+    if !require_root_tools() {
+        return;
+    }
+    let mut topo = Topology::build(&[]);
+    topo.add_addr(ip4("192.0.2.10"), Zone::App);
+    topo.add_addr(ip4("203.0.113.25"), Zone::Wan);
+    // No ping sockets for anyone in this namespace, and the prober runs as nobody.
+    let o = topo.exec(
+        Zone::App,
+        &["sysctl", "-qw", "net.ipv4.ping_group_range=1 0"],
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let dir = std::env::temp_dir().join(format!("portolan-noping-{}", topo.id));
+    let profile = "id = \"noping\"\nname = \"n\"\nvendor = \"t\"\n\
+        [[flows]]\nid = \"ping\"\nfunction = \"echo\"\nfrom = \"appliance\"\nto = \"smarthost\"\nprotocols = [\"icmp\"]\nicmp_type = \"echo-request\"\n";
+    write_files(
+        &dir,
+        "profile = \"profile.toml\"\n[appliance]\naddresses = [\"192.0.2.10\"]\n[roles]\nsmarthost = [\"203.0.113.25\"]\n",
+        profile,
+    );
+    let _ = Command::new("chmod")
+        .args(["-R", "a+rX"])
+        .arg(&dir)
+        .status();
+    let site = dir.join("site.toml").to_string_lossy().to_string();
+    let out = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &topo.ns(Zone::App),
+            "setpriv",
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--inh-caps=-all",
+        ])
+        .args([
+            env!("CARGO_BIN_EXE_portolan"),
+            "probe",
+            "--site",
+            &site,
+            "--timeout",
+            "1s",
+            "--format",
+            "json",
+        ])
+        .output()
+        .expect("probe as nobody");
+    let _ = std::fs::remove_dir_all(&dir);
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+    let r = &doc["results"][0];
+    assert_eq!(r["verdict"], "not-permitted", "{doc}");
+    assert!(
+        r["detail"]
+            .as_str()
+            .unwrap_or("")
+            .contains("ping_group_range"),
+        "{doc}"
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "a required flow that cannot be checked fails"
+    );
+}
