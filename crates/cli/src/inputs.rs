@@ -1,9 +1,9 @@
 //! From arguments to checked objects: `--site` / `--profile` / `--features` to a [`Plan`].
 
 use portolan_core::diag::{Diagnostic, Errors};
+use portolan_core::load;
 use portolan_core::plan::{self, Plan};
 use portolan_core::site::{self, Features};
-use portolan_core::{load, model::Profile};
 
 use crate::args::Selection;
 
@@ -23,7 +23,6 @@ pub fn parse_features(text: &str) -> Features {
 
 /// Everything a command needs to work on a plan.
 pub struct Loaded {
-    pub profile: Profile,
     pub plan: Plan,
     /// Warnings from reading the site (the plan's own are in `plan.warnings`).
     pub warnings: Vec<Diagnostic>,
@@ -52,7 +51,6 @@ pub fn load(sel: &Selection) -> Result<Loaded, Errors> {
         }
     });
     Ok(Loaded {
-        profile,
         plan,
         warnings,
         tls_ca,

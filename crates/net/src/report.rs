@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::probe::{ProbeResult, Verdict};
+use crate::probe::ProbeResult;
 
 #[derive(Debug, Serialize)]
 pub struct Summary {
@@ -194,11 +194,6 @@ pub fn exit_code(results: &[ProbeResult]) -> i32 {
     } else {
         0
     }
-}
-
-#[allow(dead_code)]
-fn _verdicts_are_named(v: Verdict) -> &'static str {
-    v.as_str()
 }
 
 #[cfg(test)]

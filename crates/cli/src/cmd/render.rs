@@ -40,7 +40,6 @@ pub fn run(args: &RenderArgs, rep: &mut Reporter) -> i32 {
             }
         },
     };
-    let _ = &loaded.profile;
     match crate::output::write(args.output.as_deref(), &text) {
         Ok(()) => EXIT_OK,
         Err(d) => {

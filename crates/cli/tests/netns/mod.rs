@@ -82,7 +82,7 @@ impl Zone {
 
 /// Fail loudly, or skip loudly when the caller has asked for it, if namespaces cannot be made.
 pub fn require_root_tools() -> bool {
-    let root = unsafe_free_euid_is_root();
+    let root = euid_is_root();
     let tools = [
         "ip",
         "nft",
@@ -113,7 +113,7 @@ pub fn require_root_tools() -> bool {
     }
 }
 
-fn unsafe_free_euid_is_root() -> bool {
+fn euid_is_root() -> bool {
     // /proc/self/status: "Uid:\treal\teffective\t..."
     std::fs::read_to_string("/proc/self/status")
         .ok()
