@@ -199,6 +199,7 @@ pub fn exit_code(results: &[ProbeResult]) -> i32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::probe::Verdict;
     use portolan_core::model::Protocol;
 
     fn r(flow: &str, verdict: Verdict, ok: bool, required: bool, detail: &str) -> ProbeResult {
