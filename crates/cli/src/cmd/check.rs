@@ -6,7 +6,7 @@
 use std::path::Path;
 
 use portolan_core::diag::{Diagnostic, Errors, Source};
-use portolan_core::{catalog, load, plan, profile, render, site};
+use portolan_core::{catalog, load, plan, profile, render};
 
 use crate::args::{CheckArgs, Format};
 use crate::report::{Reporter, EXIT_ERROR, EXIT_OK, EXIT_WARNINGS};
@@ -60,12 +60,8 @@ fn check_one(path: &Path) -> Vec<Diagnostic> {
             Err(e) => e.0,
         },
         Kind::Site => {
-            let (s, mut diags) = match site::parse(&src) {
+            let (s, p, mut diags) = match load::site_and_profile(path) {
                 Ok(x) => x,
-                Err(e) => return e.0,
-            };
-            let p = match load::site_and_profile(path) {
-                Ok((_, p, _)) => p,
                 Err(e) => return e.0,
             };
             match plan::build(&p, &s, None) {
