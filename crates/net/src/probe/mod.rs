@@ -200,6 +200,25 @@ pub struct ProbeResult {
     pub ok: bool,
 }
 
+impl ProbeResult {
+    /// The result of probing `t`; `ok` follows from the verdict and the flow's flags.
+    pub fn new(t: &Target, verdict: Verdict, detail: String, elapsed: Duration) -> Self {
+        ProbeResult {
+            flow: t.flow.clone(),
+            protocol: t.protocol,
+            app: t.app,
+            host: t.host.clone(),
+            address: t.address,
+            port: t.port,
+            verdict,
+            detail,
+            elapsed_ms: elapsed.as_millis() as u64,
+            required: t.required,
+            ok: acceptable(t, verdict),
+        }
+    }
+}
+
 /// Does this verdict mean the flow works?
 pub fn acceptable(t: &Target, v: Verdict) -> bool {
     match v {
@@ -436,19 +455,7 @@ pub async fn run(targets: &[Target], opts: &Arc<Options>, progress: Progress) ->
             let _g = overall.acquire_owned().await.ok();
             let start = Instant::now();
             let (verdict, detail) = probe_one(&t, &opts).await;
-            let r = ProbeResult {
-                flow: t.flow.clone(),
-                protocol: t.protocol,
-                app: t.app,
-                host: t.host.clone(),
-                address: t.address,
-                port: t.port,
-                verdict,
-                detail,
-                elapsed_ms: start.elapsed().as_millis() as u64,
-                required: t.required,
-                ok: acceptable(&t, verdict),
-            };
+            let r = ProbeResult::new(&t, verdict, detail, start.elapsed());
             progress(&r);
             (i, r)
         });
@@ -463,18 +470,13 @@ pub async fn run(targets: &[Target], opts: &Arc<Options>, progress: Progress) ->
         .into_iter()
         .zip(targets)
         .map(|(r, t)| {
-            r.unwrap_or_else(|| ProbeResult {
-                flow: t.flow.clone(),
-                protocol: t.protocol,
-                app: t.app,
-                host: t.host.clone(),
-                address: t.address,
-                port: t.port,
-                verdict: Verdict::Error,
-                detail: "the probe task failed".into(),
-                elapsed_ms: 0,
-                required: t.required,
-                ok: false,
+            r.unwrap_or_else(|| {
+                ProbeResult::new(
+                    t,
+                    Verdict::Error,
+                    "the probe task failed".into(),
+                    Duration::ZERO,
+                )
             })
         })
         .collect()
