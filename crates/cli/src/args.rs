@@ -64,9 +64,27 @@ pub enum Command {
         after_help = "Point the appliance's resolver at --listen. A query under a wildcard of the plan (e.g. *.avcloud.intra2net.com) is forwarded to --upstream; its addresses enter the wildcard's nft set, and only then is the answer sent, so the first connection is never dropped. If the set cannot be updated, the client gets SERVFAIL. Other queries are forwarded unchanged. Runs until Ctrl-C or SIGTERM; logs each wildcard answer to stderr."
     )]
     DnsProxy(DnsProxyArgs),
+    /// Read an existing ruleset: which planned flows it blocks, what it allows beyond them.
+    #[command(after_help = AUDIT_HELP)]
+    Audit(AuditArgs),
     /// Print the JSON Schema of the profile or site file format (for editor completion).
     Schema(SchemaArgs),
 }
+
+const AUDIT_HELP: &str = "\
+Get the ruleset from the firewall that will carry the appliance's traffic:
+  nft -j list ruleset > ruleset.json
+  { iptables-save; ip6tables-save; } > ruleset.rules; ipset save > ipsets.txt
+The site's placement says what to evaluate: host mode the input and output hooks (the
+firewall is the appliance), gateway mode the forward hook with the site's interfaces.
+
+Each planned flow is allowed, blocked, partial (some packets certainly dropped) or unknown (a
+match the audit does not model decides it; it is named). Blocked and partial flows show a
+packet that is dropped and the rule that drops it. Evaluation is for the first packet of a
+new connection (conntrack state new). The excess list shows what the ruleset accepts to or
+from the appliance that no planned flow needs, largest first.
+
+Exit codes: 0 every planned flow is allowed, 1 one is not, 2 bad input.";
 
 const SYNC_HELP: &str = "\
 Load the rendered nftables ruleset first (`portolan render --target nftables | nft -f -`);
@@ -132,6 +150,31 @@ pub struct Selection {
     /// Optional features to enable: `all`, or a comma-separated list. Replaces the site's list.
     #[arg(long, value_name = "all|a,b")]
     pub features: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    #[command(flatten)]
+    pub sel: Selection,
+    /// The ruleset: `nft -j list ruleset` or `iptables-save` (+ `ip6tables-save`) output.
+    #[arg(long, value_name = "FILE")]
+    pub ruleset: PathBuf,
+    /// Format of --ruleset; detected from the content when not given.
+    #[arg(long, value_enum, value_name = "FORMAT")]
+    pub ruleset_format: Option<RulesetFormatArg>,
+    /// `ipset save` output, for `-m set` matches in an iptables-save ruleset.
+    #[arg(long, value_name = "FILE")]
+    pub ipset: Option<PathBuf>,
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum RulesetFormatArg {
+    /// `nft -j list ruleset`
+    NftJson,
+    /// `iptables-save`, optionally followed by `ip6tables-save`
+    IptablesSave,
 }
 
 #[derive(Debug, Args)]

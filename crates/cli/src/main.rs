@@ -7,6 +7,7 @@ mod args;
 mod cmd;
 mod inputs;
 mod output;
+mod progress;
 mod report;
 
 use clap::Parser;
@@ -23,6 +24,7 @@ fn main() {
         args::Command::Listen(a) => cmd::listen::run(a, &mut rep),
         args::Command::Sync(a) => cmd::sync::run(a, &mut rep),
         args::Command::DnsProxy(a) => cmd::dns_proxy::run(a, &mut rep),
+        args::Command::Audit(a) => cmd::audit::run(a, &mut rep),
         args::Command::Schema(a) => cmd::schema::run(a.kind, &mut rep),
     };
     std::process::exit(code);

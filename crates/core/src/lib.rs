@@ -6,6 +6,7 @@
 //! [`catalog`] holds the curated profiles of the seed appliances. See ARCHITECTURE.md.
 
 pub mod addr;
+pub mod audit;
 pub mod catalog;
 pub mod diag;
 pub mod load;

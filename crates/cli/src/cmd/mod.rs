@@ -1,5 +1,6 @@
 //! One function per subcommand. Each returns the process exit code.
 
+pub mod audit;
 pub mod catalog;
 pub mod check;
 pub mod dns_proxy;

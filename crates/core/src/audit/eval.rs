@@ -1,0 +1,480 @@
+//! Symbolic evaluation: push a region of packets through the hooks of a path and split it
+//! into what is accepted, dropped, and what depends on a match the audit does not
+//! understand.
+
+use std::collections::{BTreeSet, HashMap};
+
+use super::ruleset::{iface_match, Action, Atom, Cond, Hook, Ruleset};
+use super::space::{coalesce, intersect, subtract, Cube, Dim, IvSet, Region};
+
+/// Interned interface names. Id 0 is "no interface" (the input interface of a locally
+/// generated packet), 1 is `lo`; then every name the ruleset or the site mentions; then one
+/// class per wildcard prefix for the names that match it and are not listed; then "any
+/// other interface".
+#[derive(Debug, Clone)]
+pub struct Ifaces {
+    names: Vec<String>,
+}
+
+const WILD_MARK: char = '\u{1}';
+const OTHER: &str = "\u{2}other";
+
+impl Ifaces {
+    pub fn new(exact: &BTreeSet<String>, prefixes: &BTreeSet<String>) -> Ifaces {
+        let mut names = vec![String::new(), "lo".to_string()];
+        names.extend(
+            exact
+                .iter()
+                .filter(|n| !n.is_empty() && *n != "lo")
+                .cloned(),
+        );
+        names.extend(prefixes.iter().map(|p| format!("{p}{WILD_MARK}")));
+        names.push(OTHER.to_string());
+        Ifaces { names }
+    }
+    pub fn id(&self, name: &str) -> Option<u32> {
+        self.names.iter().position(|n| n == name).map(|i| i as u32)
+    }
+    pub fn none() -> u32 {
+        0
+    }
+    pub fn lo() -> u32 {
+        1
+    }
+    pub fn len(&self) -> u32 {
+        self.names.len() as u32
+    }
+    pub fn is_empty(&self) -> bool {
+        false
+    }
+    /// Ids of real interfaces other than `lo`.
+    pub fn wire(&self) -> IvSet {
+        IvSet::single(2, u128::from(self.len() - 1))
+    }
+    /// Ids matching any of the patterns.
+    pub fn matching(&self, patterns: &[String]) -> IvSet {
+        let mut v = Vec::new();
+        for (i, n) in self.names.iter().enumerate() {
+            let hit = if i == 0 || n == OTHER {
+                false
+            } else if let Some(prefix) = n.strip_suffix(WILD_MARK) {
+                // The class "some name starting with `prefix`": a pattern matches it when the
+                // pattern is a wildcard no longer than the prefix and a prefix of it.
+                patterns
+                    .iter()
+                    .any(|p| p.strip_suffix('*').is_some_and(|pp| prefix.starts_with(pp)))
+            } else {
+                patterns.iter().any(|p| iface_match(p, n))
+            };
+            if hit {
+                v.push((i as u128, i as u128));
+            }
+        }
+        IvSet::from_intervals(v)
+    }
+    /// A printable name for an id.
+    pub fn display(&self, id: u128) -> String {
+        match self.names.get(id as usize) {
+            None => "?".into(),
+            Some(n) if n.is_empty() => "(none)".into(),
+            Some(n) if n == OTHER => "(an interface not named in the ruleset or site)".into(),
+            Some(n) => match n.strip_suffix(WILD_MARK) {
+                Some(p) => format!("{p}… (an interface matching {p}*)"),
+                None => n.clone(),
+            },
+        }
+    }
+}
+
+/// Which rule decided: (chain, rule index), or the chain's policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RuleRef {
+    pub chain: usize,
+    /// `None`: the chain's policy.
+    pub rule: Option<usize>,
+}
+
+/// What happened to a piece of the region.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Kind {
+    Accept,
+    Drop,
+    /// The rule has a match or verdict the audit does not model.
+    Unknown,
+}
+
+#[derive(Debug, Clone)]
+pub struct Decision {
+    pub cube: Cube,
+    pub kind: Kind,
+    pub by: RuleRef,
+}
+
+#[derive(Debug, Clone)]
+enum CAction {
+    Continue,
+    Accept,
+    Drop,
+    Return,
+    Jump(usize),
+    Goto(usize),
+    Unknown,
+    Vmap(Vec<(Region, CAction)>),
+}
+
+#[derive(Debug, Clone)]
+struct CRule {
+    region: Region,
+    unknown: bool,
+    action: CAction,
+}
+
+/// A ruleset compiled against an interface table and DNS bindings.
+pub struct Compiled<'a> {
+    pub rs: &'a Ruleset,
+    pub ifaces: Ifaces,
+    rules: Vec<Vec<CRule>>,
+    /// Too fragmented: evaluation stopped.
+    pub overflow: std::cell::Cell<bool>,
+    budget: usize,
+}
+
+/// Cubes a single evaluation may hold before it gives up.
+pub const CUBE_BUDGET: usize = 2_000_000;
+
+impl<'a> Compiled<'a> {
+    /// `tags`: named-set key -> DNS tag (the plan's unresolved names); `extra_ifaces`: the
+    /// site's interface names.
+    pub fn new(rs: &'a Ruleset, tags: &HashMap<String, u32>, extra_ifaces: &[String]) -> Self {
+        let mut exact: BTreeSet<String> = extra_ifaces.iter().cloned().collect();
+        let mut prefixes = BTreeSet::new();
+        let mut note = |pats: &[String]| {
+            for p in pats {
+                match p.strip_suffix('*') {
+                    Some(pre) => {
+                        prefixes.insert(pre.to_string());
+                    }
+                    None => {
+                        exact.insert(p.clone());
+                    }
+                }
+            }
+        };
+        for c in &rs.chains {
+            if let Some(d) = c.base.as_ref().and_then(|b| b.device.as_ref()) {
+                note(std::slice::from_ref(d));
+            }
+            for r in &c.rules {
+                for cond in &r.conds {
+                    visit_ifaces(cond, &mut note);
+                }
+                if let Action::Vmap(es) = &r.action {
+                    for (cond, _) in es {
+                        visit_ifaces(cond, &mut note);
+                    }
+                }
+            }
+        }
+        let ifaces = Ifaces::new(&exact, &prefixes);
+        let mut out = Compiled {
+            rs,
+            ifaces,
+            rules: Vec::new(),
+            overflow: std::cell::Cell::new(false),
+            budget: CUBE_BUDGET,
+        };
+        let mut rules = Vec::with_capacity(rs.chains.len());
+        for c in &rs.chains {
+            let mut v = Vec::with_capacity(c.rules.len());
+            for r in &c.rules {
+                let region = out.conds_region(&r.conds, tags);
+                let action = out.action(&c.scope, &r.action, tags);
+                v.push(CRule {
+                    region,
+                    unknown: !r.unknown.is_empty(),
+                    action,
+                });
+            }
+            rules.push(v);
+        }
+        out.rules = rules;
+        out
+    }
+
+    fn action(&self, scope: &str, a: &Action, tags: &HashMap<String, u32>) -> CAction {
+        match a {
+            Action::Continue => CAction::Continue,
+            Action::Accept => CAction::Accept,
+            Action::Drop => CAction::Drop,
+            Action::Return => CAction::Return,
+            Action::Jump(t) => self
+                .rs
+                .chain_index(scope, t)
+                .map_or(CAction::Unknown, CAction::Jump),
+            Action::Goto(t) => self
+                .rs
+                .chain_index(scope, t)
+                .map_or(CAction::Unknown, CAction::Goto),
+            Action::Unknown(_) => CAction::Unknown,
+            Action::Vmap(es) => CAction::Vmap(
+                es.iter()
+                    .map(|(c, a)| {
+                        (
+                            self.conds_region(std::slice::from_ref(c), tags),
+                            self.action(scope, a, tags),
+                        )
+                    })
+                    .collect(),
+            ),
+        }
+    }
+
+    fn atom_set(&self, a: &Atom, tags: &HashMap<String, u32>) -> (Dim, IvSet) {
+        match a {
+            Atom::In(d, s) => (*d, s.clone()),
+            Atom::Iface(d, pats) => (*d, self.ifaces.matching(pats)),
+            Atom::SetTag(d, key) => (
+                *d,
+                tags.get(key)
+                    .map_or_else(IvSet::empty, |t| IvSet::point(u128::from(*t))),
+            ),
+        }
+    }
+
+    pub fn cond_region(&self, c: &Cond, tags: &HashMap<String, u32>) -> Region {
+        let mut out = Vec::new();
+        'terms: for t in &c.0 {
+            let mut cube = Cube::full();
+            for (a, neg) in &t.0 {
+                let (d, mut s) = self.atom_set(a, tags);
+                if *neg {
+                    s = s.complement(d.max());
+                }
+                cube = cube.with(d, &s);
+                if cube.get(d).is_empty() {
+                    continue 'terms;
+                }
+            }
+            out.push(cube);
+        }
+        out
+    }
+
+    pub fn conds_region(&self, conds: &[Cond], tags: &HashMap<String, u32>) -> Region {
+        let mut r = vec![Cube::full()];
+        for c in conds {
+            let cr = self.cond_region(c, tags);
+            r = intersect(&r, &cr);
+            if r.is_empty() {
+                break;
+            }
+        }
+        r
+    }
+
+    /// Base chains on a hook, in the order the kernel runs them.
+    fn base_chains(&self, hook: Hook) -> Vec<usize> {
+        let mut v: Vec<(i32, usize)> = self
+            .rs
+            .chains
+            .iter()
+            .enumerate()
+            .filter_map(|(i, c)| {
+                c.base
+                    .as_ref()
+                    .filter(|b| b.hook == hook)
+                    .map(|b| (b.priority, i))
+            })
+            .collect();
+        v.sort();
+        v.into_iter().map(|(_, i)| i).collect()
+    }
+
+    /// Push `region` along the hooks of a path. Returns every decided piece; accepted
+    /// pieces carry the accepting rule of the last chain that saw them.
+    pub fn run_path(&self, hooks: &[Hook], region: Region) -> Vec<Decision> {
+        let mut cur: Vec<(Cube, Option<RuleRef>)> = region.into_iter().map(|c| (c, None)).collect();
+        let mut out = Vec::new();
+        for &hook in hooks {
+            for ci in self.base_chains(hook) {
+                if cur.is_empty() {
+                    break;
+                }
+                let Some(base) = self.rs.chains[ci].base.as_ref() else {
+                    continue;
+                };
+                let mut scope = Cube::full().with(Dim::Fam, &base.families);
+                if let Some(dev) = &base.device {
+                    scope = scope.with(Dim::Iif, &self.ifaces.matching(std::slice::from_ref(dev)));
+                }
+                let policy_drop = base.policy_drop;
+                let mut inside = Vec::new();
+                let mut next = Vec::new();
+                for (c, by) in cur {
+                    let mut tmp = Vec::new();
+                    c.subtract(&scope, &mut tmp);
+                    next.extend(tmp.into_iter().map(|p| (p, by)));
+                    if let Some(i) = c.intersect(&scope) {
+                        inside.push(i);
+                    }
+                }
+                let mut local = Vec::new();
+                let fall = self.run_chain(ci, inside, 0, &mut local);
+                for d in local {
+                    match d.kind {
+                        Kind::Accept => next.push((d.cube, Some(d.by))),
+                        _ => out.push(d),
+                    }
+                }
+                let by = RuleRef {
+                    chain: ci,
+                    rule: None,
+                };
+                for c in fall {
+                    if policy_drop {
+                        out.push(Decision {
+                            cube: c,
+                            kind: Kind::Drop,
+                            by,
+                        });
+                    } else {
+                        next.push((c, Some(by)));
+                    }
+                }
+                cur = next;
+            }
+        }
+        for (c, by) in cur {
+            out.push(Decision {
+                cube: c,
+                kind: Kind::Accept,
+                // No chain at all on the path: the kernel's default is to accept.
+                by: by.unwrap_or(RuleRef {
+                    chain: usize::MAX,
+                    rule: None,
+                }),
+            });
+        }
+        out
+    }
+
+    /// Run a chain; returns what falls through or returns to the caller.
+    fn run_chain(
+        &self,
+        ci: usize,
+        region: Region,
+        depth: usize,
+        out: &mut Vec<Decision>,
+    ) -> Region {
+        let mut rem = region;
+        let mut ret: Region = Vec::new();
+        let mut last_coalesce = rem.len().max(32);
+        let n = self.rules[ci].len();
+        for ri in 0..n {
+            if rem.is_empty() || self.overflow.get() {
+                break;
+            }
+            let by = RuleRef {
+                chain: ci,
+                rule: Some(ri),
+            };
+            let r = &self.rules[ci][ri];
+            if !rem.iter().any(|a| r.region.iter().any(|b| a.overlaps(b))) {
+                continue;
+            }
+            let rule_region = &r.region;
+            if r.unknown {
+                if matches!(r.action, CAction::Continue) {
+                    continue;
+                }
+                for c in intersect(&rem, rule_region) {
+                    out.push(Decision {
+                        cube: c,
+                        kind: Kind::Unknown,
+                        by,
+                    });
+                }
+                rem = subtract(rem, rule_region);
+            } else {
+                self.apply(&r.action, rule_region, &mut rem, &mut ret, by, depth, out);
+            }
+            if rem.len() > 2 * last_coalesce {
+                rem = coalesce(rem);
+                last_coalesce = rem.len().max(32);
+            }
+            if rem.len() + ret.len() > self.budget {
+                self.overflow.set(true);
+            }
+        }
+        rem.extend(ret);
+        rem
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn apply(
+        &self,
+        action: &CAction,
+        m: &[Cube],
+        rem: &mut Region,
+        ret: &mut Region,
+        by: RuleRef,
+        depth: usize,
+        out: &mut Vec<Decision>,
+    ) {
+        let decide = |kind: Kind, rem: &mut Region, out: &mut Vec<Decision>| {
+            for c in intersect(rem, m) {
+                out.push(Decision { cube: c, kind, by });
+            }
+            *rem = subtract(std::mem::take(rem), m);
+        };
+        match action {
+            CAction::Continue => {}
+            CAction::Accept => decide(Kind::Accept, rem, out),
+            CAction::Drop => decide(Kind::Drop, rem, out),
+            CAction::Unknown => decide(Kind::Unknown, rem, out),
+            CAction::Return => {
+                ret.extend(intersect(rem, m));
+                *rem = subtract(std::mem::take(rem), m);
+            }
+            CAction::Jump(t) | CAction::Goto(t) => {
+                let hit = intersect(rem, m);
+                *rem = subtract(std::mem::take(rem), m);
+                if depth > 32 {
+                    for c in hit {
+                        out.push(Decision {
+                            cube: c,
+                            kind: Kind::Unknown,
+                            by,
+                        });
+                    }
+                    return;
+                }
+                let back = self.run_chain(*t, hit, depth + 1, out);
+                if matches!(action, CAction::Jump(_)) {
+                    rem.extend(back);
+                } else {
+                    ret.extend(back);
+                }
+            }
+            CAction::Vmap(entries) => {
+                for (er, ea) in entries {
+                    let mm = intersect(m, er);
+                    if mm.is_empty() {
+                        continue;
+                    }
+                    self.apply(ea, &mm, rem, ret, by, depth, out);
+                }
+            }
+        }
+    }
+}
+
+fn visit_ifaces(c: &Cond, f: &mut impl FnMut(&[String])) {
+    for t in &c.0 {
+        for (a, _) in &t.0 {
+            if let Atom::Iface(_, pats) = a {
+                f(pats);
+            }
+        }
+    }
+}
