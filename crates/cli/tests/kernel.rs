@@ -405,6 +405,85 @@ fn load_ruleset(topo: &Topology, zone: Zone, target: &str, rendered: &render::Re
     );
 }
 
+/// Read the loaded ruleset back from the kernel, as an administrator would hand it to
+/// `portolan audit`, and audit it against the plan it came from: every flow allowed, nothing
+/// in excess.
+fn audit_round_trip(topo: &Topology, zone: Zone, target: &str, plan: &Plan, mode: &str) {
+    let out = |args: &[&str]| -> String {
+        let o = topo.exec(zone, args);
+        assert!(
+            o.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8_lossy(&o.stdout).to_string()
+    };
+    let (rules, ipsets) = if target == "nftables" {
+        (out(&["nft", "-j", "list", "ruleset"]), None)
+    } else {
+        (
+            format!("{}{}", out(&["iptables-save"]), out(&["ip6tables-save"])),
+            Some(Source::new("ipsets.txt", out(&["ipset", "save"]))),
+        )
+    };
+    let src = Source::new(format!("{target}-{mode}.dump"), rules);
+    let rs = portolan_core::audit::parse_ruleset(&src, None, ipsets.as_ref())
+        .unwrap_or_else(|e| panic!("audit cannot read the {target} {mode} dump: {e}"));
+    let report = portolan_core::audit::audit(plan, &rs);
+    let bad: Vec<String> = report
+        .flows
+        .iter()
+        .filter(|f| f.verdict != portolan_core::audit::Verdict::Allowed)
+        .map(|f| {
+            format!(
+                "  {} {} {}: {} {:?} {:?}",
+                f.id,
+                f.protocol,
+                f.ports,
+                f.verdict.name(),
+                f.example,
+                f.unknown
+            )
+        })
+        .collect();
+    assert!(
+        bad.is_empty(),
+        "{} {target} {mode}: the audit of portolan's own ruleset finds flows not allowed:\n{}",
+        plan.profile,
+        bad.join("\n")
+    );
+    let excess: Vec<String> = report
+        .excess
+        .iter()
+        .chain(&report.maybe_excess)
+        .map(|e| {
+            format!(
+                "  {} {} -> {} {} {} {} by {:?}",
+                e.family.label(),
+                e.source,
+                e.destination,
+                e.protocol,
+                e.ports,
+                e.interfaces,
+                e.rules
+            )
+        })
+        .collect();
+    assert!(
+        excess.is_empty() && !report.excess_incomplete,
+        "{} {target} {mode}: the audit finds excess in portolan's own ruleset:\n{}",
+        plan.profile,
+        excess.join("\n")
+    );
+    assert_eq!(
+        report.flows.len(),
+        plan.flows
+            .iter()
+            .filter(|f| mode != "host" || f.direction != Direction::Internal)
+            .count()
+    );
+}
+
 fn prove(profile_id: &str, target_name: &str) {
     prove_modes(profile_id, target_name, &[(true, false), (false, false)]);
 }
@@ -478,6 +557,8 @@ fn prove_modes(profile_id: &str, target_name: &str, modes: &[(bool, bool)]) {
                 "{saved}"
             );
         }
+
+        audit_round_trip(&topo, zone, target_name, &plan, mode);
 
         let (mut probes, positives) = probes_for(&plan, &net);
         if !gateway {

@@ -170,18 +170,20 @@ fn table(r: &Report) -> String {
 }
 
 fn excess_line(e: &audit::Excess) -> String {
+    let mut what = vec![e.protocol.clone()];
+    if !e.ports.is_empty() {
+        what.push(e.ports.clone());
+    }
     let mut s = format!(
-        "  {} {} -> {} {} {}",
+        "  {} {} -> {}: {}",
         e.family.label(),
         e.source,
         e.destination,
-        e.protocol,
-        e.ports
+        what.join(" ")
     );
     if !e.interfaces.is_empty() {
         s.push_str(&format!(" ({})", e.interfaces));
     }
-    s = s.trim_end().to_string();
     let rules: Vec<&str> = e.rules.iter().map(|r| r.loc.as_str()).collect();
     s.push_str(&format!("\n      by {}\n", rules.join("; ")));
     s

@@ -382,7 +382,7 @@ fn universe(plan: &Plan, c: &Compiled) -> Vec<(&'static [Hook], Region)> {
         if a.is_empty() {
             continue;
         }
-        match plan.placement {
+        match &plan.placement {
             Placement::Host => {
                 let mut inb = base(fam, a.clone(), Dim::Daddr);
                 inb.set(Dim::Iif, wire.clone());
@@ -393,13 +393,23 @@ fn universe(plan: &Plan, c: &Compiled) -> Vec<(&'static [Hook], Region)> {
                 outb.set(Dim::Oif, wire.clone());
                 out.push((path(plan, Direction::Outbound), vec![outb]));
             }
-            Placement::Gateway { .. } => {
+            Placement::Gateway {
+                appliance_interface,
+                ..
+            } => {
+                // Routing: the appliance's packets come in on its interface and leave on
+                // another; packets to it leave on its interface.
+                let app_if = c
+                    .ifaces
+                    .matching(std::slice::from_ref(appliance_interface))
+                    .intersect(&wire);
+                let others = wire.subtract(&app_if, Dim::Iif.max());
                 let mut from = base(fam, a.clone(), Dim::Saddr);
-                from.set(Dim::Iif, wire.clone());
-                from.set(Dim::Oif, wire.clone());
+                from.set(Dim::Iif, app_if.clone());
+                from.set(Dim::Oif, others.clone());
                 let mut to = base(fam, a, Dim::Daddr);
-                to.set(Dim::Iif, wire.clone());
-                to.set(Dim::Oif, wire.clone());
+                to.set(Dim::Iif, others);
+                to.set(Dim::Oif, app_if);
                 let to = subtract(vec![to], std::slice::from_ref(&from));
                 let mut r = vec![from];
                 r.extend(to);
@@ -828,6 +838,16 @@ fn addr_text(fam: u8, s: &IvSet, plan: &Plan) -> String {
             };
         }
     }
+    let rest = fam_range(fam).subtract(s, u128::MAX);
+    if rest.0.len() <= 2 && rest.count() < s.count() {
+        let mut out = Vec::new();
+        for &(lo, hi) in &rest.0 {
+            out.extend(cidrs_of(fam, lo, hi));
+        }
+        if out.len() <= 4 {
+            return format!("any except {}", out.join(", "));
+        }
+    }
     let mut cidrs = Vec::new();
     for &(lo, hi) in &s.0 {
         cidrs.extend(cidrs_of(fam, lo, hi));
@@ -891,17 +911,25 @@ fn packet_text(plan: &Plan, setup: &Setup, c: &Compiled, cube: &Cube) -> String 
     let fam = cube.get(Dim::Fam).first().unwrap_or(0) as u8;
     let first = |d: Dim| cube.get(d).first().unwrap_or(0);
     let proto = first(Dim::Proto);
-    let addr = |d: Dim, tag: Dim| {
-        let a = addr_string(fam, first(d));
+    let mut stands = Vec::new();
+    let mut addr = |d: Dim, tag: Dim| {
+        // Prefer a global unicast example over ::2 for a name that may be anywhere.
+        let set = cube.get(d);
+        let v = if fam == 1 {
+            let g = set.intersect(&IvSet::single(0x2000u128 << 112, u128::MAX));
+            g.first().or(set.first()).unwrap_or(0)
+        } else {
+            set.first().unwrap_or(0)
+        };
+        let a = addr_string(fam, v);
         let t = first(tag) as usize;
         if t > 0 {
-            format!(
-                "{a} (as an address of {})",
+            stands.push(format!(
+                "{a} stands for any address of {}",
                 setup.tags.get(t).map_or("?", String::as_str)
-            )
-        } else {
-            a
+            ));
         }
+        a
     };
     let sport = if cube.get(Dim::Sport).contains(40000) {
         40000
@@ -937,6 +965,7 @@ fn packet_text(plan: &Plan, setup: &Setup, c: &Compiled, cube: &Cube) -> String 
             ifs.push(format!("{label} {}", c.ifaces.display(first(d))));
         }
     }
+    ifs.extend(stands);
     if ifs.is_empty() {
         body
     } else {
