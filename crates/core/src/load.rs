@@ -12,8 +12,20 @@ use crate::site::{self, Site};
 /// Longest input file read, in bytes: profiles and sites are small.
 pub const MAX_INPUT_BYTES: u64 = 16 * 1024 * 1024;
 
+/// Longest ruleset file read: a 100,000-rule `nft -j` dump is about 30 MiB.
+pub const MAX_RULESET_BYTES: u64 = 1024 * 1024 * 1024;
+
 /// Read a text file, with errors that say which file and why.
 pub fn read_source(path: &Path) -> Result<Source, Errors> {
+    read_limited(path, MAX_INPUT_BYTES, "a profile or site file")
+}
+
+/// Read a ruleset or ipset dump.
+pub fn read_ruleset(path: &Path) -> Result<Source, Errors> {
+    read_limited(path, MAX_RULESET_BYTES, "a ruleset dump")
+}
+
+fn read_limited(path: &Path, max: u64, what: &str) -> Result<Source, Errors> {
     let name = path.display().to_string();
     let meta = std::fs::metadata(path).map_err(|e| {
         Errors::one(
@@ -24,10 +36,10 @@ pub fn read_source(path: &Path) -> Result<Source, Errors> {
     if meta.is_dir() {
         return Err(Diagnostic::error(format!("{name} is a directory, not a file")).into());
     }
-    if meta.len() > MAX_INPUT_BYTES {
+    if meta.len() > max {
         return Err(Diagnostic::error(format!(
-            "{name} is larger than {} MiB; this is not a profile or site file",
-            MAX_INPUT_BYTES / 1024 / 1024
+            "{name} is larger than {} MiB; this is not {what}",
+            max / 1024 / 1024
         ))
         .into());
     }

@@ -65,6 +65,31 @@ fn exercise_site(text: &str) {
 }
 
 const SITE: &str = include_str!("../../../tests/golden/seppmail-gateway/site.toml");
+const NFT_JSON: &str = include_str!("../../../tests/audit/gateway.json");
+const IPT: &str = include_str!("../../../tests/audit/host-holes.rules");
+const IPSET: &str = include_str!("../../../tests/audit/host-holes.ipset");
+
+/// Parse a ruleset (and audit it against a demo plan when it parses).
+fn exercise_ruleset(text: &str, ipset: Option<&str>) {
+    let src = Source::new("r", text);
+    let sets = ipset.map(|t| Source::new("i", t));
+    match portolan_core::audit::parse_ruleset(&src, None, sets.as_ref()) {
+        Ok(rs) => {
+            if let Some(Ok(p)) = catalog::load("intra2net") {
+                if let Ok(plan) = plan::build(&p, &site::demo(&p), None) {
+                    let r = portolan_core::audit::audit(&plan, &rs);
+                    let _ = r.to_json();
+                }
+            }
+        }
+        Err(e) => {
+            assert!(!e.0.is_empty());
+            for d in &e.0 {
+                let _ = d.to_string();
+            }
+        }
+    }
+}
 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(300))]
@@ -81,8 +106,24 @@ proptest! {
     }
 
     #[test]
+    fn mutated_nft_json_never_panics(ops in prop::collection::vec((any::<u8>(), any::<usize>(), any::<u8>()), 1..12)) {
+        exercise_ruleset(&mutate(NFT_JSON, &ops), None);
+    }
+
+    #[test]
+    fn mutated_iptables_save_never_panics(ops in prop::collection::vec((any::<u8>(), any::<usize>(), any::<u8>()), 1..12), which in 0usize..2) {
+        if which == 0 {
+            exercise_ruleset(&mutate(IPT, &ops), Some(IPSET));
+        } else {
+            exercise_ruleset(IPT, Some(&mutate(IPSET, &ops)));
+        }
+    }
+
+    #[test]
     fn arbitrary_text_never_panics(text in "\\PC{0,200}") {
         exercise_profile(&text);
         exercise_site(&text);
+        exercise_ruleset(&text, None);
+        exercise_ruleset(&text, Some(&text));
     }
 }

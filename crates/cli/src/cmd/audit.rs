@@ -11,14 +11,14 @@ pub fn run(args: &AuditArgs, rep: &mut Reporter) -> i32 {
         return EXIT_ERROR;
     };
     rep.emit_all(&loaded.warnings);
-    let src = match load::read_source(&args.ruleset) {
+    let src = match load::read_ruleset(&args.ruleset) {
         Ok(s) => s,
         Err(e) => {
             rep.emit_all(&e.0);
             return EXIT_ERROR;
         }
     };
-    let ipsets = match args.ipset.as_deref().map(load::read_source).transpose() {
+    let ipsets = match args.ipset.as_deref().map(load::read_ruleset).transpose() {
         Ok(s) => s,
         Err(e) => {
             rep.emit_all(&e.0);

@@ -26,8 +26,14 @@ pub struct Ipset {
 pub type Ipsets = HashMap<String, Ipset>;
 
 fn err_at(src: &Source, line_start: usize, line: &str, msg: String, help: &str) -> Errors {
+    // Point at the word the message quotes, when the line has it; else at the line.
+    let quoted = msg.split('`').nth(1).filter(|q| !q.is_empty());
+    let span = match quoted.and_then(|q| line.find(q).map(|i| (i, q.len()))) {
+        Some((i, n)) => line_start + i..line_start + i + n,
+        None => line_start..line_start + line.trim_end().len(),
+    };
     Diagnostic::error(msg)
-        .at(src, line_start..line_start + line.trim_end().len())
+        .at(src, span)
         .with_help(help.to_string())
         .into()
 }
@@ -633,8 +639,8 @@ fn parse_rule(
             }
             _ if o.starts_with("--") => {
                 let v = w.get(i + 1).cloned().unwrap_or_default();
-                let ports_proto = || -> Vec<u8> {
-                    match module.as_str() {
+                let ports_proto = |module: &str| -> Vec<u8> {
+                    match module {
                         "udp" => vec![17],
                         "tcp" => vec![6],
                         "sctp" => vec![132],
@@ -652,7 +658,20 @@ fn parse_rule(
                         ),
                     )
                 };
-                match (module.as_str(), o) {
+                // `-p tcp --dport 22` loads the protocol's match implicitly.
+                let implicit = match proto {
+                    Some(6) => "tcp",
+                    Some(17) => "udp",
+                    Some(1) => "icmp",
+                    Some(58) => "icmp6",
+                    _ => "",
+                };
+                let module = if module.is_empty() {
+                    implicit
+                } else {
+                    module.as_str()
+                };
+                match (module, o) {
                     (
                         "tcp" | "udp" | "sctp" | "udplite",
                         "--dport" | "--destination-port" | "--sport" | "--source-port",
@@ -662,7 +681,7 @@ fn parse_rule(
                         } else {
                             Dim::Sport
                         };
-                        conds.push(proto_cond(ports_proto()));
+                        conds.push(proto_cond(ports_proto(module)));
                         push(&mut conds, Cond::is(d, port_range(&v, ':')?), neg)?;
                         i += 2;
                     }
@@ -679,7 +698,7 @@ fn parse_rule(
                             ivs.extend(port_range(p, ':')?.0);
                         }
                         let s = IvSet::from_intervals(ivs);
-                        conds.push(proto_cond(ports_proto()));
+                        conds.push(proto_cond(ports_proto(module)));
                         let c = match o {
                             "--dports" | "--destination-ports" => Cond::is(Dim::Dport, s),
                             "--ports" => Cond(vec![

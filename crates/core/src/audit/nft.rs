@@ -256,10 +256,22 @@ fn json_error(src: &Source, e: &serde_json::Error) -> Errors {
     } else {
         format!("not valid JSON: {e}")
     };
-    Diagnostic::error(what)
-        .at(src, offset..offset)
-        .with_help("give the output of `nft -j list ruleset`, complete and unmodified")
+    let d = Diagnostic::error(what)
+        .with_help("give the output of `nft -j list ruleset`, complete and unmodified");
+    // `nft -j` writes one long line: quoting it would flood the terminal, so the column goes
+    // into the message instead.
+    let line_len = src.text[..offset].rsplit('\n').next().map_or(0, str::len)
+        + src.text[offset..].split('\n').next().map_or(0, str::len);
+    if line_len > 200 {
+        Diagnostic {
+            message: format!("{} (line {}, column {})", d.message, e.line(), e.column()),
+            ..d
+        }
+        .in_file(src)
         .into()
+    } else {
+        d.at(src, offset..offset).into()
+    }
 }
 
 /// Byte offset of a 1-based line and column (serde_json counts columns in bytes).
