@@ -136,11 +136,12 @@ pub struct Compiled<'a> {
     rules: Vec<Vec<CRule>>,
     /// Too fragmented: evaluation stopped.
     pub overflow: std::cell::Cell<bool>,
-    budget: usize,
+    /// Cubes a chain walk may hold before giving up (see [`CUBE_BUDGET`]).
+    pub budget: usize,
 }
 
 /// Cubes a single evaluation may hold before it gives up.
-pub const CUBE_BUDGET: usize = 2_000_000;
+pub const CUBE_BUDGET: usize = 500_000;
 
 impl<'a> Compiled<'a> {
     /// `tags`: named-set key -> DNS tag (the plan's unresolved names); `extra_ifaces`: the
@@ -407,6 +408,20 @@ impl<'a> Compiled<'a> {
             }
         }
         rem.extend(ret);
+        if self.overflow.get() {
+            // Gave up: what is left is undecided, never "fell through to the policy".
+            for c in rem {
+                out.push(Decision {
+                    cube: c,
+                    kind: Kind::Unknown,
+                    by: RuleRef {
+                        chain: ci,
+                        rule: None,
+                    },
+                });
+            }
+            return Vec::new();
+        }
         rem
     }
 
@@ -476,5 +491,65 @@ fn visit_ifaces(c: &Cond, f: &mut impl FnMut(&[String])) {
                 f(pats);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::audit::ruleset::{Base, Chain, Rule};
+
+    /// A chain of drops that each carve one (source, port) point out of everything: the
+    /// remaining region fragments. With a tiny budget, the walk must stop and say so.
+    fn carving_ruleset(n: u128) -> Ruleset {
+        let rules = (0..n)
+            .map(|i| Rule {
+                conds: vec![
+                    Cond::is(Dim::Saddr, IvSet::point(i * 3)),
+                    Cond::is(Dim::Dport, IvSet::point(1000 + i * 7)),
+                    Cond::is(Dim::Sport, IvSet::point(40000 - i)),
+                ],
+                unknown: vec![],
+                action: Action::Drop,
+                loc: format!("r{i}"),
+                text: String::new(),
+            })
+            .collect();
+        let mut rs = Ruleset {
+            format: "test",
+            families: IvSet::single(0, 1),
+            ..Ruleset::default()
+        };
+        rs.chains.push(Chain {
+            name: "in".into(),
+            scope: "t".into(),
+            rules,
+            base: Some(Base {
+                hook: Hook::Input,
+                priority: 0,
+                families: IvSet::single(0, 1),
+                policy_drop: false,
+                policy_loc: "policy".into(),
+                device: None,
+            }),
+        });
+        rs
+    }
+
+    #[test]
+    fn fragmentation_is_bounded_and_reported() {
+        let rs = carving_ruleset(200);
+        let mut c = Compiled::new(&rs, &HashMap::new(), &[]);
+        let full = c.run_path(&[Hook::Input], vec![Cube::full()]);
+        assert!(!c.overflow.get());
+        let dropped = full.iter().filter(|d| d.kind == Kind::Drop).count();
+        assert_eq!(dropped, 200, "each rule drops its own point");
+        c.budget = 50;
+        let cut = c.run_path(&[Hook::Input], vec![Cube::full()]);
+        assert!(c.overflow.get(), "a walk beyond the budget must be flagged");
+        assert!(
+            cut.iter().any(|d| d.kind == Kind::Unknown),
+            "what was not walked is unknown, not accepted by the policy"
+        );
     }
 }
