@@ -67,9 +67,26 @@ pub enum Command {
     /// Read an existing ruleset: which planned flows it blocks, what it allows beyond them.
     #[command(after_help = AUDIT_HELP)]
     Audit(AuditArgs),
+    /// Turn a vendor's port table (copied from a web page or PDF) into a draft profile.
+    #[command(after_help = IMPORT_HELP)]
+    Import(ImportArgs),
     /// Print the JSON Schema of the profile or site file format (for editor completion).
     Schema(SchemaArgs),
 }
+
+const IMPORT_HELP: &str = "\
+Reads plain text, Markdown tables or text with leftover HTML, in English or German: pipe
+tables (also with cells spread over lines), tables whose cell separators were lost
+(`update.example.comTCP443 (https)Updates`), bullet lists, ports in prose (`443/tcp`,
+`53/udp+tcp`) and services named in prose. Writes a draft in the catalog's format: one flow
+per row and protocol group, with direction, ports, peers (DNS names, wildcards, roles such
+as dns-server or internet), optional rows as features, and the source line of each flow.
+
+Doubtful flows carry a `# REVIEW` comment with the reason; --report lists every flow with
+its confidence and the heuristics used, and every line that could not be placed. The draft
+passes `portolan check`; review it, then use it with `plan` and `render`.
+
+Exit codes: 0 draft written, 2 bad input.";
 
 const AUDIT_HELP: &str = "\
 Get the ruleset from the firewall that will carry the appliance's traffic:
@@ -150,6 +167,35 @@ pub struct Selection {
     /// Optional features to enable: `all`, or a comma-separated list. Replaces the site's list.
     #[arg(long, value_name = "all|a,b")]
     pub features: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// The document: text copied from the vendor's manual.
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+    /// Language of the document.
+    #[arg(long, value_enum, default_value_t = LangArg::Auto)]
+    pub lang: LangArg,
+    /// Profile id (default: from the file name).
+    #[arg(long, value_name = "ID")]
+    pub id: Option<String>,
+    /// Profile name (default: the document's first line).
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+    /// Write the draft to FILE (atomically) instead of standard output.
+    #[arg(short = 'o', long = "output", value_name = "PROFILE.toml")]
+    pub output: Option<PathBuf>,
+    /// Write the import report (flows, confidence, unplaced lines) to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LangArg {
+    Auto,
+    En,
+    De,
 }
 
 #[derive(Debug, Args)]

@@ -20,6 +20,11 @@ pub fn read_source(path: &Path) -> Result<Source, Errors> {
     read_limited(path, MAX_INPUT_BYTES, "a profile or site file")
 }
 
+/// Read a document to import (a vendor's manual page as text).
+pub fn read_document(path: &Path) -> Result<Source, Errors> {
+    read_limited(path, 64 * 1024 * 1024, "a document to import")
+}
+
 /// Read a ruleset or ipset dump.
 pub fn read_ruleset(path: &Path) -> Result<Source, Errors> {
     read_limited(path, MAX_RULESET_BYTES, "a ruleset dump")

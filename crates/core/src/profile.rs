@@ -654,15 +654,22 @@ fn validate(raw: RawProfile, src: &Source) -> Result<(Profile, Vec<Diagnostic>),
     }
 
     let mut alternatives = BTreeMap::new();
+    let mut members_of: BTreeMap<&str, usize> = BTreeMap::new();
+    for f in &flows {
+        if let Some(a) = f.alternative.as_deref() {
+            *members_of.entry(a).or_default() += 1;
+        }
+    }
+    let flow_by_id: BTreeMap<&str, &Flow> = flows.iter().map(|f| (f.id.as_str(), f)).collect();
     for (name, alt) in &raw.alternatives {
         if !id_ok(&mut sink, name, "alternative") {
             continue;
         }
-        let members: Vec<&Flow> = flows
-            .iter()
-            .filter(|f| f.alternative.as_deref() == Some(name.get_ref()))
-            .collect();
-        match flows.iter().find(|f| &f.id == alt.default.get_ref()) {
+        let members = members_of
+            .get(name.get_ref().as_str())
+            .copied()
+            .unwrap_or(0);
+        match flow_by_id.get(alt.default.get_ref().as_str()) {
             Some(f) if f.alternative.as_deref() == Some(name.get_ref()) => {}
             Some(_) => sink.push(
                 Diagnostic::error(format!(
@@ -681,12 +688,12 @@ fn validate(raw: RawProfile, src: &Source) -> Result<(Profile, Vec<Diagnostic>),
                     .at(src, alt.default.span()),
             ),
         }
-        if members.len() < 2 {
+        if members < 2 {
             sink.push(
                 Diagnostic::warning(format!(
                     "alternative `{}` has {} flow(s); an alternative offers a choice between at least two",
                     name.get_ref(),
-                    members.len()
+                    members
                 ))
                 .at(src, name.span()),
             );
@@ -703,7 +710,7 @@ fn validate(raw: RawProfile, src: &Source) -> Result<(Profile, Vec<Diagnostic>),
     let mut caveats = Vec::new();
     for c in &raw.caveats {
         for f in &c.flows {
-            if !flows.iter().any(|fl| &fl.id == f.get_ref()) && !seen.contains_key(f.get_ref()) {
+            if !flow_by_id.contains_key(f.get_ref().as_str()) && !seen.contains_key(f.get_ref()) {
                 sink.push(
                     Diagnostic::error(format!("caveat names unknown flow `{}`", f.get_ref()))
                         .at(src, f.span()),
@@ -718,11 +725,16 @@ fn validate(raw: RawProfile, src: &Source) -> Result<(Profile, Vec<Diagnostic>),
         });
     }
 
+    // One pass over the flows, not one per feature (drafts from `import` have thousands).
+    let used_features: BTreeSet<&str> = flows
+        .iter()
+        .filter_map(|f| match &f.condition {
+            Condition::Feature(n) => Some(n.as_str()),
+            _ => None,
+        })
+        .collect();
     for (name, _) in raw.features.iter() {
-        let used = flows
-            .iter()
-            .any(|f| f.condition == Condition::Feature(name.get_ref().clone()));
-        if !used {
+        if !used_features.contains(name.get_ref().as_str()) {
             sink.push(
                 Diagnostic::warning(format!("feature `{}` enables no flow", name.get_ref()))
                     .at(src, name.span()),

@@ -65,6 +65,26 @@ fn exercise_site(text: &str) {
 }
 
 const SITE: &str = include_str!("../../../tests/golden/seppmail-gateway/site.toml");
+const DOCS: [&str; 5] = [
+    include_str!("../../../tests/import/quarzit-markdown-de.txt"),
+    include_str!("../../../tests/import/nimbus-bullets-en.txt"),
+    include_str!("../../../tests/import/orbit-prose-en.txt"),
+    include_str!("../../../tests/import/ferrit-html-de.txt"),
+    include_str!("../../../tests/import/kobalt-glued-en.txt"),
+];
+
+/// Import a document: no panic, and the draft always passes the profile check.
+fn exercise_import(text: &str) {
+    let d = portolan_core::import::import(&Source::new("doc.txt", text), &Default::default());
+    if let Err(e) = profile::parse(&Source::new("draft.toml", d.toml.clone())) {
+        panic!(
+            "draft fails the check: {e}\n--- document:\n{text}\n--- draft:\n{}",
+            d.toml
+        );
+    }
+    let _ = portolan_core::import::report_text(&d, "doc.txt");
+}
+
 const NFT_JSON: &str = include_str!("../../../tests/audit/gateway.json");
 const IPT: &str = include_str!("../../../tests/audit/host-holes.rules");
 const IPSET: &str = include_str!("../../../tests/audit/host-holes.ipset");
@@ -120,10 +140,36 @@ proptest! {
     }
 
     #[test]
+    fn mutated_documents_import_to_valid_drafts(which in 0usize..5, ops in prop::collection::vec((any::<u8>(), any::<usize>(), any::<u8>()), 1..16)) {
+        exercise_import(&mutate(DOCS[which], &ops));
+    }
+
+    #[test]
     fn arbitrary_text_never_panics(text in "\\PC{0,200}") {
         exercise_profile(&text);
         exercise_site(&text);
         exercise_ruleset(&text, None);
         exercise_ruleset(&text, Some(&text));
+        exercise_import(&text);
     }
+}
+
+/// A 2 MB document of table fragments and noise imports in bounded time (the 10 MB figure
+/// is measured in release by benches/import_large.sh).
+#[test]
+fn large_documents_import_in_bounded_time() {
+    let mut text = String::new();
+    let mut i = 0u32;
+    while text.len() < 2_000_000 {
+        text.push_str(DOCS[(i % 5) as usize]);
+        text.push_str(&format!(
+            "\n{} | TCP | In/Out | noise row {i} on host{i}.example.net |\n",
+            1 + i % 65000
+        ));
+        i += 1;
+    }
+    let t = std::time::Instant::now();
+    exercise_import(&text);
+    let took = t.elapsed();
+    assert!(took.as_secs() < 60, "2 MB took {took:?}");
 }

@@ -4,6 +4,7 @@ pub mod audit;
 pub mod catalog;
 pub mod check;
 pub mod dns_proxy;
+pub mod import;
 pub mod listen;
 pub mod plan;
 pub mod probe;

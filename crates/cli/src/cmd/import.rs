@@ -1,0 +1,74 @@
+//! `portolan import`: a vendor's port table to a draft profile.
+
+use portolan_core::diag::{Diagnostic, Source};
+use portolan_core::import::{self, Lang, Options, REVIEW_BELOW};
+use portolan_core::{load, profile};
+
+use crate::args::{ImportArgs, LangArg};
+use crate::report::{Reporter, EXIT_ERROR, EXIT_OK};
+
+pub fn run(args: &ImportArgs, rep: &mut Reporter) -> i32 {
+    let src = match load::read_document(&args.file) {
+        Ok(s) => s,
+        Err(e) => {
+            rep.emit_all(&e.0);
+            return EXIT_ERROR;
+        }
+    };
+    if let Some(id) = &args.id {
+        if let Err(e) = portolan_core::model::check_id(id, "profile") {
+            rep.emit(&Diagnostic::error(e).with_help("for example --id acme-gateway"));
+            return EXIT_ERROR;
+        }
+    }
+    let opts = Options {
+        lang: match args.lang {
+            LangArg::Auto => None,
+            LangArg::En => Some(Lang::En),
+            LangArg::De => Some(Lang::De),
+        },
+        id: args.id.clone(),
+        name: args.name.clone(),
+    };
+    let spinner = crate::progress::spinner("reading the document");
+    let draft = import::import(&src, &opts);
+    spinner.finish_and_clear();
+    // The draft must be a valid profile; if not, that is a bug here, said plainly.
+    if let Err(e) = profile::parse(&Source::new("draft.toml", draft.toml.clone())) {
+        rep.emit(&Diagnostic::error(
+            "the draft does not pass the profile check (a bug in the importer; please report it with the document)",
+        ));
+        rep.emit_all(&e.0);
+        return EXIT_ERROR;
+    }
+    if let Some(path) = &args.report {
+        let text = import::report_text(&draft, &args.file.display().to_string());
+        if let Err(d) = crate::output::write(Some(path), &text) {
+            rep.emit(&d);
+            return EXIT_ERROR;
+        }
+    }
+    if let Err(d) = crate::output::write(args.output.as_deref(), &draft.toml) {
+        rep.emit(&d);
+        return EXIT_ERROR;
+    }
+    let review = draft
+        .flows
+        .iter()
+        .filter(|f| f.confidence < REVIEW_BELOW)
+        .count();
+    eprintln!(
+        "imported {} flow(s) from {} ({}), {} marked REVIEW; {} line(s) not placed{}",
+        draft.flows.len(),
+        args.file.display(),
+        draft.report.lang,
+        review,
+        draft.report.unplaced.len(),
+        if args.report.is_some() {
+            " (listed in the report)"
+        } else {
+            " (see --report)"
+        }
+    );
+    EXIT_OK
+}

@@ -1,0 +1,1105 @@
+//! Import: a vendor's port table, as copied from a web page or PDF, to a draft profile.
+//!
+//! The pipeline is fixed; every judgement call is a named heuristic in [`heuristics`]:
+//! 1. clean the text ([`heuristics::html_leftovers`]) and tell the language;
+//! 2. find rows: pipe tables, glued tables, bullet lists, ports in prose, services in prose;
+//!    each line is used by at most one layout, and every non-empty line no layout used is
+//!    listed in the report;
+//! 3. read each row's cells: protocols and ports, direction, peers (DNS names, roles by
+//!    phrase, alternatives), optional or required;
+//! 4. write the draft in the catalog's format, with a confidence per flow and `# REVIEW`
+//!    comments for the doubtful ones. The draft passes `portolan check`.
+
+pub mod heuristics;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
+
+use heuristics::*;
+
+use crate::diag::Source;
+
+/// Below this, a flow is marked for review in the draft.
+pub const REVIEW_BELOW: f32 = 0.6;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lang {
+    En,
+    De,
+}
+
+impl Lang {
+    pub fn code(self) -> &'static str {
+        match self {
+            Lang::En => "en",
+            Lang::De => "de",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// `None`: detect.
+    pub lang: Option<Lang>,
+    pub id: Option<String>,
+    pub name: Option<String>,
+}
+
+/// One flow of the draft.
+#[derive(Debug, Clone)]
+pub struct DraftFlow {
+    pub id: String,
+    pub function: String,
+    /// Out: the appliance opens; In: the peer opens.
+    pub outbound: bool,
+    pub peers: Vec<String>,
+    pub protocols: Vec<P>,
+    pub ports: Vec<(u16, u16)>,
+    pub icmp: Option<&'static str>,
+    pub optional: bool,
+    pub alternative: Option<String>,
+    pub no_tls_interception: bool,
+    pub line: usize,
+    pub confidence: f32,
+    /// Heuristics that made it, and doubts.
+    pub why: Vec<String>,
+    pub doubts: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Report {
+    pub lang: String,
+    pub lang_reason: String,
+    /// (layout, rows, first line)
+    pub layouts: Vec<(String, usize, usize)>,
+    /// (line, text, why) for every non-empty line no row used.
+    pub unplaced: Vec<(usize, String, String)>,
+    /// (line, what)
+    pub corrections: Vec<(usize, String)>,
+    /// Rows that gave no flow: (line, why).
+    pub rejected_rows: Vec<(usize, String)>,
+    /// Lines some row used.
+    pub placed: BTreeSet<usize>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Draft {
+    pub toml: String,
+    pub flows: Vec<DraftFlow>,
+    pub report: Report,
+    pub id: String,
+}
+
+/// Languages by cue words.
+fn detect_lang(text: &str) -> (Lang, String) {
+    let low = text.to_lowercase();
+    let count = |ws: &[&str]| -> usize {
+        low.split(|c: char| !c.is_alphanumeric())
+            .filter(|w| ws.contains(w))
+            .count()
+    };
+    let de = count(&[
+        "der",
+        "die",
+        "das",
+        "und",
+        "für",
+        "mit",
+        "sie",
+        "ihr",
+        "verbindungen",
+        "ziel",
+        "bis",
+        "oder",
+        "nicht",
+        "ist",
+        "werden",
+        "eingehende",
+        "ausgehende",
+    ]);
+    let en = count(&[
+        "the",
+        "and",
+        "for",
+        "with",
+        "you",
+        "your",
+        "connections",
+        "target",
+        "to",
+        "or",
+        "not",
+        "is",
+        "are",
+        "incoming",
+        "outgoing",
+    ]);
+    let lang = if de > en { Lang::De } else { Lang::En };
+    (lang, format!("{de} German and {en} English cue words"))
+}
+
+/// Import a document.
+pub fn import(src: &Source, opts: &Options) -> Draft {
+    let text = html_leftovers(&src.text);
+    let lines: Vec<&str> = text.lines().collect();
+    let (detected, why) = detect_lang(&text);
+    let lang = opts.lang.unwrap_or(detected);
+    let mut report = Report {
+        lang: lang.code().into(),
+        lang_reason: if opts.lang.is_some() {
+            "given".into()
+        } else {
+            why
+        },
+        ..Report::default()
+    };
+
+    // Rows from every layout; a line belongs to at most one.
+    let mut used: BTreeSet<usize> = BTreeSet::new();
+    let mut rows: Vec<Row> = Vec::new();
+    for (table_rows, lines_used) in pipe_table(&lines) {
+        if let Some(first) = table_rows.first() {
+            report
+                .layouts
+                .push(("pipe_table".into(), table_rows.len(), first.line));
+        }
+        used.extend(lines_used);
+        rows.extend(table_rows);
+    }
+    let mut i = 0;
+    while i < lines.len() {
+        if used.contains(&(i + 1)) {
+            i += 1;
+            continue;
+        }
+        if let Some(cols) = glued_header(lines[i]) {
+            let (r, u) = glued_table(&lines, i, &cols);
+            if !r.is_empty() {
+                report.layouts.push(("glued_table".into(), r.len(), i + 1));
+                let last = u.iter().copied().max().unwrap_or(i + 1);
+                used.extend(u);
+                rows.extend(r);
+                i = last;
+                continue;
+            }
+        }
+        i += 1;
+    }
+    let free: Vec<&str> = lines
+        .iter()
+        .enumerate()
+        .map(|(k, l)| if used.contains(&(k + 1)) { "" } else { *l })
+        .collect();
+    let bullets = bullet_list(&free);
+    if let Some(b) = bullets.first() {
+        report
+            .layouts
+            .push(("bullet_list".into(), bullets.len(), b.line));
+    }
+    for b in &bullets {
+        used.insert(b.line);
+    }
+    rows.extend(bullets);
+    // Prose: sentences (and their clauses) with ports written `443/tcp`, or services named.
+    let mut prose_rows = 0;
+    let mut k = 0;
+    while k < lines.len() {
+        if used.contains(&(k + 1)) || lines[k].trim().is_empty() {
+            k += 1;
+            continue;
+        }
+        // A paragraph of free lines.
+        let mut para: Vec<(usize, &str)> = Vec::new();
+        while k < lines.len() && !used.contains(&(k + 1)) && !lines[k].trim().is_empty() {
+            para.push((k + 1, lines[k].trim()));
+            k += 1;
+        }
+        for (layout, clause, clause_lines) in prose_clauses(&para) {
+            rows.push(Row {
+                line: clause_lines[0],
+                lines: clause_lines.clone(),
+                layout,
+                ports: clause.clone(),
+                peer: clause.clone(),
+                function: clause,
+                ..Row::default()
+            });
+            prose_rows += 1;
+            if prose_rows == 1 {
+                report.layouts.push((layout.into(), 1, clause_lines[0]));
+            }
+            used.extend(clause_lines);
+        }
+    }
+    rows.sort_by_key(|r| r.line);
+
+    // Sections: direction (and peer, and optional) from headings, by line.
+    let mut sections: Vec<(usize, Dir, Option<&'static str>, bool)> = Vec::new();
+    for (k, l) in lines.iter().enumerate() {
+        if used.contains(&(k + 1)) {
+            continue;
+        }
+        if let Some((d, peer)) = section_heading(l) {
+            sections.push((k + 1, d, peer, optional_words(l)));
+        }
+    }
+    let section_at = |line: usize| sections.iter().rev().find(|s| s.0 < line).copied();
+
+    // Rows to flows.
+    let mut flows: Vec<DraftFlow> = Vec::new();
+    let mut prev: Option<Row> = None;
+    for row in &rows {
+        let mut row = row.clone();
+        let mut inherited = false;
+        if row.layout == "pipe_table_partial_row" {
+            if let Some(p) = &prev {
+                inherit(&mut row, p);
+                inherited = true;
+            }
+        }
+        let made = row_flows(&row, section_at(row.line), &mut report, inherited);
+        if made.is_empty() {
+            report.rejected_rows.push((
+                row.line,
+                "no port or protocol could be read from this row".into(),
+            ));
+        }
+        flows.extend(made);
+        if row.layout.starts_with("pipe_table") {
+            prev = Some(row);
+        }
+    }
+    for (k, l) in lines.iter().enumerate() {
+        let t = l.trim();
+        if t.is_empty() || used.contains(&(k + 1)) {
+            continue;
+        }
+        let why = if section_heading(t).is_some() {
+            "section heading: sets the direction of the rows after it"
+        } else if t.to_lowercase().starts_with("note")
+            || t.to_lowercase().starts_with("hinweis")
+            || t.starts_with('[')
+        {
+            "note: no ports"
+        } else {
+            "no ports: heading or prose"
+        };
+        report
+            .unplaced
+            .push((k + 1, t.chars().take(160).collect(), why.into()));
+    }
+
+    report.placed = used;
+    unique_ids(&mut flows);
+    let id = opts
+        .id
+        .clone()
+        .unwrap_or_else(|| guess_id(src.name.as_ref()));
+    let toml = emit(src, opts, lang, &id, &flows, &report);
+    Draft {
+        toml,
+        flows,
+        report,
+        id,
+    }
+}
+
+/// Sentences of a paragraph, split into clauses at `, and` and `;`, that name ports
+/// ([`slash_ports`]) or services ([`prose_services`]): (layout, text, lines).
+fn prose_clauses(para: &[(usize, &str)]) -> Vec<(&'static str, String, Vec<usize>)> {
+    // Join, remembering where each line starts.
+    let mut text = String::new();
+    let mut starts: Vec<(usize, usize)> = Vec::new();
+    for (line, l) in para {
+        if !text.is_empty() {
+            text.push(' ');
+        }
+        starts.push((text.len(), *line));
+        text.push_str(l);
+    }
+    let line_at = |off: usize| {
+        starts
+            .iter()
+            .rev()
+            .find(|(o, _)| *o <= off)
+            .map_or(0, |(_, l)| *l)
+    };
+    // Sentence ends: ". " followed by an upper-case letter, or the end.
+    let mut pieces: Vec<(usize, usize)> = Vec::new();
+    let mut begin = 0;
+    let b = text.as_bytes();
+    for i in 0..b.len() {
+        let end_sentence = (b[i] == b'.' || b[i] == b';')
+            && (i + 1 == b.len()
+                || (b[i + 1] == b' '
+                    && text[i + 1..]
+                        .trim_start()
+                        .starts_with(|c: char| c.is_uppercase()))
+                || b[i] == b';');
+        let clause = b[i..].starts_with(b", and ");
+        if end_sentence || clause {
+            pieces.push((begin, i));
+            begin = i + 1;
+        }
+    }
+    if begin < text.len() {
+        pieces.push((begin, text.len()));
+    }
+    let mut out = Vec::new();
+    for (a, z) in pieces {
+        let t = text[a..z]
+            .trim()
+            .trim_start_matches("and ")
+            .trim()
+            .to_string();
+        if t.is_empty() {
+            continue;
+        }
+        let layout = if !slash_ports(&t).is_empty() {
+            "prose_ports"
+        } else if !prose_services(&t).is_empty() {
+            "prose_services"
+        } else {
+            continue;
+        };
+        let (first, last) = (line_at(a + 1), line_at(z.saturating_sub(1)));
+        out.push((layout, t, (first..=last).collect()));
+    }
+    out
+}
+
+/// The function of a prose or bullet row: the words in parentheses, or the text without
+/// its port specifications.
+fn prose_function(text: &str) -> String {
+    if let (Some(a), Some(z)) = (text.find('('), text.rfind(')')) {
+        let inner = text[a + 1..z].trim();
+        let inner = inner
+            .trim_end_matches(", optional")
+            .trim_end_matches("optional")
+            .trim_end_matches(',')
+            .trim();
+        if a < z && inner.chars().any(char::is_alphabetic) {
+            return inner.to_string();
+        }
+    }
+    let mut words: Vec<&str> = text
+        .split_whitespace()
+        .filter(|w| slash_ports(w).is_empty())
+        .collect();
+    // Words left dangling where the ports stood ("... using", "over and").
+    while words.last().is_some_and(|w| {
+        matches!(
+            w.to_lowercase().as_str(),
+            "using"
+                | "uses"
+                | "over"
+                | "and"
+                | "via"
+                | "on"
+                | "to"
+                | "towards"
+                | "with"
+                | "at"
+                | "und"
+                | "über"
+                | "mit"
+        )
+    }) {
+        words.pop();
+    }
+    words
+        .join(" ")
+        .trim_start_matches(['-', '*', '•'])
+        .trim()
+        .to_string()
+}
+
+/// Direction of a prose or bullet text: incoming/outgoing words; `from` (but "fetches from"
+/// is the appliance fetching); `to`/`towards`.
+fn prose_direction(text: &str) -> Option<Dir> {
+    let l = format!(" {} ", text.to_lowercase());
+    if l.contains("incoming") || l.contains("inbound") || l.contains("eingehend") {
+        return Some(Dir::In);
+    }
+    if l.contains("outgoing") || l.contains("outbound") || l.contains("ausgehend") {
+        return Some(Dir::Out);
+    }
+    if let Some(p) = l.find(" from ") {
+        let before = &l[..p];
+        let fetch = [
+            "fetch", "download", "get ", "gets ", "pull", "retriev", "update",
+        ]
+        .iter()
+        .any(|v| before.contains(v));
+        return Some(if fetch { Dir::Out } else { Dir::In });
+    }
+    if l.contains(" to ")
+        || l.contains(" towards ")
+        || l.contains(" sends ")
+        || l.contains(" an ")
+        || l.contains(" zu ")
+    {
+        return Some(Dir::Out);
+    }
+    None
+}
+
+/// A row made of merged cells takes what it lacks from the row above it: the label and the
+/// ports, and the endpoint it does not name (a lone endpoint cell replaces the peer side,
+/// the appliance side stays).
+fn inherit(row: &mut Row, prev: &Row) {
+    if row.label.is_empty() {
+        row.label = prev.label.clone();
+    }
+    if row.ports.is_empty() {
+        row.ports = prev.ports.clone();
+        row.proto = prev.proto.clone();
+    }
+    let app = |t: &str| role_phrases(t, true) == Some("appliance");
+    if !row.source.is_empty() || !row.target.is_empty() {
+        return;
+    }
+    if row.peer.is_empty() {
+        row.source = prev.source.clone();
+        row.target = prev.target.clone();
+    } else if app(&prev.source) {
+        row.source = prev.source.clone();
+        row.target = std::mem::take(&mut row.peer);
+    } else {
+        row.target = prev.target.clone();
+        row.source = std::mem::take(&mut row.peer);
+    }
+}
+
+/// Flows of one row.
+fn row_flows(
+    row: &Row,
+    section: Option<(usize, Dir, Option<&'static str>, bool)>,
+    report: &mut Report,
+    inherited: bool,
+) -> Vec<DraftFlow> {
+    let mut why: Vec<String> = vec![row.layout.to_string()];
+    let mut doubts: Vec<String> = Vec::new();
+    let mut conf: f32 = 0.9;
+    if inherited {
+        why.push("merged cells taken from the row above".into());
+        conf -= 0.1;
+    }
+    if row.layout.starts_with("prose") {
+        conf -= 0.3;
+        doubts.push("read from prose, not from a table".into());
+    }
+
+    // Protocols and ports.
+    let mut groups: Groups = match row.layout {
+        "prose_ports" | "bullet_list" if !slash_ports(&row.ports).is_empty() => {
+            let mut g: Groups = Vec::new();
+            for (p, lo, hi) in slash_ports(&row.ports) {
+                let mut p = p;
+                p.sort();
+                match g.iter_mut().find(|x| x.0 == p) {
+                    Some(x) => x.1.push((lo, hi)),
+                    None => g.push((p, vec![(lo, hi)])),
+                }
+            }
+            g
+        }
+        "prose_services" => {
+            let mut g: Groups = Vec::new();
+            for (_, p, port) in prose_services(&row.ports) {
+                // One flow per service: keep them apart.
+                g.push((p.to_vec(), vec![(port, port)]));
+            }
+            g
+        }
+        _ => proto_ports(&row.proto, &row.ports),
+    };
+    if groups.is_empty() && row.proto.to_lowercase().contains("icmp") {
+        groups.push((vec![P::Icmp], Vec::new()));
+    }
+    if groups.iter().any(|g| g.0.is_empty()) {
+        return Vec::new();
+    }
+    if row.proto.is_empty()
+        && !row.ports.to_lowercase().contains("tcp")
+        && !row.ports.to_lowercase().contains("udp")
+        && row.layout.starts_with("pipe")
+    {
+        doubts.push("no protocol named; TCP assumed".into());
+        conf -= 0.3;
+    }
+    let icmp = icmp_words(&row.ports).or_else(|| icmp_words(&row.function));
+
+    let function = if row.layout.starts_with("prose_ports") || row.layout == "bullet_list" {
+        clean_function(&prose_function(&row.function))
+    } else {
+        clean_function(if row.function.is_empty() {
+            &row.label
+        } else {
+            &row.function
+        })
+    };
+    let function = if !row.label.is_empty()
+        && !row.function.is_empty()
+        && !row.function.starts_with(&row.label)
+    {
+        format!("{}: {}", clean_function(&row.label), function)
+    } else {
+        function
+    };
+    let function = if function.is_empty() {
+        format!("row at line {} (no description)", row.line)
+    } else {
+        function
+    };
+    if function.ends_with(" the")
+        || function.ends_with(" to the")
+        || function.ends_with(" connect the")
+    {
+        doubts.push("the text looks cut off".into());
+        conf -= 0.2;
+    }
+    let optional = optional_words(&row.function)
+        || optional_words(&row.label)
+        || section.is_some_and(|s| s.3)
+        || row.layout == "prose_services";
+    let no_tls = {
+        let l = row.function.to_lowercase();
+        l.contains("ssl proxy") || l.contains("ssl-proxy") || l.contains("tls proxy")
+    };
+
+    // Direction and peer text.
+    let app = |t: &str| role_phrases(t, true) == Some("appliance");
+    // (outbound, peer text, is a peer cell)
+    let mut ends: Vec<(bool, String, bool)> = Vec::new();
+    if !row.source.is_empty() && !row.target.is_empty() {
+        let (s, t) = (row.source.as_str(), row.target.as_str());
+        match (app(s), app(t)) {
+            (true, true) => {
+                why.push("appliance to appliance: a cluster peer both ways".into());
+                ends.push((true, "cluster-peer".into(), true));
+                ends.push((false, "cluster-peer".into(), true));
+            }
+            (true, false) => ends.push((true, t.to_string(), true)),
+            (false, true) => ends.push((false, s.to_string(), true)),
+            (false, false) => {
+                // Neither end is the appliance: it plays one of the roles (frontend and
+                // backend of a cluster). Both readings.
+                why.push("neither end is the appliance: it may play either".into());
+                conf -= 0.2;
+                ends.push((true, t.to_string(), true));
+                ends.push((false, s.to_string(), true));
+            }
+        }
+    } else {
+        let mut dir = direction_words(&row.direction);
+        if let Some(d) = dir {
+            if let Some(o) = direction_text_override(d, &row.function) {
+                doubts.push(format!(
+                    "the direction column says {:?} but the text says {:?}; the text is followed",
+                    d, o
+                ));
+                report.corrections.push((
+                    row.line,
+                    format!("direction {d:?} read as {o:?} (the row's text says so)"),
+                ));
+                conf -= 0.3;
+                dir = Some(o);
+            }
+        }
+        let free_text = row.layout.starts_with("prose") || row.layout == "bullet_list";
+        let text_dir = free_text.then(|| prose_direction(&row.function)).flatten();
+        // A table with only a source column lists who connects to the appliance.
+        let only_source = (!row.source.is_empty()).then_some(Dir::In);
+        let dir = dir
+            .or(only_source)
+            .or(text_dir)
+            .or_else(|| section.map(|s| s.1))
+            .unwrap_or_else(|| {
+                doubts.push("no direction given; outgoing assumed".into());
+                conf -= 0.3;
+                Dir::Out
+            });
+        let (text, cell) = if !row.target.is_empty() {
+            (row.target.clone(), true)
+        } else if !row.source.is_empty() {
+            (row.source.clone(), true)
+        } else if !row.peer.is_empty() && row.layout.starts_with("pipe") {
+            (row.peer.clone(), true)
+        } else if let Some(p) = section
+            .and_then(|s| s.2)
+            .filter(|_| row.layout == "glued_table")
+        {
+            (p.to_string(), true)
+        } else {
+            (row.function.clone(), false)
+        };
+        for o in match dir {
+            Dir::Out => vec![true],
+            Dir::In => vec![false],
+            Dir::Both => vec![true, false],
+        } {
+            ends.push((o, text.clone(), cell));
+        }
+    }
+
+    // Peers of each end.
+    let mut out = Vec::new();
+    for (outbound, text, cell) in ends {
+        let (alts, pwhy, pconf) = peers(&text, cell, &row.function, &row.proto, row.line, report);
+        let base = if !row.label.is_empty() {
+            &row.label
+        } else {
+            &function
+        };
+        let alt_group = (alts.len() > 1).then(|| format!("{}-choice", short_slug(base, 3)));
+        for peers in alts {
+            for (protos, ports) in &groups {
+                let icmp_type = if protos == &[P::Icmp] {
+                    Some(icmp.unwrap_or("echo-request"))
+                } else {
+                    None
+                };
+                let mut w = why.clone();
+                w.extend(pwhy.iter().cloned());
+                out.push(DraftFlow {
+                    id: short_slug(base, 3),
+                    function: function.clone(),
+                    outbound,
+                    peers: peers.clone(),
+                    protocols: protos.clone(),
+                    ports: ports.clone(),
+                    icmp: icmp_type,
+                    optional,
+                    alternative: alt_group.clone(),
+                    no_tls_interception: no_tls,
+                    line: row.line,
+                    confidence: (conf + pconf).clamp(0.05, 0.95),
+                    why: w,
+                    doubts: doubts.clone(),
+                });
+            }
+        }
+    }
+    // Rows that are In/Out get direction suffixes.
+    let dirs: BTreeSet<bool> = out.iter().map(|f| f.outbound).collect();
+    if dirs.len() == 2 {
+        for f in &mut out {
+            f.id = format!("{}-{}", f.id, if f.outbound { "out" } else { "in" });
+        }
+    }
+    if row.layout == "prose_services" {
+        for f in &mut out {
+            let port = f.ports.first().map_or(0, |p| p.0);
+            let svc = SERVICES
+                .iter()
+                .find(|s| s.2 == port)
+                .map_or("service", |s| s.0);
+            f.id = format!("{}-{svc}", f.id);
+            f.why
+                .push(format!("service {svc} named: its well-known port {port}"));
+        }
+    }
+    out
+}
+
+/// Peers named by a text: alternatives, each a list of endpoints. Returns (alternatives,
+/// heuristics used, confidence change).
+fn peers(
+    text: &str,
+    cell: bool,
+    function: &str,
+    proto: &str,
+    line: usize,
+    report: &mut Report,
+) -> (Vec<Vec<String>>, Vec<String>, f32) {
+    let mut why = Vec::new();
+    let mut conf = 0.0;
+    let parts = if cell {
+        or_alternatives(text)
+    } else {
+        vec![text.to_string()]
+    };
+    if parts.len() > 1 {
+        why.push("or_alternatives".into());
+    }
+    let mut alts: Vec<Vec<String>> = Vec::new();
+    for part in &parts {
+        let mut eps: Vec<String> = Vec::new();
+        for n in dns_names(part) {
+            match repeated_label_typo(&n) {
+                Some(fixed) => {
+                    report.corrections.push((
+                        line,
+                        format!("`{n}` read as `{fixed}` (a label repeated twice: a typo)"),
+                    ));
+                    why.push("repeated_label_typo".into());
+                    conf -= 0.2;
+                    eps.push(fixed);
+                }
+                None => eps.push(n),
+            }
+        }
+        if !eps.is_empty() {
+            why.push("dns_names".into());
+        }
+        let listed = empty_server_list(part);
+        if !listed.is_empty() {
+            why.push("empty_server_list".into());
+            eps.extend(listed);
+        }
+        if eps.is_empty() {
+            if cell {
+                if let Some(r) = role_phrases(part, true) {
+                    why.push(format!("role_phrases: {r}"));
+                    eps.push(r.to_string());
+                }
+            } else {
+                // A description may name several peers ("web interface ... Peer").
+                let mut rest = part.to_lowercase();
+                while let Some(r) = role_phrases(&rest, false) {
+                    if !eps.contains(&r.to_string()) {
+                        eps.push(r.to_string());
+                    }
+                    // Remove the phrases of this role and look again.
+                    for (p, role, _) in ROLE_PHRASES {
+                        if *role == r {
+                            rest = rest.replace(p, " ");
+                        }
+                    }
+                }
+                if !eps.is_empty() {
+                    why.push(format!("role_phrases: {}", eps.join(", ")));
+                }
+            }
+        }
+        eps.retain(|e| e != "appliance");
+        alts.push(eps);
+    }
+    // A cell that named nothing: try the description, then the application protocol.
+    for eps in &mut alts {
+        if eps.is_empty() && cell && !function.is_empty() {
+            if let Some(r) = role_phrases(function, false) {
+                why.push(format!("role from the description: {r}"));
+                conf -= 0.1;
+                eps.push(r.to_string());
+            }
+        }
+        if eps.is_empty() {
+            if let Some(app) = app_in(proto) {
+                let r = if app == "sftp" {
+                    "sftp-server"
+                } else {
+                    "ftp-server"
+                };
+                why.push(format!("role from the protocol {app}: {r}"));
+                conf -= 0.2;
+                eps.push(r.to_string());
+            }
+        }
+        if eps.is_empty() {
+            why.push("no peer named: internet assumed".into());
+            conf -= 0.4;
+            eps.push("internet".to_string());
+        }
+    }
+    (alts, why, conf)
+}
+
+fn clean_function(s: &str) -> String {
+    let t = s.trim().trim_end_matches('|').trim();
+    let mut out: String = t.split_whitespace().collect::<Vec<_>>().join(" ");
+    if out.len() > 300 {
+        let mut cut = 300;
+        while !out.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        out.truncate(cut);
+        out.push('…');
+    }
+    out
+}
+
+/// An id from the first words of a text.
+fn short_slug(text: &str, words: usize) -> String {
+    let s = slug(text);
+    let mut parts: Vec<&str> = s
+        .split('-')
+        .filter(|w| {
+            !matches!(
+                *w,
+                "the" | "of" | "to" | "and" | "der" | "die" | "das" | "und" | "for" | "a"
+            )
+        })
+        .collect();
+    parts.truncate(words.max(1));
+    let out = parts.join("-");
+    if out.is_empty() || !out.starts_with(|c: char| c.is_ascii_lowercase()) {
+        format!("flow-{out}").trim_end_matches('-').to_string()
+    } else {
+        out
+    }
+}
+
+fn unique_ids(flows: &mut [DraftFlow]) {
+    let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+    for f in flows.iter_mut() {
+        let mut id = f.id.clone();
+        id.truncate(55);
+        while id.ends_with('-') {
+            id.pop();
+        }
+        let n = seen.entry(id.clone()).or_insert(0);
+        *n += 1;
+        f.id = if *n == 1 { id } else { format!("{id}-{n}") };
+    }
+}
+
+fn guess_id(file: &str) -> String {
+    let base = std::path::Path::new(file)
+        .file_stem()
+        .map(|s| s.to_string_lossy().to_string())
+        .unwrap_or_default();
+    let s = short_slug(&base, 4);
+    if s.starts_with("flow") {
+        "imported".into()
+    } else {
+        s
+    }
+}
+
+fn q(s: &str) -> String {
+    toml::Value::String(s.to_string()).to_string()
+}
+
+/// The draft, in the catalog's format.
+fn emit(
+    src: &Source,
+    opts: &Options,
+    lang: Lang,
+    id: &str,
+    flows: &[DraftFlow],
+    report: &Report,
+) -> String {
+    let mut t = String::new();
+    let doc = std::path::Path::new(src.name.as_ref())
+        .file_name()
+        .map(|s| s.to_string_lossy().to_string())
+        .unwrap_or_default();
+    let review = flows.iter().filter(|f| f.confidence < REVIEW_BELOW).count();
+    let _ = writeln!(
+        t,
+        "# Draft profile imported by `portolan import` from {} ({}).",
+        crate::render::comment_text(&doc),
+        lang.code()
+    );
+    let _ = writeln!(
+        t,
+        "# {} flow(s), {} marked REVIEW. Check every flow against the source before use;",
+        flows.len(),
+        review
+    );
+    let _ = writeln!(
+        t,
+        "# lines the importer could not place are listed in its report (--report)."
+    );
+    let _ = writeln!(t, "id = {}", q(id));
+    let name = opts.name.clone().unwrap_or_else(|| {
+        src.text
+            .lines()
+            .map(str::trim)
+            .find(|l| !l.is_empty())
+            .map_or_else(|| id.to_string(), |l| l.chars().take(80).collect())
+    });
+    let _ = writeln!(t, "name = {}", q(&name));
+    let _ = writeln!(t, "vendor = \"unknown (imported)\"");
+    let _ = writeln!(
+        t,
+        "description = {}",
+        q(&format!("Imported from {doc}; a draft to review."))
+    );
+    let _ = writeln!(t);
+    let _ = writeln!(t, "[[sources]]");
+    let _ = writeln!(t, "id = {}", q(lang.code()));
+    let _ = writeln!(t, "title = {}", q(&name));
+    let _ = writeln!(t, "language = {}", q(lang.code()));
+    let _ = writeln!(t, "document = {}", q(&doc));
+
+    let mut roles: BTreeSet<&str> = BTreeSet::new();
+    for f in flows {
+        for p in &f.peers {
+            if !p.contains('.') && crate::model::builtin_role(p).is_none() {
+                roles.insert(p);
+            }
+        }
+    }
+    for r in &roles {
+        let _ = writeln!(t, "\n[roles.{r}]");
+        let _ = writeln!(
+            t,
+            "description = {}",
+            q(&format!("{r} (named in the source; bind it in the site)"))
+        );
+    }
+    let mut features: BTreeMap<String, String> = BTreeMap::new();
+    for f in flows
+        .iter()
+        .filter(|f| f.optional && f.alternative.is_none())
+    {
+        features
+            .entry(f.id.clone())
+            .or_insert_with(|| f.function.clone());
+    }
+    for (fid, desc) in &features {
+        let _ = writeln!(t, "\n[features.{fid}]");
+        let _ = writeln!(t, "description = {}", q(desc));
+    }
+    let mut alts: BTreeMap<String, (String, String)> = BTreeMap::new();
+    for f in flows {
+        if let Some(a) = &f.alternative {
+            alts.entry(a.clone())
+                .or_insert_with(|| (f.function.clone(), f.id.clone()));
+        }
+    }
+    for (aid, (desc, default)) in &alts {
+        let _ = writeln!(t, "\n[alternatives.{aid}]");
+        let _ = writeln!(t, "description = {}", q(desc));
+        let _ = writeln!(t, "default = {}", q(default));
+    }
+    if !report.corrections.is_empty() {
+        for (line, what) in &report.corrections {
+            let _ = writeln!(t, "\n[[caveats]]");
+            let _ = writeln!(t, "message = {}", q(&format!("Import: {what}.")));
+            let _ = writeln!(t, "source = {}", q(lang.code()));
+            let _ = writeln!(t, "line = {line}");
+        }
+    }
+    for f in flows {
+        let _ = writeln!(t);
+        if f.confidence < REVIEW_BELOW {
+            let mut reasons = f.doubts.clone();
+            reasons.extend(
+                f.why
+                    .iter()
+                    .filter(|w| w.contains("assumed") || w.contains("from the"))
+                    .cloned(),
+            );
+            let _ = writeln!(
+                t,
+                "# REVIEW (confidence {:.2}): {}",
+                f.confidence,
+                crate::render::comment_text(&reasons.join("; "))
+            );
+        }
+        let _ = writeln!(t, "[[flows]]");
+        let _ = writeln!(t, "id = {}", q(&f.id));
+        let _ = writeln!(t, "function = {}", q(&f.function));
+        let peers = if f.peers.len() == 1 {
+            q(&f.peers[0])
+        } else {
+            format!(
+                "[{}]",
+                f.peers.iter().map(|p| q(p)).collect::<Vec<_>>().join(", ")
+            )
+        };
+        let (from, to) = if f.outbound {
+            ("\"appliance\"".to_string(), peers)
+        } else {
+            (peers, "\"appliance\"".to_string())
+        };
+        let _ = writeln!(t, "from = {from}");
+        let _ = writeln!(t, "to = {to}");
+        let protos: Vec<&str> = f
+            .protocols
+            .iter()
+            .map(|p| match p {
+                P::Tcp => "\"tcp\"",
+                P::Udp => "\"udp\"",
+                P::Icmp => "\"icmp\"",
+            })
+            .collect();
+        let _ = writeln!(t, "protocols = [{}]", protos.join(", "));
+        if !f.ports.is_empty() {
+            let ports: Vec<String> = f
+                .ports
+                .iter()
+                .map(|(a, b)| {
+                    if a == b {
+                        a.to_string()
+                    } else {
+                        format!("\"{a}-{b}\"")
+                    }
+                })
+                .collect();
+            let _ = writeln!(t, "ports = [{}]", ports.join(", "));
+        }
+        if let Some(i) = f.icmp {
+            let _ = writeln!(t, "icmp_type = {}", q(i));
+        }
+        if f.optional && f.alternative.is_none() {
+            let _ = writeln!(t, "feature = {}", q(&f.id));
+        }
+        if let Some(a) = &f.alternative {
+            let _ = writeln!(t, "alternative = {}", q(a));
+        }
+        if f.no_tls_interception {
+            let _ = writeln!(t, "flags = [\"no_tls_interception\"]");
+        }
+        let _ = writeln!(t, "source_lines = {{ {} = {} }}", lang.code(), f.line);
+    }
+    t
+}
+
+/// The report as text.
+pub fn report_text(d: &Draft, file: &str) -> String {
+    let r = &d.report;
+    let mut t = String::new();
+    let _ = writeln!(t, "portolan import report for {file}");
+    let _ = writeln!(t, "language: {} ({})", r.lang, r.lang_reason);
+    for (l, n, at) in &r.layouts {
+        let _ = writeln!(t, "layout: {l}, {n} row(s), from line {at}");
+    }
+    let review = d
+        .flows
+        .iter()
+        .filter(|f| f.confidence < REVIEW_BELOW)
+        .count();
+    let _ = writeln!(t, "\nflows: {} ({} for review)", d.flows.len(), review);
+    for f in &d.flows {
+        let _ = writeln!(
+            t,
+            "  line {:>4}  {:<36} {:.2}{}  {}",
+            f.line,
+            f.id,
+            f.confidence,
+            if f.confidence < REVIEW_BELOW {
+                " REVIEW"
+            } else {
+                ""
+            },
+            f.why
+                .iter()
+                .chain(&f.doubts)
+                .cloned()
+                .collect::<Vec<_>>()
+                .join("; ")
+        );
+    }
+    if !r.corrections.is_empty() {
+        let _ = writeln!(t, "\ncorrections:");
+        for (l, w) in &r.corrections {
+            let _ = writeln!(t, "  line {l}: {w}");
+        }
+    }
+    if !r.rejected_rows.is_empty() {
+        let _ = writeln!(t, "\nrows that gave no flow:");
+        for (l, w) in &r.rejected_rows {
+            let _ = writeln!(t, "  line {l}: {w}");
+        }
+    }
+    let _ = writeln!(t, "\nnot placed ({} line(s)):", r.unplaced.len());
+    for (l, text, why) in &r.unplaced {
+        let _ = writeln!(t, "  line {l}: {why}: {text}");
+    }
+    t
+}
