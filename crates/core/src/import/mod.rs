@@ -371,14 +371,18 @@ fn prose_clauses(para: &[(usize, &str)]) -> Vec<(&'static str, String, Vec<usize
 /// The function of a prose or bullet row: the words in parentheses, or the text without
 /// its port specifications.
 fn prose_function(text: &str) -> String {
-    if let (Some(a), Some(z)) = (text.find('('), text.rfind(')')) {
+    let parens = match (text.find('('), text.rfind(')')) {
+        (Some(a), Some(z)) if a < z => Some((a, z)),
+        _ => None,
+    };
+    if let Some((a, z)) = parens {
         let inner = text[a + 1..z].trim();
         let inner = inner
             .trim_end_matches(", optional")
             .trim_end_matches("optional")
             .trim_end_matches(',')
             .trim();
-        if a < z && inner.chars().any(char::is_alphabetic) {
+        if inner.chars().any(char::is_alphabetic) {
             return inner.to_string();
         }
     }
@@ -1102,4 +1106,44 @@ pub fn report_text(d: &Draft, file: &str) -> String {
         let _ = writeln!(t, "  line {l}: {why}: {text}");
     }
     t
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prose_function_and_direction() {
+        assert_eq!(prose_function("443/tcp to a.example (updates)"), "updates");
+        // A closing parenthesis before the opening one (found by fuzzing).
+        assert_eq!(
+            prose_function("x) uses 443/tcp (y"),
+            "x) uses 443/tcp (y".replace(" 443/tcp", "")
+        );
+        assert_eq!(
+            prose_direction("it fetches updates from get.example"),
+            Some(Dir::Out)
+        );
+        assert_eq!(
+            prose_direction("allow incoming 22/tcp from the admin"),
+            Some(Dir::In)
+        );
+        assert_eq!(prose_direction("mail from the Internet"), Some(Dir::In));
+        assert_eq!(
+            prose_direction("sends backups to the vault"),
+            Some(Dir::Out)
+        );
+    }
+
+    #[test]
+    fn clauses_split_at_sentences_and_and() {
+        let para = [
+            (3, "It sends to a.example using 8443/tcp, and it fetches"),
+            (4, "from b.example over 443/tcp. No ports here."),
+        ];
+        let c = prose_clauses(&para);
+        assert_eq!(c.len(), 2);
+        assert_eq!(c[0].2, vec![3]);
+        assert_eq!(c[1].2, vec![3, 4]);
+    }
 }
