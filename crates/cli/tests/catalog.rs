@@ -10,14 +10,26 @@ use std::process::Command;
 use portolan_core::catalog;
 use portolan_core::model::{Condition, Profile, Protocol};
 
-fn seeds() -> PathBuf {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/seeds");
-    assert!(
-        p.is_dir(),
-        "the seed documents are expected at {} (shared/ beside the repository)",
-        p.display()
-    );
-    p
+/// The seed documents: `$PORTOLAN_SEEDS`, else `shared/seeds` beside the repository, else
+/// this machine's `/work/shared/seeds`. Missing everywhere is a failure, never a skip.
+pub fn seeds() -> PathBuf {
+    let candidates: Vec<PathBuf> = std::env::var_os("PORTOLAN_SEEDS")
+        .map(PathBuf::from)
+        .into_iter()
+        .chain([
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/seeds"),
+            PathBuf::from("/work/shared/seeds"),
+        ])
+        .collect();
+    candidates
+        .iter()
+        .find(|p| p.is_dir())
+        .cloned()
+        .unwrap_or_else(|| {
+            panic!(
+                "the seed documents are not at any of {candidates:?}; set PORTOLAN_SEEDS to their directory"
+            )
+        })
 }
 
 fn doc(name: &str) -> Vec<String> {

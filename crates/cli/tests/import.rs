@@ -21,8 +21,24 @@ fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
+/// The seed documents: `$PORTOLAN_SEEDS`, else `shared/seeds` beside the repository, else
+/// this machine's `/work/shared/seeds`. Missing everywhere is a failure, never a skip.
+fn seeds() -> PathBuf {
+    let candidates: Vec<PathBuf> = std::env::var_os("PORTOLAN_SEEDS")
+        .map(PathBuf::from)
+        .into_iter()
+        .chain([
+            root().join("../shared/seeds"),
+            PathBuf::from("/work/shared/seeds"),
+        ])
+        .collect();
+    candidates.iter().find(|p| p.is_dir()).cloned().unwrap_or_else(|| {
+        panic!("the seed documents are not at any of {candidates:?}; set PORTOLAN_SEEDS to their directory")
+    })
+}
+
 fn seed(name: &str) -> Source {
-    let p = root().join("../shared/seeds").join(name);
+    let p = seeds().join(name);
     let text = std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
     Source::new(name, text)
 }
@@ -272,7 +288,7 @@ fn the_cli_writes_a_draft_that_check_plan_and_render_accept() {
     std::fs::create_dir_all(&tmp).expect("tmp");
     let out = tmp.join("draft.toml");
     let rep = tmp.join("report.txt");
-    let doc = root().join("../shared/seeds/003_b145b2f92e3012f7.txt");
+    let doc = seeds().join("003_b145b2f92e3012f7.txt");
     let o = portolan(&[
         "import",
         &doc.to_string_lossy(),
