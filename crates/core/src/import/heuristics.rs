@@ -1304,6 +1304,16 @@ mod tests {
     }
 
     #[test]
+    fn pipe_table_without_separator_after_html() {
+        let t = html_leftovers("<tr><th>Port</th><th>Richtung</th><th>Zweck</th></tr>\n<tr><td>443</td><td>Aus</td><td>Updates</td></tr>\n");
+        let lines: Vec<&str> = t.lines().collect();
+        let tables = pipe_table(&lines);
+        assert_eq!(tables.len(), 1, "{t}");
+        assert_eq!(tables[0].0[0].ports, "443");
+        assert_eq!(tables[0].0[0].direction, "Aus");
+    }
+
+    #[test]
     fn pipe_table_partial_rows_from_merged_cells() {
         let s = [
             "Function |",
