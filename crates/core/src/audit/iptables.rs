@@ -883,18 +883,16 @@ fn set_cond(
                 ivs.extend(ps.0.iter().copied());
             }
         }
-        let c = and2(
-            Cond::is(
-                Dim::Proto,
-                IvSet::from_intervals(
-                    PORT_PROTOS
-                        .iter()
-                        .map(|p| (u128::from(*p), u128::from(*p)))
-                        .collect(),
-                ),
+        let c = Cond::is(
+            Dim::Proto,
+            IvSet::from_intervals(
+                PORT_PROTOS
+                    .iter()
+                    .map(|p| (u128::from(*p), u128::from(*p)))
+                    .collect(),
             ),
-            Cond::is(port_dim(addr_dim), IvSet::from_intervals(ivs)),
-        );
+        )
+        .and(&Cond::is(port_dim(addr_dim), IvSet::from_intervals(ivs)));
         return Ok(Ok(c));
     }
     let tag_dim = if addr_dim == Dim::Saddr {
@@ -935,16 +933,4 @@ fn set_cond(
             false,
         )]),
     ])))
-}
-
-fn and2(a: Cond, b: Cond) -> Cond {
-    let mut out = Vec::new();
-    for x in &a.0 {
-        for y in &b.0 {
-            let mut t = x.0.clone();
-            t.extend(y.0.iter().cloned());
-            out.push(Term(t));
-        }
-    }
-    Cond(out)
 }

@@ -535,7 +535,7 @@ pub fn audit(plan: &Plan, rs: &Ruleset) -> Report {
         };
         let example = ds.iter().find(|d| d.kind == Kind::Drop).map(|d| {
             (
-                packet_text(plan, &setup, &c, &d.cube.clone().with(Dim::Flow, &kpt)),
+                packet_text(&setup, &c, &d.cube.clone().with(Dim::Flow, &kpt)),
                 rule_info(rs, d.by),
             )
         });
@@ -583,8 +583,8 @@ pub fn audit(plan: &Plan, rs: &Ruleset) -> Report {
             protocol: f.protocol,
             direction: f.direction,
             ports: ports_text(f),
-            from: end_text(plan, &f.source),
-            to: end_text(plan, &f.destination),
+            from: end_text(&f.source),
+            to: end_text(&f.destination),
             required: f.required,
             verdict,
             example,
@@ -907,7 +907,7 @@ fn cidrs_of(fam: u8, lo: u128, hi: u128) -> Vec<String> {
     out
 }
 
-fn packet_text(plan: &Plan, setup: &Setup, c: &Compiled, cube: &Cube) -> String {
+fn packet_text(setup: &Setup, c: &Compiled, cube: &Cube) -> String {
     let fam = cube.get(Dim::Fam).first().unwrap_or(0) as u8;
     let first = |d: Dim| cube.get(d).first().unwrap_or(0);
     let proto = first(Dim::Proto);
@@ -937,7 +937,6 @@ fn packet_text(plan: &Plan, setup: &Setup, c: &Compiled, cube: &Cube) -> String 
         first(Dim::Sport)
     };
     let (s, d) = (addr(Dim::Saddr, Dim::Stag), addr(Dim::Daddr, Dim::Dtag));
-    let _ = plan;
     let body = if ruleset::PORT_PROTOS.contains(&(proto as u8)) {
         let w = |a: String, p: u128| {
             if fam == 1 {
@@ -990,8 +989,7 @@ fn ports_text(f: &PlannedFlow) -> String {
         .join(",")
 }
 
-fn end_text(plan: &Plan, end: &crate::plan::FlowEnd) -> String {
-    let _ = plan;
+fn end_text(end: &crate::plan::FlowEnd) -> String {
     end.peers
         .iter()
         .map(|p| match p.kind {

@@ -327,15 +327,10 @@ fn rule(ctx: &Ctx, exprs: &[Value], loc: String, text: String) -> R<Rule> {
                     Err(why) => unknown.push(why),
                 }
             }
+            // Statements that decide nothing. (`fwd` is not here: it sends the packet
+            // elsewhere, so it falls to the unknown verdicts below.)
             "counter" | "log" | "comment" | "set" | "update" | "mangle" | "notrack" | "meta"
-            | "ct" | "flow" | "ct helper" | "ct timeout" | "ct expectation" | "secmark" | "dup"
-            | "fwd" => {
-                if matches!(k.as_str(), "dup" | "fwd") {
-                    // fwd sends the packet elsewhere (netdev): the audit cannot follow it.
-                    if k == "fwd" {
-                        action = Action::Unknown("fwd".into());
-                    }
-                }
+            | "ct" | "flow" | "ct helper" | "ct timeout" | "ct expectation" | "secmark" | "dup" => {
             }
             "limit" | "quota" | "connlimit" | "last" => unknown.push(k.clone()),
             "accept" => action = Action::Accept,
@@ -387,11 +382,10 @@ fn rule(ctx: &Ctx, exprs: &[Value], loc: String, text: String) -> R<Rule> {
     })
 }
 
-fn verdict(ctx: &Ctx, v: &Value) -> R<Action> {
+fn verdict(v: &Value) -> R<Action> {
     let Some((k, body)) = v.as_object().and_then(|o| o.iter().next()) else {
         return Err(format!("not a verdict: {v}"));
     };
-    let _ = ctx;
     Ok(match k.as_str() {
         "accept" => Action::Accept,
         "drop" | "reject" => Action::Drop,
@@ -441,7 +435,7 @@ fn vmap(ctx: &Ctx, key: &Value, data: &Value) -> R<Result<Action, String>> {
             .as_array()
             .filter(|a| a.len() == 2)
             .ok_or("vmap element is not a [key, verdict] pair")?;
-        let term = match element_term(ctx, &fields, &pair[0])? {
+        let term = match element_term(&fields, &pair[0])? {
             Ok(t) => t,
             Err(n) => return Ok(Err(n)),
         };
@@ -449,23 +443,11 @@ fn vmap(ctx: &Ctx, key: &Value, data: &Value) -> R<Result<Action, String>> {
         // Deps go into every entry: a vmap on `tcp dport` only sees TCP.
         let mut c = Cond(std::mem::take(&mut cond_terms));
         for d in &deps {
-            c = and(&c, d);
+            c = c.and(d);
         }
-        entries.push((c, verdict(ctx, unwrap_elem(&pair[1]))?));
+        entries.push((c, verdict(unwrap_elem(&pair[1]))?));
     }
     Ok(Ok(Action::Vmap(entries)))
-}
-
-fn and(a: &Cond, b: &Cond) -> Cond {
-    let mut out = Vec::new();
-    for x in &a.0 {
-        for y in &b.0 {
-            let mut t = x.0.clone();
-            t.extend(y.0.iter().cloned());
-            out.push(Term(t));
-        }
-    }
-    Cond(out)
 }
 
 fn unwrap_elem(v: &Value) -> &Value {
@@ -687,7 +669,7 @@ fn right_cond(ctx: &Ctx, fields: &[Field], r: &Value) -> R<Result<Cond, String>>
             .and_then(Value::as_array)
             .cloned()
             .unwrap_or_default();
-        let mut c = match elements_cond(ctx, fields, &elems)? {
+        let mut c = match elements_cond(fields, &elems)? {
             Ok(c) => c,
             Err(n) => return Ok(Err(n)),
         };
@@ -710,10 +692,10 @@ fn right_cond(ctx: &Ctx, fields: &[Field], r: &Value) -> R<Result<Cond, String>>
         Value::Array(a) => a.clone(),
         other => vec![other.clone()],
     };
-    elements_cond(ctx, fields, &elems)
+    elements_cond(fields, &elems)
 }
 
-fn elements_cond(ctx: &Ctx, fields: &[Field], elems: &[Value]) -> R<Result<Cond, String>> {
+fn elements_cond(fields: &[Field], elems: &[Value]) -> R<Result<Cond, String>> {
     if fields.len() == 1 {
         // One dimension: merge everything into one interval set (or pattern list).
         let f = fields[0];
@@ -739,7 +721,7 @@ fn elements_cond(ctx: &Ctx, fields: &[Field], elems: &[Value]) -> R<Result<Cond,
     }
     let mut terms = Vec::new();
     for e in elems {
-        match element_term(ctx, fields, unwrap_elem(e))? {
+        match element_term(fields, unwrap_elem(e))? {
             Ok(t) => terms.push(t),
             Err(n) => return Ok(Err(n)),
         }
@@ -747,7 +729,7 @@ fn elements_cond(ctx: &Ctx, fields: &[Field], elems: &[Value]) -> R<Result<Cond,
     Ok(Ok(Cond(terms)))
 }
 
-fn element_term(_ctx: &Ctx, fields: &[Field], e: &Value) -> R<Result<Term, String>> {
+fn element_term(fields: &[Field], e: &Value) -> R<Result<Term, String>> {
     let parts: Vec<&Value> = if fields.len() == 1 {
         vec![e]
     } else {

@@ -72,6 +72,18 @@ impl Cond {
     pub fn always() -> Cond {
         Cond(vec![Term::default()])
     }
+    /// Conjunction: every term of `self` with every term of `other`.
+    pub fn and(&self, other: &Cond) -> Cond {
+        let mut out = Vec::new();
+        for x in &self.0 {
+            for y in &other.0 {
+                let mut t = x.0.clone();
+                t.extend(y.0.iter().cloned());
+                out.push(Term(t));
+            }
+        }
+        Cond(out)
+    }
     /// Negation, when it can be written as a condition: a single term of atoms, or a
     /// disjunction of single atoms. `None` otherwise.
     pub fn negate(&self) -> Option<Cond> {
