@@ -3,6 +3,8 @@
 //! protocol), German texts exist for every Intra2net flow, and the known flaws of the sources
 //! are recorded and shown by `portolan check`.
 
+mod seeds;
+
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::process::Command;
@@ -10,26 +12,8 @@ use std::process::Command;
 use portolan_core::catalog;
 use portolan_core::model::{Condition, Profile, Protocol};
 
-/// The seed documents: `$PORTOLAN_SEEDS`, else `shared/seeds` beside the repository, else
-/// this machine's `/work/shared/seeds`. Missing everywhere is a failure, never a skip.
-pub fn seeds() -> PathBuf {
-    let candidates: Vec<PathBuf> = std::env::var_os("PORTOLAN_SEEDS")
-        .map(PathBuf::from)
-        .into_iter()
-        .chain([
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/seeds"),
-            PathBuf::from("/work/shared/seeds"),
-        ])
-        .collect();
-    candidates
-        .iter()
-        .find(|p| p.is_dir())
-        .cloned()
-        .unwrap_or_else(|| {
-            panic!(
-                "the seed documents are not at any of {candidates:?}; set PORTOLAN_SEEDS to their directory"
-            )
-        })
+fn seeds() -> PathBuf {
+    seeds::dir()
 }
 
 fn doc(name: &str) -> Vec<String> {

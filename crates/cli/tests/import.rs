@@ -7,6 +7,8 @@
 //! `domain-controller` for "User authentication using NTLM"), any role for the same
 //! (direction, protocol, port).
 
+mod seeds;
+
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -21,20 +23,8 @@ fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
-/// The seed documents: `$PORTOLAN_SEEDS`, else `shared/seeds` beside the repository, else
-/// this machine's `/work/shared/seeds`. Missing everywhere is a failure, never a skip.
 fn seeds() -> PathBuf {
-    let candidates: Vec<PathBuf> = std::env::var_os("PORTOLAN_SEEDS")
-        .map(PathBuf::from)
-        .into_iter()
-        .chain([
-            root().join("../shared/seeds"),
-            PathBuf::from("/work/shared/seeds"),
-        ])
-        .collect();
-    candidates.iter().find(|p| p.is_dir()).cloned().unwrap_or_else(|| {
-        panic!("the seed documents are not at any of {candidates:?}; set PORTOLAN_SEEDS to their directory")
-    })
+    seeds::dir()
 }
 
 fn seed(name: &str) -> Source {
