@@ -61,7 +61,7 @@ pub enum Command {
     /// A DNS forwarder that adds the addresses of wildcard names to their sets before answering.
     #[command(
         name = "dns-proxy",
-        after_help = "Point the appliance's resolver at --listen. A query under a wildcard of the plan (e.g. *.avcloud.intra2net.com) is forwarded to --upstream; its addresses enter the wildcard's nft set, and only then is the answer sent, so the first connection is never dropped. If the set cannot be updated, the client gets SERVFAIL. Other queries are forwarded unchanged. Runs until Ctrl-C or SIGTERM; logs each wildcard answer to stderr."
+        after_help = "Point the appliance's resolver at --listen. A query under a wildcard of the plan (e.g. *.avcloud.intra2net.com) is forwarded to --upstream; its addresses enter the wildcard's nft set, and only then is the answer sent, so the first connection is never dropped. If the set cannot be updated, the client gets SERVFAIL. Other queries are forwarded unchanged. It is not an open resolver: only the appliance's addresses (from the site) and loopback are answered, others get REFUSED unless --allow names them; each client is rate-limited (--rate), at most 256 queries are worked on at once and 64 TCP connections are open, idle ones closed after 10 s. Runs until Ctrl-C or SIGTERM; logs each wildcard answer to stderr."
     )]
     DnsProxy(DnsProxyArgs),
     /// Read an existing ruleset: which planned flows it blocks, what it allows beyond them.
@@ -262,9 +262,10 @@ pub struct ProbeArgs {
     /// Probes in flight toward any one address (keeps an IPS from blocking this host).
     #[arg(long, default_value_t = 32, value_name = "N")]
     pub per_destination: usize,
-    /// DNS server for names that the site does not pin (default: /etc/resolv.conf).
+    /// DNS server for names that the site does not pin; repeat for several, tried in turn
+    /// (default: every nameserver of /etc/resolv.conf).
     #[arg(long, value_name = "ADDR[:PORT]")]
-    pub resolver: Option<String>,
+    pub resolver: Vec<String>,
     /// Trusted CA certificates (PEM) for TLS checks, instead of the public web roots.
     #[arg(long, value_name = "FILE")]
     pub ca: Option<PathBuf>,
@@ -313,9 +314,11 @@ pub struct SyncArgs {
     /// Keep last known good addresses here (survives restarts).
     #[arg(long, value_name = "DIR")]
     pub state_dir: Option<PathBuf>,
-    /// DNS server (default: /etc/resolv.conf).
+    /// DNS server; repeat for several, tried in turn (default: every nameserver of
+    /// /etc/resolv.conf). Answers are accepted only from the server asked, with the query's
+    /// random id and question.
     #[arg(long, value_name = "ADDR[:PORT]")]
-    pub resolver: Option<String>,
+    pub resolver: Vec<String>,
     /// Serve Prometheus metrics over HTTP at ADDR:PORT.
     #[arg(long, value_name = "ADDR:PORT")]
     pub metrics: Option<String>,
@@ -350,6 +353,13 @@ pub struct DnsProxyArgs {
     /// How long to wait for the upstream.
     #[arg(long, default_value = "3s", value_name = "DURATION")]
     pub timeout: String,
+    /// Also answer clients in this network (repeat for several). By default only the
+    /// appliance's own addresses and loopback are answered; everyone else gets REFUSED.
+    #[arg(long, value_name = "NET")]
+    pub allow: Vec<String>,
+    /// Queries per second answered per client (the burst is twice this); more are dropped.
+    #[arg(long, default_value_t = portolan_net::dns_proxy::CLIENT_RATE, value_name = "QPS")]
+    pub rate: u32,
 }
 
 #[derive(Debug, Args)]

@@ -68,15 +68,20 @@ pub fn load_reported(sel: &Selection, rep: &mut crate::report::Reporter) -> Opti
     }
 }
 
-/// `--resolver`/`--upstream`: ADDR or ADDR:PORT, or /etc/resolv.conf when not given.
-pub fn resolver_address(arg: Option<&str>) -> Result<Option<std::net::SocketAddr>, Diagnostic> {
-    match arg {
-        None => Ok(portolan_net::dns::system_server()),
-        Some(r) => portolan_net::dns::parse_server(r).map(Some).ok_or_else(|| {
-            Diagnostic::error(format!("`{}` is not a resolver address", r.escape_debug()))
-                .with_help("write ADDR or ADDR:PORT, e.g. 192.0.2.53 or [2001:db8::53]:5353")
-        }),
+/// `--resolver` (each ADDR or ADDR:PORT), or every nameserver of /etc/resolv.conf when none
+/// is given.
+pub fn resolver_addresses(args: &[String]) -> Result<Vec<std::net::SocketAddr>, Diagnostic> {
+    if args.is_empty() {
+        return Ok(portolan_net::dns::system_servers());
     }
+    args.iter()
+        .map(|r| {
+            portolan_net::dns::parse_server(r).ok_or_else(|| {
+                Diagnostic::error(format!("`{}` is not a resolver address", r.escape_debug()))
+                    .with_help("write ADDR or ADDR:PORT, e.g. 192.0.2.53 or [2001:db8::53]:5353")
+            })
+        })
+        .collect()
 }
 
 /// The async runtime for the network commands.

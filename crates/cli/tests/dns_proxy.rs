@@ -318,3 +318,266 @@ fn proxy_adds_wildcard_answers_before_the_first_packet() {
         "{elements}"
     );
 }
+
+/// A small lab for the proxy's own defences: the gateway topology with the rendered
+/// ruleset on the firewall, an upstream in the internet zone, and the proxy on the firewall
+/// at 192.0.2.1:53 started with `extra` arguments.
+struct Lab {
+    topo: Topology,
+    dir: std::path::PathBuf,
+    zone: dns::Shared,
+    proxy: std::process::Child,
+}
+
+impl Lab {
+    fn start(extra: &[&str]) -> Option<Lab> {
+        if !require_root_tools() {
+            return None;
+        }
+        let mut topo = Topology::build(&[]);
+        topo.add_addr("192.0.2.10".parse().expect("a"), Zone::App);
+        topo.add_addr("192.0.2.66".parse().expect("a"), Zone::App);
+        topo.add_addr(UPSTREAM.parse().expect("a"), Zone::Wan);
+        let zone = dns::zone(5, &[]);
+        zone.lock().expect("zone").wildcard = Some(("avcloud.intra2net.com".into(), address_of));
+        let sa = SocketAddr::new(UPSTREAM.parse().expect("a"), 53);
+        let (u, t) = in_ns(&topo.ns(Zone::Wan), move || {
+            (
+                UdpSocket::bind(sa).expect("udp"),
+                TcpListener::bind(sa).expect("tcp"),
+            )
+        });
+        dns::serve(zone.clone(), u, t);
+        let dir = std::env::temp_dir().join(format!("portolan-proxylab-{}", topo.id));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let site_text = format!(
+            "profile = \"profile.toml\"\n[appliance]\naddresses = [\"192.0.2.10\"]\n[roles]\ndns-server = [\"{UPSTREAM}\"]\n\
+             [placement]\nmode = \"gateway\"\nappliance_interface = \"{}\"\ndefault_interface = \"{}\"\nothers = \"accept\"\n[placement.zones]\ninternet = \"{}\"\n",
+            topo.fw_if(Zone::App),
+            topo.fw_if(Zone::Lan),
+            topo.fw_if(Zone::Wan)
+        );
+        std::fs::write(dir.join("site.toml"), &site_text).expect("site");
+        std::fs::write(dir.join("profile.toml"), PROFILE).expect("profile");
+        let (s, _) = site::parse(&Source::new("site.toml", site_text.as_str())).expect("site");
+        let (p, _) = profile::parse(&Source::new("profile.toml", PROFILE)).expect("profile");
+        let plan = plan::build(&p, &s, None).expect("plan");
+        let rules = render::render(&plan, render::target("nftables").expect("t")).text;
+        std::fs::write(dir.join("fw.nft"), rules).expect("rules");
+        must(&[
+            "ip",
+            "netns",
+            "exec",
+            &topo.ns(Zone::Fw),
+            "nft",
+            "-f",
+            &dir.join("fw.nft").to_string_lossy(),
+        ]);
+        let proxy = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &topo.ns(Zone::Fw),
+                env!("CARGO_BIN_EXE_portolan"),
+                "dns-proxy",
+                "--site",
+            ])
+            .arg(dir.join("site.toml"))
+            .args(["--listen", "192.0.2.1:53", "--upstream", UPSTREAM])
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start proxy");
+        std::thread::sleep(Duration::from_millis(500));
+        Some(Lab {
+            topo,
+            dir,
+            zone,
+            proxy,
+        })
+    }
+
+    fn set_elements(&self) -> String {
+        String::from_utf8_lossy(
+            &self
+                .topo
+                .exec(
+                    Zone::Fw,
+                    &[
+                        "nft",
+                        "list",
+                        "set",
+                        "inet",
+                        "portolan",
+                        "wild_avcloud.intra2net.com_v4",
+                    ],
+                )
+                .stdout,
+        )
+        .to_string()
+    }
+
+    /// (VmHWM, VmRSS) of the proxy in KiB, and its open file descriptors.
+    fn usage(&self) -> (u64, u64, usize) {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.proxy.id()))
+            .unwrap_or_default();
+        let kib = |key: &str| {
+            status
+                .lines()
+                .find(|l| l.starts_with(key))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0)
+        };
+        let fds = std::fs::read_dir(format!("/proc/{}/fd", self.proxy.id()))
+            .map(|d| d.count())
+            .unwrap_or(0);
+        (kib("VmHWM:"), kib("VmRSS:"), fds)
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        let _ = self.proxy.kill();
+        let _ = self.proxy.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// One UDP query from `src` (bound there, so the proxy sees that client address).
+fn udp_query_from(src: &str, proxy: SocketAddr, name: &str) -> Result<Message, String> {
+    let s = UdpSocket::bind((src.parse::<IpAddr>().expect("a"), 0)).map_err(|e| e.to_string())?;
+    s.connect(proxy).map_err(|e| e.to_string())?;
+    s.set_read_timeout(Some(Duration::from_secs(3)))
+        .map_err(|e| e.to_string())?;
+    s.send(&query(name)).map_err(|e| e.to_string())?;
+    let mut buf = [0u8; 1500];
+    let n = s.recv(&mut buf).map_err(|e| format!("no answer: {e}"))?;
+    Message::from_vec(&buf[..n]).map_err(|e| e.to_string())
+}
+
+/// Regression (issue: the DNS proxy was an open resolver): a client that is not the
+/// appliance gets REFUSED, over UDP and TCP, and nothing it asks enters a set; the appliance
+/// is served as before.
+#[test]
+fn proxy_refuses_clients_other_than_the_appliance() {
+    let Some(lab) = Lab::start(&[]) else {
+        return;
+    };
+    let proxy: SocketAddr = "192.0.2.1:53".parse().expect("a");
+    let (outsider, outsider_tcp, appliance) = in_ns(&lab.topo.ns(Zone::App), move || {
+        (
+            udp_query_from("192.0.2.66", proxy, "n7-outsider.avcloud.intra2net.com"),
+            {
+                // TCP from the outsider address.
+                use std::io::{Read, Write};
+                let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)
+                    .expect("socket");
+                sock.bind(&SocketAddr::from(([192, 0, 2, 66], 0)).into())
+                    .expect("bind");
+                sock.connect_timeout(&proxy.into(), Duration::from_secs(2))
+                    .expect("connect");
+                let mut s: TcpStream = sock.into();
+                s.set_read_timeout(Some(Duration::from_secs(3))).expect("t");
+                let q = query("n8-outsider.avcloud.intra2net.com");
+                let mut framed = (q.len() as u16).to_be_bytes().to_vec();
+                framed.extend(q);
+                s.write_all(&framed).expect("write");
+                let mut len = [0u8; 2];
+                s.read_exact(&mut len).expect("length");
+                let mut body = vec![0u8; usize::from(u16::from_be_bytes(len))];
+                s.read_exact(&mut body).expect("body");
+                Message::from_vec(&body).expect("dns")
+            },
+            udp_query_from("192.0.2.10", proxy, "n9-appliance.avcloud.intra2net.com"),
+        )
+    });
+    let outsider = outsider.expect("the outsider gets an answer");
+    assert_eq!(
+        outsider.metadata.response_code,
+        hickory_proto::op::ResponseCode::Refused
+    );
+    assert!(outsider.answers.is_empty());
+    assert_eq!(
+        outsider_tcp.metadata.response_code,
+        hickory_proto::op::ResponseCode::Refused
+    );
+    let appliance = appliance.expect("the appliance is served");
+    assert_eq!(
+        appliance.metadata.response_code,
+        hickory_proto::op::ResponseCode::NoError
+    );
+    let elements = lab.set_elements();
+    assert!(elements.contains("198.18.1.9"), "{elements}");
+    assert!(
+        !elements.contains("198.18.1.7") && !elements.contains("198.18.1.8"),
+        "an outsider's query entered the set: {elements}"
+    );
+    // Only the upstream saw the appliance's query; the outsider's never left the proxy.
+    assert_eq!(lab.zone.lock().expect("zone").queries, 1);
+}
+
+/// Regression (issue: one task per datagram, unbounded): 10,000 queries from one client
+/// while the upstream is silent keep at most a bounded number of queries (sockets) in
+/// flight and a bounded amount of memory; afterwards the proxy still answers.
+#[test]
+fn a_query_flood_costs_bounded_memory() {
+    // The rate limit is lifted so that the bound on work in flight is what is tested.
+    let Some(lab) = Lab::start(&["--rate", "1000000", "--timeout", "2s"]) else {
+        return;
+    };
+    lab.zone.lock().expect("zone").down = true;
+    let (hwm_before, _, fds_before) = lab.usage();
+    let proxy: SocketAddr = "192.0.2.1:53".parse().expect("a");
+    let sender = std::thread::spawn({
+        let ns = lab.topo.ns(Zone::App);
+        move || {
+            in_ns(&ns, move || {
+                let s = UdpSocket::bind("192.0.2.10:0").expect("bind");
+                s.connect(proxy).expect("connect");
+                for i in 0..10_000u32 {
+                    let _ = s.send(&query(&format!(
+                        "n{}-flood{i}.avcloud.intra2net.com",
+                        i % 200
+                    )));
+                    if i % 500 == 0 {
+                        std::thread::sleep(Duration::from_millis(20));
+                    }
+                }
+            })
+        }
+    });
+    let mut max_fds = fds_before;
+    while !sender.is_finished() {
+        max_fds = max_fds.max(lab.usage().2);
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    sender.join().expect("sender");
+    for _ in 0..100 {
+        max_fds = max_fds.max(lab.usage().2);
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let (hwm_after, _, _) = lab.usage();
+    eprintln!(
+        "flood: fds {fds_before} -> max {max_fds}, VmHWM {hwm_before} KiB -> {hwm_after} KiB"
+    );
+    assert!(
+        max_fds <= fds_before + portolan_net::dns_proxy::MAX_INFLIGHT + 8,
+        "{max_fds} descriptors open at once: work in flight is not bounded"
+    );
+    assert!(
+        hwm_after < hwm_before + 48 * 1024,
+        "peak memory grew from {hwm_before} KiB to {hwm_after} KiB"
+    );
+    // Still serving once the upstream is back.
+    lab.zone.lock().expect("zone").down = false;
+    std::thread::sleep(Duration::from_secs(3));
+    let after = in_ns(&lab.topo.ns(Zone::App), move || {
+        udp_query_from("192.0.2.10", proxy, "n42-after.avcloud.intra2net.com")
+    });
+    assert_eq!(
+        after.map(|m| m.metadata.response_code),
+        Ok(hickory_proto::op::ResponseCode::NoError)
+    );
+}

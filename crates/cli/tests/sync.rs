@@ -129,8 +129,6 @@ fn sync_once(
         "--once".into(),
         "--site".into(),
         dir.join("site.toml").to_string_lossy().into(),
-        "--resolver".into(),
-        DNS.into(),
         "--state-dir".into(),
         dir.join("state").to_string_lossy().into(),
         "--min-refresh".into(),
@@ -140,7 +138,9 @@ fn sync_once(
         "--format".into(),
         "json".into(),
     ];
+    // Extra resolvers are asked before the test's DNS server.
     args.extend(extra.iter().map(|s| s.to_string()));
+    args.extend(["--resolver".to_string(), DNS.to_string()]);
     let out = Command::new("ip").args(&args).output().expect("run sync");
     let doc = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
         panic!(
@@ -352,5 +352,117 @@ fn sync_daemon_follows_a_changed_record_within_the_ttl_bound() {
         "sync exits cleanly on SIGTERM: {status:?}\n{err}"
     );
     assert!(err.contains("sync: stopping"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Regression (issue: forged DNS answers entered allow sets): the stub resolver used fixed
+/// query ids and took the first datagram that came back. A server that answers each query
+/// first with a wrong id, a wrong question, a query instead of a response and from a wrong
+/// source address, and only then with the real answer, must never get its addresses into a
+/// set. The appliance's input filter is removed for this test, so that the resolver itself,
+/// not the firewall, has to throw the forgeries away.
+#[test]
+fn forged_dns_answers_never_enter_a_set() {
+    use hickory_proto::op::{Message, MessageType, OpCode, Query};
+    use hickory_proto::rr::rdata::A;
+    use hickory_proto::rr::{Name, RData, Record};
+
+    if !require_root_tools() {
+        return;
+    }
+    let mut topo = Topology::build(&[]);
+    topo.add_addr(ip("192.0.2.10"), Zone::App);
+    topo.add_addr(ip(DNS), Zone::Wan);
+    topo.add_addr(ip("203.0.113.54"), Zone::Wan);
+    let dir = std::env::temp_dir().join(format!("portolan-forged-{}", topo.id));
+    std::fs::create_dir_all(&dir).expect("dir");
+    std::fs::write(dir.join("site.toml"), SITE).expect("site");
+    std::fs::write(dir.join("profile.toml"), PROFILE).expect("profile");
+    load_table(&topo, &dir);
+    for chain in ["input", "output"] {
+        let o = topo.exec(
+            Zone::App,
+            &["nft", "delete", "chain", "inet", "portolan", chain],
+        );
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+
+    let (real, other) = in_ns(&topo.ns(Zone::Wan), || {
+        (
+            UdpSocket::bind((ip(DNS), 53)).expect("udp 53"),
+            UdpSocket::bind((ip("203.0.113.54"), 53)).expect("udp .54"),
+        )
+    });
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 1500];
+        while let Ok((n, peer)) = real.recv_from(&mut buf) {
+            let Ok(q) = Message::from_vec(&buf[..n]) else {
+                continue;
+            };
+            let Some(question) = q.queries.first().cloned() else {
+                continue;
+            };
+            let reply = |id: u16, kind: MessageType, asked: Query, addr: &str| {
+                let mut m = Message::new(id, kind, OpCode::Query);
+                m.metadata.recursion_available = true;
+                m.add_query(asked);
+                if question.query_type() == hickory_proto::rr::RecordType::A {
+                    m.answers.push(Record::from_rdata(
+                        question.name().clone(),
+                        60,
+                        RData::A(A(addr.parse().expect("a"))),
+                    ));
+                }
+                m.to_vec().expect("encode")
+            };
+            let id = q.metadata.id;
+            let wrong_question = Query::query(
+                Name::from_ascii("elsewhere.example.").expect("name"),
+                question.query_type(),
+            );
+            // From the wrong source address, otherwise perfect.
+            let _ = other.send_to(
+                &reply(id, MessageType::Response, question.clone(), "198.51.100.68"),
+                peer,
+            );
+            let forged = [
+                reply(
+                    id ^ 0x5a5a,
+                    MessageType::Response,
+                    question.clone(),
+                    "198.51.100.66",
+                ),
+                reply(id, MessageType::Response, wrong_question, "198.51.100.67"),
+                reply(id, MessageType::Query, question.clone(), "198.51.100.69"),
+            ];
+            for f in &forged {
+                let _ = real.send_to(f, peer);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+            let _ = real.send_to(
+                &reply(id, MessageType::Response, question.clone(), "203.0.113.10"),
+                peer,
+            );
+        }
+    });
+
+    // The first resolver does not exist (no answer at all); the second is the forger.
+    for round in 0..3 {
+        let (code, doc) = sync_once(&topo, &dir, &["--resolver", "203.0.113.99"]);
+        assert_eq!(code, Some(0), "round {round}: {doc}");
+        let o = outcome(&doc, "update.intra2net.com");
+        assert_eq!(o["result"], "ok", "{doc}");
+        assert_eq!(o["asserted"], serde_json::json!(["203.0.113.10"]), "{doc}");
+        for set in [
+            "dns_update.intra2net.com_v4",
+            "dns_avupdate.intra2net.com_v4",
+        ] {
+            assert_eq!(
+                set_elements(&topo, set),
+                ["203.0.113.10"],
+                "round {round}: a forged address entered {set}"
+            );
+        }
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }

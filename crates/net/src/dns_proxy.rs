@@ -8,27 +8,52 @@
 //! the element timeout. Other queries are forwarded unchanged. Only answers from the
 //! configured upstream are accepted: each forward uses a socket connected to the upstream,
 //! and the answer must carry the query's id and question.
+//!
+//! It is not an open resolver, and a client cannot make it do unbounded work:
+//! - only clients in [`Config::allow`] (the appliance's addresses and loopback by default)
+//!   are served; everyone else gets REFUSED, and nothing they ask is forwarded or enters a set;
+//! - each client has a token bucket ([`Config::rate`] queries per second, twice that as
+//!   burst); queries over it are dropped without an answer;
+//! - at most [`Config::max_inflight`] queries are worked on at once (UDP and TCP together);
+//!   the receive loop waits for a free slot, so a flood fills the kernel's socket buffer, not
+//!   memory; at most [`Config::max_tcp`] TCP connections, each closed after
+//!   [`Config::tcp_idle`] without a complete query;
+//! - UDP answers larger than the client's advertised size (512 bytes without EDNS) are sent
+//!   truncated (TC set, question only), so the client asks again over TCP.
 
+use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
-use hickory_proto::op::{Message, MessageType, ResponseCode};
+use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::RecordType;
+use ipnet::IpNet;
 use portolan_core::model::wildcard_matches;
 use portolan_core::plan::{Plan, SetKind};
 use portolan_core::render::{self, nftables::nft_set_name, Family};
 use tokio::net::UdpSocket;
+use tokio::sync::Semaphore;
 
-use crate::dns::chain_addresses;
+use crate::dns::{answers, chain_addresses, read_framed, write_framed};
 use crate::sync::{apply, SetUpdate};
 
 /// Element timeouts are at least this long, whatever the TTL.
 pub const MIN_ELEMENT_TIMEOUT: Duration = Duration::from_secs(60);
 /// Added to the TTL for the element timeout; reply TTLs stay below the timeout by this much.
 pub const GRACE: Duration = Duration::from_secs(30);
-/// Largest DNS message handled over UDP.
-const MAX_UDP: usize = 4096;
+/// Largest DNS message read over UDP (from a client or the upstream).
+const MAX_UDP: usize = 65_535;
+/// Queries worked on at once, UDP and TCP together.
+pub const MAX_INFLIGHT: usize = 256;
+/// TCP connections at once.
+pub const MAX_TCP_CONNECTIONS: usize = 64;
+/// A TCP connection is closed after this long without a complete query.
+pub const TCP_IDLE: Duration = Duration::from_secs(10);
+/// Queries per second per client (the burst is twice this).
+pub const CLIENT_RATE: u32 = 200;
+/// Clients whose rate is tracked at once; past this, idle ones are forgotten.
+const MAX_TRACKED_CLIENTS: usize = 4096;
 
 /// A wildcard and the nft sets it fills.
 #[derive(Debug, Clone)]
@@ -74,6 +99,88 @@ pub fn wildcards(plan: &Plan) -> Vec<Wildcard> {
 pub struct Config {
     pub upstream: SocketAddr,
     pub timeout: Duration,
+    /// Clients that are answered (loopback always is); everyone else gets REFUSED.
+    pub allow: Vec<IpNet>,
+    /// Queries per second per client; the burst is twice this.
+    pub rate: u32,
+    pub max_inflight: usize,
+    pub max_tcp: usize,
+    pub tcp_idle: Duration,
+}
+
+impl Config {
+    /// The defaults above, answering `allow` (and loopback).
+    pub fn new(upstream: SocketAddr, timeout: Duration, allow: Vec<IpNet>) -> Config {
+        Config {
+            upstream,
+            timeout,
+            allow,
+            rate: CLIENT_RATE,
+            max_inflight: MAX_INFLIGHT,
+            max_tcp: MAX_TCP_CONNECTIONS,
+            tcp_idle: TCP_IDLE,
+        }
+    }
+
+    /// May `client` use the proxy?
+    pub fn allows(&self, client: IpAddr) -> bool {
+        let ip = client.to_canonical();
+        ip.is_loopback() || self.allow.iter().any(|n| n.contains(&ip))
+    }
+}
+
+/// The appliance's own addresses from the plan: the clients served by default.
+pub fn default_allow(plan: &Plan) -> Vec<IpNet> {
+    let a = plan.appliance();
+    a.v4.iter()
+        .map(|n| IpNet::V4(*n))
+        .chain(a.v6.iter().map(|n| IpNet::V6(*n)))
+        .collect()
+}
+
+/// Per-client token buckets, bounded in size.
+struct Limiter {
+    rate: f64,
+    burst: f64,
+    clients: Mutex<HashMap<IpAddr, (f64, Instant)>>,
+}
+
+impl Limiter {
+    fn new(rate: u32) -> Limiter {
+        let rate = f64::from(rate.max(1));
+        Limiter {
+            rate,
+            burst: 2.0 * rate,
+            clients: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Take one token for `ip`; false when its bucket is empty.
+    fn admit(&self, ip: IpAddr) -> bool {
+        let now = Instant::now();
+        let Ok(mut map) = self.clients.lock() else {
+            return false;
+        };
+        if map.len() >= MAX_TRACKED_CLIENTS && !map.contains_key(&ip) {
+            // Forget clients whose bucket has refilled: they lose nothing by it.
+            let (rate, burst) = (self.rate, self.burst);
+            map.retain(|_, (tokens, at)| {
+                *tokens + now.duration_since(*at).as_secs_f64() * rate < burst
+            });
+            if map.len() >= MAX_TRACKED_CLIENTS {
+                return false;
+            }
+        }
+        let (tokens, at) = map.entry(ip).or_insert((self.burst, now));
+        *tokens = (*tokens + now.duration_since(*at).as_secs_f64() * self.rate).min(self.burst);
+        *at = now;
+        if *tokens >= 1.0 {
+            *tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
 }
 
 /// Forward over TCP (for clients that asked over TCP, e.g. after a truncated answer).
@@ -82,24 +189,14 @@ async fn forward_tcp(
     query: &[u8],
     q: &Message,
 ) -> Result<(Vec<u8>, Message), String> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let io = async {
-        let mut s = tokio::net::TcpStream::connect(cfg.upstream).await?;
-        let mut framed = (query.len() as u16).to_be_bytes().to_vec();
-        framed.extend_from_slice(query);
-        s.write_all(&framed).await?;
-        let mut len = [0u8; 2];
-        s.read_exact(&mut len).await?;
-        let mut body = vec![0u8; usize::from(u16::from_be_bytes(len))];
-        s.read_exact(&mut body).await?;
-        Ok::<_, std::io::Error>(body)
-    };
-    let body = tokio::time::timeout(cfg.timeout, io)
+    let body = crate::dns::exchange_tcp(cfg.upstream, query, cfg.timeout)
         .await
-        .map_err(|_| "upstream timeout".to_string())?
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::TimedOut => "upstream timeout".to_string(),
+            _ => e.to_string(),
+        })?;
     let m = Message::from_vec(&body).map_err(|e| e.to_string())?;
-    if m.metadata.id != q.metadata.id || m.queries != q.queries {
+    if !answers(q, &m) {
         return Err("the upstream's answer does not match the question".into());
     }
     Ok((body, m))
@@ -118,29 +215,55 @@ async fn forward(cfg: &Config, query: &[u8], q: &Message) -> Result<(Vec<u8>, Me
         .await
         .map_err(|e| e.to_string())?;
     sock.send(query).await.map_err(|e| e.to_string())?;
-    let mut buf = vec![0u8; MAX_UDP];
+    // As large as the client offered (the upstream's answer is bounded by it), not more.
+    let mut buf = vec![0u8; usize::from(q.max_payload()).min(MAX_UDP)];
+    let deadline = Instant::now() + cfg.timeout;
     loop {
-        let n = tokio::time::timeout(cfg.timeout, sock.recv(&mut buf))
+        let left = deadline.saturating_duration_since(Instant::now());
+        let n = tokio::time::timeout(left, sock.recv(&mut buf))
             .await
             .map_err(|_| "upstream timeout".to_string())?
             .map_err(|e| e.to_string())?;
         let Ok(m) = Message::from_vec(&buf[..n]) else {
             continue;
         };
-        if m.metadata.id == q.metadata.id
-            && m.metadata.message_type == MessageType::Response
-            && m.queries == q.queries
-        {
+        if answers(q, &m) {
             return Ok((buf[..n].to_vec(), m));
         }
     }
 }
 
-fn servfail(q: &Message) -> Vec<u8> {
-    let mut m = Message::error_msg(q.metadata.id, q.metadata.op_code, ResponseCode::ServFail);
+fn error_reply(q: &Message, code: ResponseCode) -> Vec<u8> {
+    let mut m = Message::error_msg(q.metadata.id, q.metadata.op_code, code);
     m.queries = q.queries.clone();
     m.metadata.recursion_desired = q.metadata.recursion_desired;
     m.to_vec().unwrap_or_default()
+}
+
+fn servfail(q: &Message) -> Vec<u8> {
+    error_reply(q, ResponseCode::ServFail)
+}
+
+/// REFUSED for a query from a client that is not allowed (None if it is not DNS at all).
+pub fn refused(query: &[u8]) -> Option<Vec<u8>> {
+    let q = Message::from_vec(query).ok()?;
+    (q.metadata.message_type == hickory_proto::op::MessageType::Query)
+        .then(|| error_reply(&q, ResponseCode::Refused))
+}
+
+/// Make a UDP reply fit the size the client offered (512 bytes without EDNS): if it does
+/// not, the header and question only, with TC set, so the client retries over TCP.
+pub fn fit_udp(query: &[u8], reply: Vec<u8>) -> Vec<u8> {
+    let max = Message::from_vec(query)
+        .map(|q| usize::from(q.max_payload()))
+        .unwrap_or(512);
+    if reply.len() <= max {
+        return reply;
+    }
+    match Message::from_vec(&reply) {
+        Ok(m) => m.truncate().to_vec().unwrap_or_default(),
+        Err(_) => Vec::new(),
+    }
 }
 
 /// What happened to one query (for the log).
@@ -238,7 +361,7 @@ pub async fn handle(
 }
 
 /// Serve on `sock` (UDP) and `tcp` until `stop` resolves. `log` is told about each wildcard
-/// query.
+/// query, and about the first refused query of each client.
 pub async fn serve(
     sock: UdpSocket,
     tcp: tokio::net::TcpListener,
@@ -248,56 +371,126 @@ pub async fn serve(
     stop: impl std::future::Future<Output = ()>,
 ) {
     let sock = Arc::new(sock);
+    let inflight = Arc::new(Semaphore::new(cfg.max_inflight.max(1)));
+    let connections = Arc::new(Semaphore::new(cfg.max_tcp.max(1)));
+    let limiter = Arc::new(Limiter::new(cfg.rate));
+    let refused_logged: Arc<Mutex<HashSet<IpAddr>>> = Arc::new(Mutex::new(HashSet::new()));
     let cfg = Arc::new(cfg);
     let wilds = Arc::new(wilds);
-    let serve = async {
-        let mut buf = vec![0u8; MAX_UDP];
-        loop {
-            let Ok((n, peer)) = sock.recv_from(&mut buf).await else {
-                continue;
-            };
-            let query = buf[..n].to_vec();
-            let (sock, cfg, wilds, log) = (sock.clone(), cfg.clone(), wilds.clone(), log.clone());
-            tokio::spawn(async move {
-                let (reply, handled) = handle(&cfg, &wilds, &query, false).await;
-                if let Some(h) = &handled {
-                    log(h);
-                }
-                if let Some(r) = reply {
-                    let _ = sock.send_to(&r, peer).await;
-                }
-            });
+    let note_refused = {
+        let (log, seen) = (log.clone(), refused_logged.clone());
+        move |ip: IpAddr| {
+            let first = seen
+                .lock()
+                .map(|mut s| s.len() < MAX_TRACKED_CLIENTS && s.insert(ip))
+                .unwrap_or(false);
+            if first {
+                log(&Handled {
+                    name: String::new(),
+                    wildcard: None,
+                    added: vec![],
+                    error: Some(format!(
+                        "REFUSED: client {ip} is not allowed (give --allow to serve it); further refusals of it are not logged"
+                    )),
+                });
+            }
         }
     };
-    let (cfg2, wilds2, log2) = (cfg.clone(), wilds.clone(), log.clone());
+    let serve_udp = {
+        let (cfg, wilds, log, limiter, inflight) = (
+            cfg.clone(),
+            wilds.clone(),
+            log.clone(),
+            limiter.clone(),
+            inflight.clone(),
+        );
+        let note_refused = note_refused.clone();
+        async move {
+            let mut buf = vec![0u8; MAX_UDP];
+            loop {
+                let Ok((n, peer)) = sock.recv_from(&mut buf).await else {
+                    continue;
+                };
+                let ip = peer.ip().to_canonical();
+                if !limiter.admit(ip) {
+                    continue;
+                }
+                if !cfg.allows(ip) {
+                    if let Some(r) = refused(&buf[..n]) {
+                        let _ = sock.send_to(&r, peer).await;
+                    }
+                    note_refused(ip);
+                    continue;
+                }
+                // Wait for a free slot: bounded work, and the kernel queues the rest.
+                let Ok(permit) = inflight.clone().acquire_owned().await else {
+                    return;
+                };
+                let query = buf[..n].to_vec();
+                let (sock, cfg, wilds, log) =
+                    (sock.clone(), cfg.clone(), wilds.clone(), log.clone());
+                tokio::spawn(async move {
+                    let _permit = permit;
+                    let (reply, handled) = handle(&cfg, &wilds, &query, false).await;
+                    if let Some(h) = &handled {
+                        log(h);
+                    }
+                    if let Some(r) = reply {
+                        let r = fit_udp(&query, r);
+                        let _ = sock.send_to(&r, peer).await;
+                    }
+                });
+            }
+        }
+    };
     let serve_tcp = async move {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
         loop {
-            let Ok((mut c, _)) = tcp.accept().await else {
+            let Ok((mut c, peer)) = tcp.accept().await else {
                 continue;
             };
-            let (cfg, wilds, log) = (cfg2.clone(), wilds2.clone(), log2.clone());
+            let Ok(conn) = connections.clone().try_acquire_owned() else {
+                // Too many connections: close this one at once.
+                continue;
+            };
+            let ip = peer.ip().to_canonical();
+            let (cfg, wilds, log, limiter, inflight) = (
+                cfg.clone(),
+                wilds.clone(),
+                log.clone(),
+                limiter.clone(),
+                inflight.clone(),
+            );
+            let note_refused = note_refused.clone();
             tokio::spawn(async move {
-                // One or more length-prefixed queries per connection.
+                let _conn = conn;
+                // One or more length-prefixed queries per connection, each within the idle
+                // timeout.
                 loop {
-                    let mut len = [0u8; 2];
-                    let read =
-                        tokio::time::timeout(Duration::from_secs(10), c.read_exact(&mut len)).await;
-                    if !matches!(read, Ok(Ok(_))) {
+                    let q = match tokio::time::timeout(cfg.tcp_idle, read_framed(&mut c)).await {
+                        Ok(Ok(Some(q))) => q,
+                        _ => return,
+                    };
+                    if !limiter.admit(ip) {
                         return;
                     }
-                    let mut q = vec![0u8; usize::from(u16::from_be_bytes(len))];
-                    if c.read_exact(&mut q).await.is_err() {
+                    if !cfg.allows(ip) {
+                        if let Some(r) = refused(&q) {
+                            let _ = write_framed(&mut c, &r).await;
+                        }
+                        note_refused(ip);
                         return;
                     }
+                    let Ok(permit) = inflight.clone().acquire_owned().await else {
+                        return;
+                    };
                     let (reply, handled) = handle(&cfg, &wilds, &q, true).await;
+                    drop(permit);
                     if let Some(h) = &handled {
                         log(h);
                     }
                     let Some(r) = reply else { return };
-                    let mut framed = (r.len() as u16).to_be_bytes().to_vec();
-                    framed.extend(r);
-                    if c.write_all(&framed).await.is_err() {
+                    let write = tokio::time::timeout(cfg.tcp_idle, write_framed(&mut c, &r));
+                    if !matches!(write.await, Ok(Ok(()))) {
                         return;
                     }
                 }
@@ -305,7 +498,7 @@ pub async fn serve(
         }
     };
     tokio::select! {
-        _ = serve => {}
+        _ = serve_udp => {}
         _ = serve_tcp => {}
         _ = stop => {}
     }
@@ -314,7 +507,7 @@ pub async fn serve(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use hickory_proto::op::{OpCode, Query};
+    use hickory_proto::op::{MessageType, OpCode, Query};
     use hickory_proto::rr::rdata::{A, CNAME};
     use hickory_proto::rr::{Name, RData, Record};
 
@@ -340,5 +533,81 @@ mod tests {
         let (addrs, ttl) = chain_addresses(&m, &q);
         assert_eq!(addrs, vec!["203.0.113.7".parse::<IpAddr>().expect("a")]);
         assert_eq!(ttl, 50);
+    }
+
+    #[test]
+    fn only_allowed_clients_and_loopback_are_served() {
+        let cfg = Config::new(
+            "192.0.2.53:53".parse().expect("sa"),
+            Duration::from_secs(1),
+            vec!["192.0.2.10/32".parse().expect("net")],
+        );
+        assert!(cfg.allows("192.0.2.10".parse().expect("a")));
+        assert!(cfg.allows("127.0.0.1".parse().expect("a")));
+        assert!(cfg.allows("::1".parse().expect("a")));
+        assert!(cfg.allows("::ffff:192.0.2.10".parse().expect("a")));
+        assert!(!cfg.allows("192.0.2.11".parse().expect("a")));
+        assert!(!cfg.allows("2001:db8::1".parse().expect("a")));
+    }
+
+    #[test]
+    fn the_rate_limit_holds_per_client_and_the_table_stays_bounded() {
+        let l = Limiter::new(10);
+        let a: IpAddr = "192.0.2.10".parse().expect("a");
+        let admitted = (0..100).filter(|_| l.admit(a)).count();
+        assert!((20..=21).contains(&admitted), "{admitted}");
+        let b: IpAddr = "192.0.2.11".parse().expect("a");
+        assert!(l.admit(b), "one client's flood must not starve another");
+        for i in 0..(3 * MAX_TRACKED_CLIENTS as u32) {
+            l.admit(IpAddr::V4(std::net::Ipv4Addr::from(0x0a00_0000 + i)));
+        }
+        assert!(l.clients.lock().expect("lock").len() <= MAX_TRACKED_CLIENTS);
+    }
+
+    #[test]
+    fn large_udp_answers_are_truncated_to_the_client_size() {
+        let q = Name::from_ascii("big.example.").expect("name");
+        let mut query = Message::new(7, MessageType::Query, OpCode::Query);
+        query.add_query(Query::query(q.clone(), RecordType::A));
+        let qbytes = query.to_vec().expect("q");
+        let mut answer = query.clone();
+        answer.metadata.message_type = MessageType::Response;
+        for i in 0..100u32 {
+            answer.answers.push(Record::from_rdata(
+                q.clone(),
+                60,
+                RData::A(A(std::net::Ipv4Addr::from(0xc633_6400 + i))),
+            ));
+        }
+        let big = answer.to_vec().expect("a");
+        assert!(big.len() > 512);
+        let fitted = fit_udp(&qbytes, big.clone());
+        let m = Message::from_vec(&fitted).expect("fitted");
+        assert!(fitted.len() <= 512);
+        assert!(m.metadata.truncation);
+        assert_eq!(m.metadata.id, 7);
+        assert_eq!(m.queries, query.queries);
+        assert!(m.answers.is_empty());
+        // With EDNS offering 4096, it goes through whole.
+        let mut edns = hickory_proto::op::Edns::new();
+        edns.set_max_payload(4096);
+        query.set_edns(edns);
+        let fitted = fit_udp(&query.to_vec().expect("q"), big.clone());
+        assert_eq!(fitted, big);
+    }
+
+    #[test]
+    fn refused_echoes_id_and_question() {
+        let mut query = Message::new(99, MessageType::Query, OpCode::Query);
+        query.add_query(Query::query(
+            Name::from_ascii("x.avcloud.intra2net.com.").expect("n"),
+            RecordType::A,
+        ));
+        let r = refused(&query.to_vec().expect("q")).expect("refused");
+        let m = Message::from_vec(&r).expect("m");
+        assert_eq!(m.metadata.response_code, ResponseCode::Refused);
+        assert_eq!(m.metadata.id, 99);
+        assert_eq!(m.queries, query.queries);
+        assert!(refused(b"not dns").is_none());
     }
 }

@@ -39,6 +39,21 @@ pub fn run(args: &DnsProxyArgs, rep: &mut Reporter) -> i32 {
     let Some(loaded) = crate::inputs::load_reported(&args.sel, rep) else {
         return EXIT_ERROR;
     };
+    let mut allow = dns_proxy::default_allow(&loaded.plan);
+    for a in &args.allow {
+        match portolan_core::site::parse_net(a) {
+            Ok(n) => allow.push(n),
+            Err(m) => {
+                return fail(
+                    rep,
+                    Diagnostic::error(format!("--allow {}: {m}", a.escape_debug()))
+                        .with_help("give a network or address, e.g. --allow 192.0.2.0/24"),
+                )
+            }
+        }
+    }
+    let mut config = Config::new(upstream, timeout, allow);
+    config.rate = args.rate.max(1);
     let wilds = dns_proxy::wildcards(&loaded.plan);
     if wilds.is_empty() {
         rep.emit(&Diagnostic::warning(
@@ -68,7 +83,13 @@ pub fn run(args: &DnsProxyArgs, rep: &mut Reporter) -> i32 {
             }
         };
         eprintln!(
-            "dns-proxy: answering on {listen}, forwarding to {upstream}; wildcards: {}",
+            "dns-proxy: answering {} and loopback on {listen}, forwarding to {upstream}; wildcards: {}",
+            config
+                .allow
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(" "),
             wilds
                 .iter()
                 .map(|w| w.pattern.as_str())
@@ -76,6 +97,7 @@ pub fn run(args: &DnsProxyArgs, rep: &mut Reporter) -> i32 {
                 .join(", ")
         );
         let log: Arc<dyn Fn(&Handled) + Send + Sync> = Arc::new(|h: &Handled| match &h.error {
+            Some(e) if h.name.is_empty() => eprintln!("dns-proxy: {e}"),
             Some(e) => eprintln!(
                 "dns-proxy: {} ({}): SERVFAIL: {e}",
                 h.name,
@@ -106,7 +128,7 @@ pub fn run(args: &DnsProxyArgs, rep: &mut Reporter) -> i32 {
                 _ = term => {}
             }
         };
-        dns_proxy::serve(sock, tcp, Config { upstream, timeout }, wilds, log, stop).await;
+        dns_proxy::serve(sock, tcp, config, wilds, log, stop).await;
         EXIT_OK
     })
 }

@@ -66,7 +66,7 @@ pub fn run(args: &ProbeArgs, rep: &mut Reporter) -> i32 {
         Ok(t) => t,
         Err(d) => return fail(rep, d),
     };
-    let server = match crate::inputs::resolver_address(args.resolver.as_deref()) {
+    let server = match crate::inputs::resolver_addresses(&args.resolver) {
         Ok(s) => s,
         Err(d) => return fail(rep, d),
     };
@@ -135,7 +135,7 @@ pub fn run(args: &ProbeArgs, rep: &mut Reporter) -> i32 {
         flows,
         all_ports: args.all_ports,
     });
-    let resolver = Resolver { server, timeout };
+    let resolver = Resolver::new(server, timeout);
     let runtime = match crate::inputs::runtime() {
         Ok(r) => r,
         Err(d) => {

@@ -60,7 +60,7 @@ pub fn run(args: &SyncArgs, rep: &mut Reporter) -> i32 {
             Diagnostic::error("--min-refresh is longer than --max-refresh"),
         );
     }
-    let server = match crate::inputs::resolver_address(args.resolver.as_deref()) {
+    let server = match crate::inputs::resolver_addresses(&args.resolver) {
         Ok(s) => s,
         Err(d) => return fail(rep, d),
     };
@@ -94,7 +94,7 @@ pub fn run(args: &SyncArgs, rep: &mut Reporter) -> i32 {
     };
     let mut syncer = match Syncer::new(
         config,
-        Resolver { server, timeout },
+        Resolver::new(server, timeout),
         targets,
         args.state_dir.clone(),
     ) {

@@ -369,9 +369,10 @@ fn ntp_reply_ok(r: &[u8]) -> Result<String, String> {
 }
 
 async fn udp(t: &Target, sa: SocketAddr, timeout: Duration) -> (Verdict, String) {
+    let dns_id = crate::dns::random_id();
     let payload: Vec<u8> = match t.app {
         App::Ntp => ntp_request().to_vec(),
-        App::Dns => crate::dns::root_ns_query(0x5054),
+        App::Dns => crate::dns::root_ns_query(dns_id),
         App::Snmp => snmpv3_discovery(),
         App::Syslog => b"<14>1 - - portolan - - - portolan connectivity probe".to_vec(),
         _ => b"portolan-probe".to_vec(),
@@ -396,7 +397,7 @@ async fn udp(t: &Target, sa: SocketAddr, timeout: Duration) -> (Verdict, String)
                 Ok(d) => (Verdict::Open, d),
                 Err(d) => (Verdict::ProtocolMismatch, d),
             },
-            App::Dns => match crate::dns::check_response(&r, 0x5054) {
+            App::Dns => match crate::dns::check_response(&r, dns_id) {
                 Ok(d) => (Verdict::Open, d),
                 Err(d) => (Verdict::ProtocolMismatch, d),
             },
@@ -416,27 +417,23 @@ async fn dns_tcp<S: AsyncRead + AsyncWrite + Unpin>(
     mut s: S,
     timeout: Duration,
 ) -> (Verdict, String) {
-    let q = crate::dns::root_ns_query(0x5054);
-    let mut framed = (q.len() as u16).to_be_bytes().to_vec();
-    framed.extend(q);
-    if let Err(e) = s.write_all(&framed).await {
+    let id = crate::dns::random_id();
+    let q = crate::dns::root_ns_query(id);
+    if let Err(e) = crate::dns::write_framed(&mut s, &q).await {
         return (
             Verdict::ProtocolMismatch,
             format!("sending the DNS query failed: {e}"),
         );
     }
-    let mut len = [0u8; 2];
-    let read = async {
-        s.read_exact(&mut len).await?;
-        let mut body = vec![0u8; usize::from(u16::from_be_bytes(len))];
-        s.read_exact(&mut body).await?;
-        Ok::<_, std::io::Error>(body)
-    };
-    match tokio::time::timeout(timeout, read).await {
-        Ok(Ok(body)) => match crate::dns::check_response(&body, 0x5054) {
+    match tokio::time::timeout(timeout, crate::dns::read_framed(&mut s)).await {
+        Ok(Ok(Some(body))) => match crate::dns::check_response(&body, id) {
             Ok(d) => (Verdict::Open, format!("{d} (over TCP)")),
             Err(d) => (Verdict::ProtocolMismatch, d),
         },
+        Ok(Ok(None)) => (
+            Verdict::ProtocolMismatch,
+            "TCP open, but the server closed without a DNS answer".into(),
+        ),
         Ok(Err(e)) => (
             Verdict::ProtocolMismatch,
             format!("TCP open, but no DNS answer: {e}"),
