@@ -730,3 +730,114 @@ fn hostile_profile_text_is_accepted_by_the_real_tools_unchanged() {
     let _ = std::fs::remove_file(nft);
     let _ = std::fs::remove_file(sh);
 }
+
+/// Regression (issue: host mode replaced the whole filter table and set `:FORWARD ACCEPT`):
+/// on a host with a FORWARD drop policy, another program's chain with its rules, a NAT rule
+/// and a DNS-filled ipset that sync had filled, loading the iptables script (twice) in host
+/// and in gateway mode leaves everything that is not portolan's exactly as it was, v4 and v6,
+/// and keeps sync's set elements.
+#[test]
+fn iptables_script_touches_only_its_own_chains() {
+    if !require_root_tools() {
+        return;
+    }
+    let profile = match catalog::load("intra2net") {
+        Some(Ok(p)) => p,
+        _ => panic!("catalog intra2net"),
+    };
+    let net = test_net(&profile);
+    let mut topo = Topology::build(&[]);
+    for (a, z) in &net.addrs {
+        topo.add_addr(*a, *z);
+    }
+    let target = render::target("iptables").expect("target");
+    // Everything but portolan's own lines, without counters.
+    let foreign = |topo: &Topology, zone: Zone| -> String {
+        ["iptables-save", "ip6tables-save"]
+            .iter()
+            .flat_map(|tool| {
+                String::from_utf8_lossy(&topo.exec(zone, &[tool]).stdout)
+                    .lines()
+                    .filter(|l| !l.starts_with('#') && !l.contains("PORTOLAN"))
+                    .map(|l| match l.split_once(" [") {
+                        Some((head, _)) if l.starts_with(':') => head.to_string(),
+                        _ => l.to_string(),
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    for gateway in [false, true] {
+        let mode = if gateway { "gateway" } else { "host" };
+        let zone = if gateway { Zone::Fw } else { Zone::App };
+        let setup = "for t in iptables ip6tables; do \
+              $t -P FORWARD DROP && $t -N FOREIGN && $t -A FOREIGN -p tcp --dport 6000 -j DROP && \
+              $t -A INPUT -j FOREIGN && $t -A FORWARD -j FOREIGN && $t -A OUTPUT -p udp --dport 7000 -j DROP && \
+              $t -t nat -A POSTROUTING -o lo -j RETURN || exit 1; done";
+        let o = topo.exec(zone, &["sh", "-c", setup]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let before = foreign(&topo, zone);
+        assert!(before.contains(":FORWARD DROP"), "{before}");
+
+        // avfpc.intra2net.com unpinned: its set belongs to sync.
+        let text: String = site_text(&profile, &net, &topo, gateway, false)
+            .lines()
+            .filter(|l| !l.starts_with("\"avfpc.intra2net.com\""))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let (site, _) = site::parse(&Source::new(format!("site-{mode}.toml"), text)).expect("site");
+        let plan = plan::build(&profile, &site, None).expect("plan");
+        let rendered = render::render(&plan, target);
+        load_ruleset(&topo, zone, "iptables", &rendered, mode);
+        // sync fills a DNS set; a reload must keep it.
+        let o = topo.exec(
+            zone,
+            &[
+                "ipset",
+                "add",
+                "pt4-dns-avfpc.intra2net.com",
+                "203.0.113.201",
+            ],
+        );
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        load_ruleset(&topo, zone, "iptables", &rendered, mode);
+
+        let after = foreign(&topo, zone);
+        assert_eq!(
+            before, after,
+            "{mode}: loading portolan changed rules or policies that are not its own"
+        );
+        let saved = String::from_utf8_lossy(&topo.exec(zone, &["iptables-save"]).stdout)
+            .to_string()
+            + &String::from_utf8_lossy(&topo.exec(zone, &["ip6tables-save"]).stdout);
+        let jumps: &[&str] = if gateway {
+            &["-A FORWARD -j PORTOLAN-FORWARD"]
+        } else {
+            &["-A INPUT -j PORTOLAN-INPUT", "-A OUTPUT -j PORTOLAN-OUTPUT"]
+        };
+        for j in jumps {
+            assert_eq!(
+                saved.matches(j).count(),
+                2,
+                "{mode}: one `{j}` per family\n{saved}"
+            );
+        }
+        let members = String::from_utf8_lossy(
+            &topo
+                .exec(zone, &["ipset", "list", "pt4-dns-avfpc.intra2net.com"])
+                .stdout,
+        )
+        .to_string();
+        assert!(
+            members.contains("203.0.113.201"),
+            "{mode}: a reload lost what sync put in a set:\n{members}"
+        );
+        let leftovers =
+            String::from_utf8_lossy(&topo.exec(zone, &["ipset", "list", "-n"]).stdout).to_string();
+        assert!(
+            !leftovers.contains("portolan-tmp"),
+            "{mode}: temporary sets left behind:\n{leftovers}"
+        );
+    }
+}

@@ -3,415 +3,441 @@
 # profile: intra2net (Intra2net System)
 # placement: host (rules on the appliance: input/output)
 # features: activesync, letsencrypt, smtp-in, vpn, web-groupware
-# load: sh FILE (as root; replaces the filter tables of iptables and ip6tables)
+# load: sh FILE (as root; replaces only the chains PORTOLAN-INPUT and PORTOLAN-OUTPUT and jumps to them from INPUT and OUTPUT; other chains and policies are left alone)
 set -eu
 
 # 1. address sets
 ipset -exist restore <<'PORTOLAN_IPSET_END'
 # dns avfpc.intra2net.com (IPv4)
 create pt4-dns-avfpc.intra2net.com hash:ip family inet timeout 0
-flush pt4-dns-avfpc.intra2net.com
 # dns avfpc.intra2net.com (IPv6)
 create pt6-dns-avfpc.intra2net.com hash:ip family inet6 timeout 0
-flush pt6-dns-avfpc.intra2net.com
 # dns avupdate.intra2net.com (IPv4)
 create pt4-dns-avupdate.intra2net.com hash:ip family inet timeout 0
-flush pt4-dns-avupdate.intra2net.com
-add pt4-dns-avupdate.intra2net.com 198.51.100.12
+create portolan-tmp-33362f1a hash:ip family inet timeout 0
+flush portolan-tmp-33362f1a
+add portolan-tmp-33362f1a 198.51.100.12
+swap portolan-tmp-33362f1a pt4-dns-avupdate.intra2net.com
 # dns avupdate.intra2net.com (IPv6)
 create pt6-dns-avupdate.intra2net.com hash:ip family inet6 timeout 0
-flush pt6-dns-avupdate.intra2net.com
+create portolan-tmp-b14db908 hash:ip family inet6 timeout 0
+flush portolan-tmp-b14db908
+swap portolan-tmp-b14db908 pt6-dns-avupdate.intra2net.com
 # dns support.intra2net.com (IPv4)
 create pt4-dns-support.intra2net.com hash:ip family inet timeout 0
-flush pt4-dns-support.intra2net.com
 # dns support.intra2net.com (IPv6)
 create pt6-dns-support.intra2net.com hash:ip family inet6 timeout 0
-flush pt6-dns-support.intra2net.com
 # dns update.intra2net.com (IPv4)
 create pt4-dns-update.intra2net.com hash:ip family inet timeout 0
-flush pt4-dns-update.intra2net.com
-add pt4-dns-update.intra2net.com 198.51.100.11
+create portolan-tmp-e7aa3785 hash:ip family inet timeout 0
+flush portolan-tmp-e7aa3785
+add portolan-tmp-e7aa3785 198.51.100.11
+swap portolan-tmp-e7aa3785 pt4-dns-update.intra2net.com
 # dns update.intra2net.com (IPv6)
 create pt6-dns-update.intra2net.com hash:ip family inet6 timeout 0
-flush pt6-dns-update.intra2net.com
+create portolan-tmp-7b73a49f hash:ip family inet6 timeout 0
+flush portolan-tmp-7b73a49f
+swap portolan-tmp-7b73a49f pt6-dns-update.intra2net.com
 # role dns-server (IPv4)
 create pt4-role-dns-server hash:net family inet
-flush pt4-role-dns-server
-add pt4-role-dns-server 192.0.2.53
+create portolan-tmp-ff328794 hash:net family inet
+flush portolan-tmp-ff328794
+add portolan-tmp-ff328794 192.0.2.53
+swap portolan-tmp-ff328794 pt4-role-dns-server
 # role dns-server (IPv6)
 create pt6-role-dns-server hash:net family inet6
-flush pt6-role-dns-server
-add pt6-role-dns-server 2001:db8:0:1::53
+create portolan-tmp-0deab9c2 hash:net family inet6
+flush portolan-tmp-0deab9c2
+add portolan-tmp-0deab9c2 2001:db8:0:1::53
+swap portolan-tmp-0deab9c2 pt6-role-dns-server
 # role internet (IPv4)
 create pt4-role-internet hash:net family inet
-flush pt4-role-internet
-add pt4-role-internet 1.0.0.0/8
-add pt4-role-internet 2.0.0.0/7
-add pt4-role-internet 4.0.0.0/6
-add pt4-role-internet 8.0.0.0/7
-add pt4-role-internet 11.0.0.0/8
-add pt4-role-internet 12.0.0.0/6
-add pt4-role-internet 16.0.0.0/4
-add pt4-role-internet 32.0.0.0/3
-add pt4-role-internet 64.0.0.0/3
-add pt4-role-internet 96.0.0.0/6
-add pt4-role-internet 100.0.0.0/10
-add pt4-role-internet 100.128.0.0/9
-add pt4-role-internet 101.0.0.0/8
-add pt4-role-internet 102.0.0.0/7
-add pt4-role-internet 104.0.0.0/5
-add pt4-role-internet 112.0.0.0/5
-add pt4-role-internet 120.0.0.0/6
-add pt4-role-internet 124.0.0.0/7
-add pt4-role-internet 126.0.0.0/8
-add pt4-role-internet 128.0.0.0/3
-add pt4-role-internet 160.0.0.0/5
-add pt4-role-internet 168.0.0.0/8
-add pt4-role-internet 169.0.0.0/9
-add pt4-role-internet 169.128.0.0/10
-add pt4-role-internet 169.192.0.0/11
-add pt4-role-internet 169.224.0.0/12
-add pt4-role-internet 169.240.0.0/13
-add pt4-role-internet 169.248.0.0/14
-add pt4-role-internet 169.252.0.0/15
-add pt4-role-internet 169.255.0.0/16
-add pt4-role-internet 170.0.0.0/7
-add pt4-role-internet 172.0.0.0/12
-add pt4-role-internet 172.32.0.0/11
-add pt4-role-internet 172.64.0.0/10
-add pt4-role-internet 172.128.0.0/9
-add pt4-role-internet 173.0.0.0/8
-add pt4-role-internet 174.0.0.0/7
-add pt4-role-internet 176.0.0.0/4
-add pt4-role-internet 192.0.0.0/23
-add pt4-role-internet 192.0.3.0/24
-add pt4-role-internet 192.0.4.0/22
-add pt4-role-internet 192.0.8.0/21
-add pt4-role-internet 192.0.16.0/20
-add pt4-role-internet 192.0.32.0/19
-add pt4-role-internet 192.0.64.0/18
-add pt4-role-internet 192.0.128.0/17
-add pt4-role-internet 192.1.0.0/16
-add pt4-role-internet 192.2.0.0/15
-add pt4-role-internet 192.4.0.0/14
-add pt4-role-internet 192.8.0.0/13
-add pt4-role-internet 192.16.0.0/12
-add pt4-role-internet 192.32.0.0/11
-add pt4-role-internet 192.64.0.0/10
-add pt4-role-internet 192.128.0.0/11
-add pt4-role-internet 192.160.0.0/13
-add pt4-role-internet 192.169.0.0/16
-add pt4-role-internet 192.170.0.0/15
-add pt4-role-internet 192.172.0.0/14
-add pt4-role-internet 192.176.0.0/12
-add pt4-role-internet 192.192.0.0/10
-add pt4-role-internet 193.0.0.0/8
-add pt4-role-internet 194.0.0.0/7
-add pt4-role-internet 196.0.0.0/6
-add pt4-role-internet 200.0.0.0/5
-add pt4-role-internet 208.0.0.0/4
+create portolan-tmp-6b63da70 hash:net family inet
+flush portolan-tmp-6b63da70
+add portolan-tmp-6b63da70 1.0.0.0/8
+add portolan-tmp-6b63da70 2.0.0.0/7
+add portolan-tmp-6b63da70 4.0.0.0/6
+add portolan-tmp-6b63da70 8.0.0.0/7
+add portolan-tmp-6b63da70 11.0.0.0/8
+add portolan-tmp-6b63da70 12.0.0.0/6
+add portolan-tmp-6b63da70 16.0.0.0/4
+add portolan-tmp-6b63da70 32.0.0.0/3
+add portolan-tmp-6b63da70 64.0.0.0/3
+add portolan-tmp-6b63da70 96.0.0.0/6
+add portolan-tmp-6b63da70 100.0.0.0/10
+add portolan-tmp-6b63da70 100.128.0.0/9
+add portolan-tmp-6b63da70 101.0.0.0/8
+add portolan-tmp-6b63da70 102.0.0.0/7
+add portolan-tmp-6b63da70 104.0.0.0/5
+add portolan-tmp-6b63da70 112.0.0.0/5
+add portolan-tmp-6b63da70 120.0.0.0/6
+add portolan-tmp-6b63da70 124.0.0.0/7
+add portolan-tmp-6b63da70 126.0.0.0/8
+add portolan-tmp-6b63da70 128.0.0.0/3
+add portolan-tmp-6b63da70 160.0.0.0/5
+add portolan-tmp-6b63da70 168.0.0.0/8
+add portolan-tmp-6b63da70 169.0.0.0/9
+add portolan-tmp-6b63da70 169.128.0.0/10
+add portolan-tmp-6b63da70 169.192.0.0/11
+add portolan-tmp-6b63da70 169.224.0.0/12
+add portolan-tmp-6b63da70 169.240.0.0/13
+add portolan-tmp-6b63da70 169.248.0.0/14
+add portolan-tmp-6b63da70 169.252.0.0/15
+add portolan-tmp-6b63da70 169.255.0.0/16
+add portolan-tmp-6b63da70 170.0.0.0/7
+add portolan-tmp-6b63da70 172.0.0.0/12
+add portolan-tmp-6b63da70 172.32.0.0/11
+add portolan-tmp-6b63da70 172.64.0.0/10
+add portolan-tmp-6b63da70 172.128.0.0/9
+add portolan-tmp-6b63da70 173.0.0.0/8
+add portolan-tmp-6b63da70 174.0.0.0/7
+add portolan-tmp-6b63da70 176.0.0.0/4
+add portolan-tmp-6b63da70 192.0.0.0/23
+add portolan-tmp-6b63da70 192.0.3.0/24
+add portolan-tmp-6b63da70 192.0.4.0/22
+add portolan-tmp-6b63da70 192.0.8.0/21
+add portolan-tmp-6b63da70 192.0.16.0/20
+add portolan-tmp-6b63da70 192.0.32.0/19
+add portolan-tmp-6b63da70 192.0.64.0/18
+add portolan-tmp-6b63da70 192.0.128.0/17
+add portolan-tmp-6b63da70 192.1.0.0/16
+add portolan-tmp-6b63da70 192.2.0.0/15
+add portolan-tmp-6b63da70 192.4.0.0/14
+add portolan-tmp-6b63da70 192.8.0.0/13
+add portolan-tmp-6b63da70 192.16.0.0/12
+add portolan-tmp-6b63da70 192.32.0.0/11
+add portolan-tmp-6b63da70 192.64.0.0/10
+add portolan-tmp-6b63da70 192.128.0.0/11
+add portolan-tmp-6b63da70 192.160.0.0/13
+add portolan-tmp-6b63da70 192.169.0.0/16
+add portolan-tmp-6b63da70 192.170.0.0/15
+add portolan-tmp-6b63da70 192.172.0.0/14
+add portolan-tmp-6b63da70 192.176.0.0/12
+add portolan-tmp-6b63da70 192.192.0.0/10
+add portolan-tmp-6b63da70 193.0.0.0/8
+add portolan-tmp-6b63da70 194.0.0.0/7
+add portolan-tmp-6b63da70 196.0.0.0/6
+add portolan-tmp-6b63da70 200.0.0.0/5
+add portolan-tmp-6b63da70 208.0.0.0/4
+swap portolan-tmp-6b63da70 pt4-role-internet
 # role internet (IPv6)
 create pt6-role-internet hash:net family inet6
-flush pt6-role-internet
-add pt6-role-internet ::2/127
-add pt6-role-internet ::4/126
-add pt6-role-internet ::8/125
-add pt6-role-internet ::10/124
-add pt6-role-internet ::20/123
-add pt6-role-internet ::40/122
-add pt6-role-internet ::80/121
-add pt6-role-internet ::100/120
-add pt6-role-internet ::200/119
-add pt6-role-internet ::400/118
-add pt6-role-internet ::800/117
-add pt6-role-internet ::1000/116
-add pt6-role-internet ::2000/115
-add pt6-role-internet ::4000/114
-add pt6-role-internet ::8000/113
-add pt6-role-internet ::1:0/112
-add pt6-role-internet ::2:0/111
-add pt6-role-internet ::4:0/110
-add pt6-role-internet ::8:0/109
-add pt6-role-internet ::10:0/108
-add pt6-role-internet ::20:0/107
-add pt6-role-internet ::40:0/106
-add pt6-role-internet ::80:0/105
-add pt6-role-internet ::100:0/104
-add pt6-role-internet ::200:0/103
-add pt6-role-internet ::400:0/102
-add pt6-role-internet ::800:0/101
-add pt6-role-internet ::1000:0/100
-add pt6-role-internet ::2000:0/99
-add pt6-role-internet ::4000:0/98
-add pt6-role-internet ::8000:0/97
-add pt6-role-internet ::1:0:0/96
-add pt6-role-internet ::2:0:0/95
-add pt6-role-internet ::4:0:0/94
-add pt6-role-internet ::8:0:0/93
-add pt6-role-internet ::10:0:0/92
-add pt6-role-internet ::20:0:0/91
-add pt6-role-internet ::40:0:0/90
-add pt6-role-internet ::80:0:0/89
-add pt6-role-internet ::100:0:0/88
-add pt6-role-internet ::200:0:0/87
-add pt6-role-internet ::400:0:0/86
-add pt6-role-internet ::800:0:0/85
-add pt6-role-internet ::1000:0:0/84
-add pt6-role-internet ::2000:0:0/83
-add pt6-role-internet ::4000:0:0/82
-add pt6-role-internet ::8000:0:0/81
-add pt6-role-internet ::1:0:0:0/80
-add pt6-role-internet ::2:0:0:0/79
-add pt6-role-internet ::4:0:0:0/78
-add pt6-role-internet ::8:0:0:0/77
-add pt6-role-internet ::10:0:0:0/76
-add pt6-role-internet ::20:0:0:0/75
-add pt6-role-internet ::40:0:0:0/74
-add pt6-role-internet ::80:0:0:0/73
-add pt6-role-internet ::100:0:0:0/72
-add pt6-role-internet ::200:0:0:0/71
-add pt6-role-internet ::400:0:0:0/70
-add pt6-role-internet ::800:0:0:0/69
-add pt6-role-internet ::1000:0:0:0/68
-add pt6-role-internet ::2000:0:0:0/67
-add pt6-role-internet ::4000:0:0:0/66
-add pt6-role-internet ::8000:0:0:0/65
-add pt6-role-internet 0:0:0:1::/64
-add pt6-role-internet 0:0:0:2::/63
-add pt6-role-internet 0:0:0:4::/62
-add pt6-role-internet 0:0:0:8::/61
-add pt6-role-internet 0:0:0:10::/60
-add pt6-role-internet 0:0:0:20::/59
-add pt6-role-internet 0:0:0:40::/58
-add pt6-role-internet 0:0:0:80::/57
-add pt6-role-internet 0:0:0:100::/56
-add pt6-role-internet 0:0:0:200::/55
-add pt6-role-internet 0:0:0:400::/54
-add pt6-role-internet 0:0:0:800::/53
-add pt6-role-internet 0:0:0:1000::/52
-add pt6-role-internet 0:0:0:2000::/51
-add pt6-role-internet 0:0:0:4000::/50
-add pt6-role-internet 0:0:0:8000::/49
-add pt6-role-internet 0:0:1::/48
-add pt6-role-internet 0:0:2::/47
-add pt6-role-internet 0:0:4::/46
-add pt6-role-internet 0:0:8::/45
-add pt6-role-internet 0:0:10::/44
-add pt6-role-internet 0:0:20::/43
-add pt6-role-internet 0:0:40::/42
-add pt6-role-internet 0:0:80::/41
-add pt6-role-internet 0:0:100::/40
-add pt6-role-internet 0:0:200::/39
-add pt6-role-internet 0:0:400::/38
-add pt6-role-internet 0:0:800::/37
-add pt6-role-internet 0:0:1000::/36
-add pt6-role-internet 0:0:2000::/35
-add pt6-role-internet 0:0:4000::/34
-add pt6-role-internet 0:0:8000::/33
-add pt6-role-internet 0:1::/32
-add pt6-role-internet 0:2::/31
-add pt6-role-internet 0:4::/30
-add pt6-role-internet 0:8::/29
-add pt6-role-internet 0:10::/28
-add pt6-role-internet 0:20::/27
-add pt6-role-internet 0:40::/26
-add pt6-role-internet 0:80::/25
-add pt6-role-internet 0:100::/24
-add pt6-role-internet 0:200::/23
-add pt6-role-internet 0:400::/22
-add pt6-role-internet 0:800::/21
-add pt6-role-internet 0:1000::/20
-add pt6-role-internet 0:2000::/19
-add pt6-role-internet 0:4000::/18
-add pt6-role-internet 0:8000::/17
-add pt6-role-internet 1::/16
-add pt6-role-internet 2::/15
-add pt6-role-internet 4::/14
-add pt6-role-internet 8::/13
-add pt6-role-internet 10::/12
-add pt6-role-internet 20::/11
-add pt6-role-internet 40::/10
-add pt6-role-internet 80::/9
-add pt6-role-internet 100::/8
-add pt6-role-internet 200::/7
-add pt6-role-internet 400::/6
-add pt6-role-internet 800::/5
-add pt6-role-internet 1000::/4
-add pt6-role-internet 2000::/16
-add pt6-role-internet 2001::/21
-add pt6-role-internet 2001:800::/22
-add pt6-role-internet 2001:c00::/24
-add pt6-role-internet 2001:d00::/25
-add pt6-role-internet 2001:d80::/27
-add pt6-role-internet 2001:da0::/28
-add pt6-role-internet 2001:db0::/29
-add pt6-role-internet 2001:db8::/64
-add pt6-role-internet 2001:db8:0:2::/63
-add pt6-role-internet 2001:db8:0:4::/62
-add pt6-role-internet 2001:db8:0:8::/61
-add pt6-role-internet 2001:db8:0:10::/60
-add pt6-role-internet 2001:db8:0:20::/59
-add pt6-role-internet 2001:db8:0:40::/58
-add pt6-role-internet 2001:db8:0:80::/57
-add pt6-role-internet 2001:db8:0:100::/56
-add pt6-role-internet 2001:db8:0:200::/55
-add pt6-role-internet 2001:db8:0:400::/54
-add pt6-role-internet 2001:db8:0:800::/53
-add pt6-role-internet 2001:db8:0:1000::/52
-add pt6-role-internet 2001:db8:0:2000::/51
-add pt6-role-internet 2001:db8:0:4000::/50
-add pt6-role-internet 2001:db8:0:8000::/49
-add pt6-role-internet 2001:db8:1::/48
-add pt6-role-internet 2001:db8:2::/47
-add pt6-role-internet 2001:db8:4::/46
-add pt6-role-internet 2001:db8:8::/45
-add pt6-role-internet 2001:db8:10::/44
-add pt6-role-internet 2001:db8:20::/43
-add pt6-role-internet 2001:db8:40::/42
-add pt6-role-internet 2001:db8:80::/41
-add pt6-role-internet 2001:db8:100::/40
-add pt6-role-internet 2001:db8:200::/39
-add pt6-role-internet 2001:db8:400::/38
-add pt6-role-internet 2001:db8:800::/37
-add pt6-role-internet 2001:db8:1000::/36
-add pt6-role-internet 2001:db8:2000::/35
-add pt6-role-internet 2001:db8:4000::/34
-add pt6-role-internet 2001:db8:8000::/33
-add pt6-role-internet 2001:db9::/32
-add pt6-role-internet 2001:dba::/31
-add pt6-role-internet 2001:dbc::/30
-add pt6-role-internet 2001:dc0::/26
-add pt6-role-internet 2001:e00::/23
-add pt6-role-internet 2001:1000::/20
-add pt6-role-internet 2001:2000::/19
-add pt6-role-internet 2001:4000::/18
-add pt6-role-internet 2001:8000::/17
-add pt6-role-internet 2002::/15
-add pt6-role-internet 2004::/14
-add pt6-role-internet 2008::/13
-add pt6-role-internet 2010::/12
-add pt6-role-internet 2020::/11
-add pt6-role-internet 2040::/10
-add pt6-role-internet 2080::/9
-add pt6-role-internet 2100::/8
-add pt6-role-internet 2200::/7
-add pt6-role-internet 2400::/6
-add pt6-role-internet 2800::/5
-add pt6-role-internet 3000::/4
-add pt6-role-internet 4000::/2
-add pt6-role-internet 8000::/2
-add pt6-role-internet c000::/3
-add pt6-role-internet e000::/4
-add pt6-role-internet f000::/5
-add pt6-role-internet f800::/6
-add pt6-role-internet fe00::/9
-add pt6-role-internet fec0::/10
+create portolan-tmp-b821888a hash:net family inet6
+flush portolan-tmp-b821888a
+add portolan-tmp-b821888a ::2/127
+add portolan-tmp-b821888a ::4/126
+add portolan-tmp-b821888a ::8/125
+add portolan-tmp-b821888a ::10/124
+add portolan-tmp-b821888a ::20/123
+add portolan-tmp-b821888a ::40/122
+add portolan-tmp-b821888a ::80/121
+add portolan-tmp-b821888a ::100/120
+add portolan-tmp-b821888a ::200/119
+add portolan-tmp-b821888a ::400/118
+add portolan-tmp-b821888a ::800/117
+add portolan-tmp-b821888a ::1000/116
+add portolan-tmp-b821888a ::2000/115
+add portolan-tmp-b821888a ::4000/114
+add portolan-tmp-b821888a ::8000/113
+add portolan-tmp-b821888a ::1:0/112
+add portolan-tmp-b821888a ::2:0/111
+add portolan-tmp-b821888a ::4:0/110
+add portolan-tmp-b821888a ::8:0/109
+add portolan-tmp-b821888a ::10:0/108
+add portolan-tmp-b821888a ::20:0/107
+add portolan-tmp-b821888a ::40:0/106
+add portolan-tmp-b821888a ::80:0/105
+add portolan-tmp-b821888a ::100:0/104
+add portolan-tmp-b821888a ::200:0/103
+add portolan-tmp-b821888a ::400:0/102
+add portolan-tmp-b821888a ::800:0/101
+add portolan-tmp-b821888a ::1000:0/100
+add portolan-tmp-b821888a ::2000:0/99
+add portolan-tmp-b821888a ::4000:0/98
+add portolan-tmp-b821888a ::8000:0/97
+add portolan-tmp-b821888a ::1:0:0/96
+add portolan-tmp-b821888a ::2:0:0/95
+add portolan-tmp-b821888a ::4:0:0/94
+add portolan-tmp-b821888a ::8:0:0/93
+add portolan-tmp-b821888a ::10:0:0/92
+add portolan-tmp-b821888a ::20:0:0/91
+add portolan-tmp-b821888a ::40:0:0/90
+add portolan-tmp-b821888a ::80:0:0/89
+add portolan-tmp-b821888a ::100:0:0/88
+add portolan-tmp-b821888a ::200:0:0/87
+add portolan-tmp-b821888a ::400:0:0/86
+add portolan-tmp-b821888a ::800:0:0/85
+add portolan-tmp-b821888a ::1000:0:0/84
+add portolan-tmp-b821888a ::2000:0:0/83
+add portolan-tmp-b821888a ::4000:0:0/82
+add portolan-tmp-b821888a ::8000:0:0/81
+add portolan-tmp-b821888a ::1:0:0:0/80
+add portolan-tmp-b821888a ::2:0:0:0/79
+add portolan-tmp-b821888a ::4:0:0:0/78
+add portolan-tmp-b821888a ::8:0:0:0/77
+add portolan-tmp-b821888a ::10:0:0:0/76
+add portolan-tmp-b821888a ::20:0:0:0/75
+add portolan-tmp-b821888a ::40:0:0:0/74
+add portolan-tmp-b821888a ::80:0:0:0/73
+add portolan-tmp-b821888a ::100:0:0:0/72
+add portolan-tmp-b821888a ::200:0:0:0/71
+add portolan-tmp-b821888a ::400:0:0:0/70
+add portolan-tmp-b821888a ::800:0:0:0/69
+add portolan-tmp-b821888a ::1000:0:0:0/68
+add portolan-tmp-b821888a ::2000:0:0:0/67
+add portolan-tmp-b821888a ::4000:0:0:0/66
+add portolan-tmp-b821888a ::8000:0:0:0/65
+add portolan-tmp-b821888a 0:0:0:1::/64
+add portolan-tmp-b821888a 0:0:0:2::/63
+add portolan-tmp-b821888a 0:0:0:4::/62
+add portolan-tmp-b821888a 0:0:0:8::/61
+add portolan-tmp-b821888a 0:0:0:10::/60
+add portolan-tmp-b821888a 0:0:0:20::/59
+add portolan-tmp-b821888a 0:0:0:40::/58
+add portolan-tmp-b821888a 0:0:0:80::/57
+add portolan-tmp-b821888a 0:0:0:100::/56
+add portolan-tmp-b821888a 0:0:0:200::/55
+add portolan-tmp-b821888a 0:0:0:400::/54
+add portolan-tmp-b821888a 0:0:0:800::/53
+add portolan-tmp-b821888a 0:0:0:1000::/52
+add portolan-tmp-b821888a 0:0:0:2000::/51
+add portolan-tmp-b821888a 0:0:0:4000::/50
+add portolan-tmp-b821888a 0:0:0:8000::/49
+add portolan-tmp-b821888a 0:0:1::/48
+add portolan-tmp-b821888a 0:0:2::/47
+add portolan-tmp-b821888a 0:0:4::/46
+add portolan-tmp-b821888a 0:0:8::/45
+add portolan-tmp-b821888a 0:0:10::/44
+add portolan-tmp-b821888a 0:0:20::/43
+add portolan-tmp-b821888a 0:0:40::/42
+add portolan-tmp-b821888a 0:0:80::/41
+add portolan-tmp-b821888a 0:0:100::/40
+add portolan-tmp-b821888a 0:0:200::/39
+add portolan-tmp-b821888a 0:0:400::/38
+add portolan-tmp-b821888a 0:0:800::/37
+add portolan-tmp-b821888a 0:0:1000::/36
+add portolan-tmp-b821888a 0:0:2000::/35
+add portolan-tmp-b821888a 0:0:4000::/34
+add portolan-tmp-b821888a 0:0:8000::/33
+add portolan-tmp-b821888a 0:1::/32
+add portolan-tmp-b821888a 0:2::/31
+add portolan-tmp-b821888a 0:4::/30
+add portolan-tmp-b821888a 0:8::/29
+add portolan-tmp-b821888a 0:10::/28
+add portolan-tmp-b821888a 0:20::/27
+add portolan-tmp-b821888a 0:40::/26
+add portolan-tmp-b821888a 0:80::/25
+add portolan-tmp-b821888a 0:100::/24
+add portolan-tmp-b821888a 0:200::/23
+add portolan-tmp-b821888a 0:400::/22
+add portolan-tmp-b821888a 0:800::/21
+add portolan-tmp-b821888a 0:1000::/20
+add portolan-tmp-b821888a 0:2000::/19
+add portolan-tmp-b821888a 0:4000::/18
+add portolan-tmp-b821888a 0:8000::/17
+add portolan-tmp-b821888a 1::/16
+add portolan-tmp-b821888a 2::/15
+add portolan-tmp-b821888a 4::/14
+add portolan-tmp-b821888a 8::/13
+add portolan-tmp-b821888a 10::/12
+add portolan-tmp-b821888a 20::/11
+add portolan-tmp-b821888a 40::/10
+add portolan-tmp-b821888a 80::/9
+add portolan-tmp-b821888a 100::/8
+add portolan-tmp-b821888a 200::/7
+add portolan-tmp-b821888a 400::/6
+add portolan-tmp-b821888a 800::/5
+add portolan-tmp-b821888a 1000::/4
+add portolan-tmp-b821888a 2000::/16
+add portolan-tmp-b821888a 2001::/21
+add portolan-tmp-b821888a 2001:800::/22
+add portolan-tmp-b821888a 2001:c00::/24
+add portolan-tmp-b821888a 2001:d00::/25
+add portolan-tmp-b821888a 2001:d80::/27
+add portolan-tmp-b821888a 2001:da0::/28
+add portolan-tmp-b821888a 2001:db0::/29
+add portolan-tmp-b821888a 2001:db8::/64
+add portolan-tmp-b821888a 2001:db8:0:2::/63
+add portolan-tmp-b821888a 2001:db8:0:4::/62
+add portolan-tmp-b821888a 2001:db8:0:8::/61
+add portolan-tmp-b821888a 2001:db8:0:10::/60
+add portolan-tmp-b821888a 2001:db8:0:20::/59
+add portolan-tmp-b821888a 2001:db8:0:40::/58
+add portolan-tmp-b821888a 2001:db8:0:80::/57
+add portolan-tmp-b821888a 2001:db8:0:100::/56
+add portolan-tmp-b821888a 2001:db8:0:200::/55
+add portolan-tmp-b821888a 2001:db8:0:400::/54
+add portolan-tmp-b821888a 2001:db8:0:800::/53
+add portolan-tmp-b821888a 2001:db8:0:1000::/52
+add portolan-tmp-b821888a 2001:db8:0:2000::/51
+add portolan-tmp-b821888a 2001:db8:0:4000::/50
+add portolan-tmp-b821888a 2001:db8:0:8000::/49
+add portolan-tmp-b821888a 2001:db8:1::/48
+add portolan-tmp-b821888a 2001:db8:2::/47
+add portolan-tmp-b821888a 2001:db8:4::/46
+add portolan-tmp-b821888a 2001:db8:8::/45
+add portolan-tmp-b821888a 2001:db8:10::/44
+add portolan-tmp-b821888a 2001:db8:20::/43
+add portolan-tmp-b821888a 2001:db8:40::/42
+add portolan-tmp-b821888a 2001:db8:80::/41
+add portolan-tmp-b821888a 2001:db8:100::/40
+add portolan-tmp-b821888a 2001:db8:200::/39
+add portolan-tmp-b821888a 2001:db8:400::/38
+add portolan-tmp-b821888a 2001:db8:800::/37
+add portolan-tmp-b821888a 2001:db8:1000::/36
+add portolan-tmp-b821888a 2001:db8:2000::/35
+add portolan-tmp-b821888a 2001:db8:4000::/34
+add portolan-tmp-b821888a 2001:db8:8000::/33
+add portolan-tmp-b821888a 2001:db9::/32
+add portolan-tmp-b821888a 2001:dba::/31
+add portolan-tmp-b821888a 2001:dbc::/30
+add portolan-tmp-b821888a 2001:dc0::/26
+add portolan-tmp-b821888a 2001:e00::/23
+add portolan-tmp-b821888a 2001:1000::/20
+add portolan-tmp-b821888a 2001:2000::/19
+add portolan-tmp-b821888a 2001:4000::/18
+add portolan-tmp-b821888a 2001:8000::/17
+add portolan-tmp-b821888a 2002::/15
+add portolan-tmp-b821888a 2004::/14
+add portolan-tmp-b821888a 2008::/13
+add portolan-tmp-b821888a 2010::/12
+add portolan-tmp-b821888a 2020::/11
+add portolan-tmp-b821888a 2040::/10
+add portolan-tmp-b821888a 2080::/9
+add portolan-tmp-b821888a 2100::/8
+add portolan-tmp-b821888a 2200::/7
+add portolan-tmp-b821888a 2400::/6
+add portolan-tmp-b821888a 2800::/5
+add portolan-tmp-b821888a 3000::/4
+add portolan-tmp-b821888a 4000::/2
+add portolan-tmp-b821888a 8000::/2
+add portolan-tmp-b821888a c000::/3
+add portolan-tmp-b821888a e000::/4
+add portolan-tmp-b821888a f000::/5
+add portolan-tmp-b821888a f800::/6
+add portolan-tmp-b821888a fe00::/9
+add portolan-tmp-b821888a fec0::/10
+swap portolan-tmp-b821888a pt6-role-internet
 # wildcard *.avcloud.intra2net.com (IPv4)
 create pt4-wild-avcloud.intra2net.com hash:ip family inet timeout 0
-flush pt4-wild-avcloud.intra2net.com
 # wildcard *.avcloud.intra2net.com (IPv6)
 create pt6-wild-avcloud.intra2net.com hash:ip family inet6 timeout 0
-flush pt6-wild-avcloud.intra2net.com
 # wildcard *.intra2net.pool.ntp.org (IPv4)
 create pt4-wild-intra2net.pool.ntp.org hash:ip family inet timeout 0
-flush pt4-wild-intra2net.pool.ntp.org
 # wildcard *.intra2net.pool.ntp.org (IPv6)
 create pt6-wild-intra2net.pool.ntp.org hash:ip family inet6 timeout 0
-flush pt6-wild-intra2net.pool.ntp.org
 PORTOLAN_IPSET_END
 
 # 2. IPv4 rules (atomic)
-iptables-restore <<'PORTOLAN_IPV4_END'
+iptables-restore --noflush <<'PORTOLAN_IPV4_END'
 *filter
-:INPUT DROP [0:0]
-:FORWARD ACCEPT [0:0]
-:OUTPUT DROP [0:0]
--A INPUT -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment "portolan: replies and related ICMP errors" -j ACCEPT
--A INPUT -m conntrack --ctstate INVALID -j DROP
--A INPUT -i lo -j ACCEPT
+:PORTOLAN-INPUT - [0:0]
+:PORTOLAN-OUTPUT - [0:0]
+-A PORTOLAN-INPUT -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment "portolan: replies and related ICMP errors" -j RETURN
+-A PORTOLAN-INPUT -m conntrack --ctstate INVALID -j DROP
+-A PORTOLAN-INPUT -i lo -j RETURN
 # activesync [feature activesync]: ActiveSync
 # letsencrypt [feature letsencrypt]: Issuing and renewing certificates via Let's Encrypt
 # smtp-in [feature smtp-in]: Receive incoming emails via SMTP (MX record points to external IP)
 # web-groupware [feature web-groupware]: Web groupware and remote maintenance
--A INPUT -m set --match-set pt4-role-internet src -p tcp -m multiport --dports 25,80,443,8443 -m comment --comment "flows: activesync letsencrypt smtp-in web-groupware" -j ACCEPT
+-A PORTOLAN-INPUT -m set --match-set pt4-role-internet src -p tcp -m multiport --dports 25,80,443,8443 -m comment --comment "flows: activesync letsencrypt smtp-in web-groupware" -j RETURN
 # vpn [feature vpn]: Incoming VPN connections
--A INPUT -m set --match-set pt4-role-internet src -p udp -m multiport --dports 500,4500 -m comment --comment "flows: vpn" -j ACCEPT
--A OUTPUT -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment "portolan: replies and related ICMP errors" -j ACCEPT
--A OUTPUT -m conntrack --ctstate INVALID -j DROP
--A OUTPUT -o lo -j ACCEPT
+-A PORTOLAN-INPUT -m set --match-set pt4-role-internet src -p udp -m multiport --dports 500,4500 -m comment --comment "flows: vpn" -j RETURN
+-A PORTOLAN-INPUT -m comment --comment "portolan: traffic no flow allows" -j DROP
+-A PORTOLAN-OUTPUT -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment "portolan: replies and related ICMP errors" -j RETURN
+-A PORTOLAN-OUTPUT -m conntrack --ctstate INVALID -j DROP
+-A PORTOLAN-OUTPUT -o lo -j RETURN
 # avfpc [required]: Antivirus cloud for real-time queries of false positives
--A OUTPUT -m set --match-set pt4-dns-avfpc.intra2net.com dst -p tcp -m tcp --dport 443 -m comment --comment "flows: avfpc" -j ACCEPT
+-A PORTOLAN-OUTPUT -m set --match-set pt4-dns-avfpc.intra2net.com dst -p tcp -m tcp --dport 443 -m comment --comment "flows: avfpc" -j RETURN
 # avupdate [required]: Antivirus update data
--A OUTPUT -m set --match-set pt4-dns-avupdate.intra2net.com dst -p tcp -m tcp --dport 443 -m comment --comment "flows: avupdate" -j ACCEPT
+-A PORTOLAN-OUTPUT -m set --match-set pt4-dns-avupdate.intra2net.com dst -p tcp -m tcp --dport 443 -m comment --comment "flows: avupdate" -j RETURN
 # support [required]: Manufacturer remote maintenance
--A OUTPUT -m set --match-set pt4-dns-support.intra2net.com dst -p tcp -m tcp --dport 5000:5050 -m comment --comment "flows: support" -j ACCEPT
+-A PORTOLAN-OUTPUT -m set --match-set pt4-dns-support.intra2net.com dst -p tcp -m tcp --dport 5000:5050 -m comment --comment "flows: support" -j RETURN
 # update [required]: System updates, anti-spam updates, licenses, coordination of antivirus updates
--A OUTPUT -m set --match-set pt4-dns-update.intra2net.com dst -p tcp -m tcp --dport 443 -m comment --comment "flows: update" -j ACCEPT
+-A PORTOLAN-OUTPUT -m set --match-set pt4-dns-update.intra2net.com dst -p tcp -m tcp --dport 443 -m comment --comment "flows: update" -j RETURN
 # dns [required]: Name resolution
--A OUTPUT -m set --match-set pt4-role-dns-server dst -p tcp -m tcp --dport 53 -m comment --comment "flows: dns" -j ACCEPT
+-A PORTOLAN-OUTPUT -m set --match-set pt4-role-dns-server dst -p tcp -m tcp --dport 53 -m comment --comment "flows: dns" -j RETURN
 # dns [required]: Name resolution
--A OUTPUT -m set --match-set pt4-role-dns-server dst -p udp -m udp --dport 53 -m comment --comment "flows: dns" -j ACCEPT
+-A PORTOLAN-OUTPUT -m set --match-set pt4-role-dns-server dst -p udp -m udp --dport 53 -m comment --comment "flows: dns" -j RETURN
 # razor [required]: Razor spam detection (multiple servers)
--A OUTPUT -m set --match-set pt4-role-internet dst -p tcp -m tcp --dport 2703 -m comment --comment "flows: razor" -j ACCEPT
+-A PORTOLAN-OUTPUT -m set --match-set pt4-role-internet dst -p tcp -m tcp --dport 2703 -m comment --comment "flows: razor" -j RETURN
 # ping [required]: Connection monitoring (multiple servers)
--A OUTPUT -m set --match-set pt4-role-internet dst -p icmp -m icmp --icmp-type echo-request -m comment --comment "flows: ping" -j ACCEPT
+-A PORTOLAN-OUTPUT -m set --match-set pt4-role-internet dst -p icmp -m icmp --icmp-type echo-request -m comment --comment "flows: ping" -j RETURN
 # avcloud [required]: Antivirus cloud for real-time scanning of virus checksums
--A OUTPUT -m set --match-set pt4-wild-avcloud.intra2net.com dst -p tcp -m tcp --dport 443 -m comment --comment "flows: avcloud" -j ACCEPT
+-A PORTOLAN-OUTPUT -m set --match-set pt4-wild-avcloud.intra2net.com dst -p tcp -m tcp --dport 443 -m comment --comment "flows: avcloud" -j RETURN
 # ntp-pool [required]: Time synchronization with the Intra2net NTP pool
--A OUTPUT -m set --match-set pt4-wild-intra2net.pool.ntp.org dst -p tcp -m tcp --dport 123 -m comment --comment "flows: ntp-pool" -j ACCEPT
+-A PORTOLAN-OUTPUT -m set --match-set pt4-wild-intra2net.pool.ntp.org dst -p tcp -m tcp --dport 123 -m comment --comment "flows: ntp-pool" -j RETURN
 # ntp-pool [required]: Time synchronization with the Intra2net NTP pool
--A OUTPUT -m set --match-set pt4-wild-intra2net.pool.ntp.org dst -p udp -m udp --dport 123 -m comment --comment "flows: ntp-pool" -j ACCEPT
+-A PORTOLAN-OUTPUT -m set --match-set pt4-wild-intra2net.pool.ntp.org dst -p udp -m udp --dport 123 -m comment --comment "flows: ntp-pool" -j RETURN
+-A PORTOLAN-OUTPUT -m comment --comment "portolan: traffic no flow allows" -j DROP
 COMMIT
 PORTOLAN_IPV4_END
 
 # 3. IPv6 rules (atomic)
-ip6tables-restore <<'PORTOLAN_IPV6_END'
+ip6tables-restore --noflush <<'PORTOLAN_IPV6_END'
 *filter
-:INPUT DROP [0:0]
-:FORWARD ACCEPT [0:0]
-:OUTPUT DROP [0:0]
--A INPUT -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment "portolan: replies and related ICMP errors" -j ACCEPT
--A INPUT -m conntrack --ctstate INVALID -j DROP
--A INPUT -i lo -j ACCEPT
--A INPUT -p ipv6-icmp -m icmp6 --icmpv6-type neighbour-solicitation -m comment --comment "portolan: IPv6 neighbour discovery" -j ACCEPT
--A INPUT -p ipv6-icmp -m icmp6 --icmpv6-type neighbour-advertisement -m comment --comment "portolan: IPv6 neighbour discovery" -j ACCEPT
--A INPUT -p ipv6-icmp -m icmp6 --icmpv6-type router-solicitation -m comment --comment "portolan: IPv6 neighbour discovery" -j ACCEPT
--A INPUT -p ipv6-icmp -m icmp6 --icmpv6-type router-advertisement -m comment --comment "portolan: IPv6 neighbour discovery" -j ACCEPT
+:PORTOLAN-INPUT - [0:0]
+:PORTOLAN-OUTPUT - [0:0]
+-A PORTOLAN-INPUT -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment "portolan: replies and related ICMP errors" -j RETURN
+-A PORTOLAN-INPUT -m conntrack --ctstate INVALID -j DROP
+-A PORTOLAN-INPUT -i lo -j RETURN
+-A PORTOLAN-INPUT -p ipv6-icmp -m icmp6 --icmpv6-type neighbour-solicitation -m comment --comment "portolan: IPv6 neighbour discovery" -j RETURN
+-A PORTOLAN-INPUT -p ipv6-icmp -m icmp6 --icmpv6-type neighbour-advertisement -m comment --comment "portolan: IPv6 neighbour discovery" -j RETURN
+-A PORTOLAN-INPUT -p ipv6-icmp -m icmp6 --icmpv6-type router-solicitation -m comment --comment "portolan: IPv6 neighbour discovery" -j RETURN
+-A PORTOLAN-INPUT -p ipv6-icmp -m icmp6 --icmpv6-type router-advertisement -m comment --comment "portolan: IPv6 neighbour discovery" -j RETURN
 # activesync [feature activesync]: ActiveSync
 # letsencrypt [feature letsencrypt]: Issuing and renewing certificates via Let's Encrypt
 # smtp-in [feature smtp-in]: Receive incoming emails via SMTP (MX record points to external IP)
 # web-groupware [feature web-groupware]: Web groupware and remote maintenance
--A INPUT -m set --match-set pt6-role-internet src -p tcp -m multiport --dports 25,80,443,8443 -m comment --comment "flows: activesync letsencrypt smtp-in web-groupware" -j ACCEPT
+-A PORTOLAN-INPUT -m set --match-set pt6-role-internet src -p tcp -m multiport --dports 25,80,443,8443 -m comment --comment "flows: activesync letsencrypt smtp-in web-groupware" -j RETURN
 # vpn [feature vpn]: Incoming VPN connections
--A INPUT -m set --match-set pt6-role-internet src -p udp -m multiport --dports 500,4500 -m comment --comment "flows: vpn" -j ACCEPT
--A OUTPUT -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment "portolan: replies and related ICMP errors" -j ACCEPT
--A OUTPUT -m conntrack --ctstate INVALID -j DROP
--A OUTPUT -o lo -j ACCEPT
--A OUTPUT -p ipv6-icmp -m icmp6 --icmpv6-type neighbour-solicitation -m comment --comment "portolan: IPv6 neighbour discovery" -j ACCEPT
--A OUTPUT -p ipv6-icmp -m icmp6 --icmpv6-type neighbour-advertisement -m comment --comment "portolan: IPv6 neighbour discovery" -j ACCEPT
--A OUTPUT -p ipv6-icmp -m icmp6 --icmpv6-type router-solicitation -m comment --comment "portolan: IPv6 neighbour discovery" -j ACCEPT
--A OUTPUT -p ipv6-icmp -m icmp6 --icmpv6-type router-advertisement -m comment --comment "portolan: IPv6 neighbour discovery" -j ACCEPT
+-A PORTOLAN-INPUT -m set --match-set pt6-role-internet src -p udp -m multiport --dports 500,4500 -m comment --comment "flows: vpn" -j RETURN
+-A PORTOLAN-INPUT -m comment --comment "portolan: traffic no flow allows" -j DROP
+-A PORTOLAN-OUTPUT -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment "portolan: replies and related ICMP errors" -j RETURN
+-A PORTOLAN-OUTPUT -m conntrack --ctstate INVALID -j DROP
+-A PORTOLAN-OUTPUT -o lo -j RETURN
+-A PORTOLAN-OUTPUT -p ipv6-icmp -m icmp6 --icmpv6-type neighbour-solicitation -m comment --comment "portolan: IPv6 neighbour discovery" -j RETURN
+-A PORTOLAN-OUTPUT -p ipv6-icmp -m icmp6 --icmpv6-type neighbour-advertisement -m comment --comment "portolan: IPv6 neighbour discovery" -j RETURN
+-A PORTOLAN-OUTPUT -p ipv6-icmp -m icmp6 --icmpv6-type router-solicitation -m comment --comment "portolan: IPv6 neighbour discovery" -j RETURN
+-A PORTOLAN-OUTPUT -p ipv6-icmp -m icmp6 --icmpv6-type router-advertisement -m comment --comment "portolan: IPv6 neighbour discovery" -j RETURN
 # avfpc [required]: Antivirus cloud for real-time queries of false positives
--A OUTPUT -m set --match-set pt6-dns-avfpc.intra2net.com dst -p tcp -m tcp --dport 443 -m comment --comment "flows: avfpc" -j ACCEPT
+-A PORTOLAN-OUTPUT -m set --match-set pt6-dns-avfpc.intra2net.com dst -p tcp -m tcp --dport 443 -m comment --comment "flows: avfpc" -j RETURN
 # avupdate [required]: Antivirus update data
--A OUTPUT -m set --match-set pt6-dns-avupdate.intra2net.com dst -p tcp -m tcp --dport 443 -m comment --comment "flows: avupdate" -j ACCEPT
+-A PORTOLAN-OUTPUT -m set --match-set pt6-dns-avupdate.intra2net.com dst -p tcp -m tcp --dport 443 -m comment --comment "flows: avupdate" -j RETURN
 # support [required]: Manufacturer remote maintenance
--A OUTPUT -m set --match-set pt6-dns-support.intra2net.com dst -p tcp -m tcp --dport 5000:5050 -m comment --comment "flows: support" -j ACCEPT
+-A PORTOLAN-OUTPUT -m set --match-set pt6-dns-support.intra2net.com dst -p tcp -m tcp --dport 5000:5050 -m comment --comment "flows: support" -j RETURN
 # update [required]: System updates, anti-spam updates, licenses, coordination of antivirus updates
--A OUTPUT -m set --match-set pt6-dns-update.intra2net.com dst -p tcp -m tcp --dport 443 -m comment --comment "flows: update" -j ACCEPT
+-A PORTOLAN-OUTPUT -m set --match-set pt6-dns-update.intra2net.com dst -p tcp -m tcp --dport 443 -m comment --comment "flows: update" -j RETURN
 # dns [required]: Name resolution
--A OUTPUT -m set --match-set pt6-role-dns-server dst -p tcp -m tcp --dport 53 -m comment --comment "flows: dns" -j ACCEPT
+-A PORTOLAN-OUTPUT -m set --match-set pt6-role-dns-server dst -p tcp -m tcp --dport 53 -m comment --comment "flows: dns" -j RETURN
 # dns [required]: Name resolution
--A OUTPUT -m set --match-set pt6-role-dns-server dst -p udp -m udp --dport 53 -m comment --comment "flows: dns" -j ACCEPT
+-A PORTOLAN-OUTPUT -m set --match-set pt6-role-dns-server dst -p udp -m udp --dport 53 -m comment --comment "flows: dns" -j RETURN
 # razor [required]: Razor spam detection (multiple servers)
--A OUTPUT -m set --match-set pt6-role-internet dst -p tcp -m tcp --dport 2703 -m comment --comment "flows: razor" -j ACCEPT
+-A PORTOLAN-OUTPUT -m set --match-set pt6-role-internet dst -p tcp -m tcp --dport 2703 -m comment --comment "flows: razor" -j RETURN
 # ping [required]: Connection monitoring (multiple servers)
--A OUTPUT -m set --match-set pt6-role-internet dst -p ipv6-icmp -m icmp6 --icmpv6-type echo-request -m comment --comment "flows: ping" -j ACCEPT
+-A PORTOLAN-OUTPUT -m set --match-set pt6-role-internet dst -p ipv6-icmp -m icmp6 --icmpv6-type echo-request -m comment --comment "flows: ping" -j RETURN
 # avcloud [required]: Antivirus cloud for real-time scanning of virus checksums
--A OUTPUT -m set --match-set pt6-wild-avcloud.intra2net.com dst -p tcp -m tcp --dport 443 -m comment --comment "flows: avcloud" -j ACCEPT
+-A PORTOLAN-OUTPUT -m set --match-set pt6-wild-avcloud.intra2net.com dst -p tcp -m tcp --dport 443 -m comment --comment "flows: avcloud" -j RETURN
 # ntp-pool [required]: Time synchronization with the Intra2net NTP pool
--A OUTPUT -m set --match-set pt6-wild-intra2net.pool.ntp.org dst -p tcp -m tcp --dport 123 -m comment --comment "flows: ntp-pool" -j ACCEPT
+-A PORTOLAN-OUTPUT -m set --match-set pt6-wild-intra2net.pool.ntp.org dst -p tcp -m tcp --dport 123 -m comment --comment "flows: ntp-pool" -j RETURN
 # ntp-pool [required]: Time synchronization with the Intra2net NTP pool
--A OUTPUT -m set --match-set pt6-wild-intra2net.pool.ntp.org dst -p udp -m udp --dport 123 -m comment --comment "flows: ntp-pool" -j ACCEPT
+-A PORTOLAN-OUTPUT -m set --match-set pt6-wild-intra2net.pool.ntp.org dst -p udp -m udp --dport 123 -m comment --comment "flows: ntp-pool" -j RETURN
+-A PORTOLAN-OUTPUT -m comment --comment "portolan: traffic no flow allows" -j DROP
 COMMIT
 PORTOLAN_IPV6_END
+
+# 4. Send traffic through portolan's chains first (once).
+for t in iptables ip6tables; do
+	$t -C INPUT -j PORTOLAN-INPUT 2>/dev/null || $t -I INPUT 1 -j PORTOLAN-INPUT
+	$t -C OUTPUT -j PORTOLAN-OUTPUT 2>/dev/null || $t -I OUTPUT 1 -j PORTOLAN-OUTPUT
+done
+
+# 5. Drop the previous content of replaced address sets.
+ipset destroy portolan-tmp-33362f1a 2>/dev/null || true
+ipset destroy portolan-tmp-b14db908 2>/dev/null || true
+ipset destroy portolan-tmp-e7aa3785 2>/dev/null || true
+ipset destroy portolan-tmp-7b73a49f 2>/dev/null || true
+ipset destroy portolan-tmp-ff328794 2>/dev/null || true
+ipset destroy portolan-tmp-0deab9c2 2>/dev/null || true
+ipset destroy portolan-tmp-6b63da70 2>/dev/null || true
+ipset destroy portolan-tmp-b821888a 2>/dev/null || true

@@ -3,447 +3,493 @@
 # profile: seppmail (SEPPmail Secure E-Mail Gateway)
 # placement: gateway (forward path; appliance behind dmz0)
 # features: admin-http, cluster, cluster-backend, cluster-frontend, fetchmail, gina-satellite, keyserver-external, keyserver-internal, keyserver-query-internal, keyserver-query-internet, mpki, nrpe, ntp, ocsp-crl, protection-pack, rest-api, snmp, sspm, syslog
-# load: sh FILE (as root; replaces only the chain PORTOLAN-FORWARD and jumps to it from FORWARD)
+# load: sh FILE (as root; replaces only the chain PORTOLAN-FORWARD and jumps to it from FORWARD; other chains and policies are left alone)
 set -eu
 
 # 1. address sets
 ipset -exist restore <<'PORTOLAN_IPSET_END'
 # the appliance (IPv4)
 create pt4-appliance hash:net family inet
-flush pt4-appliance
-add pt4-appliance 192.0.2.25
+create portolan-tmp-f1a08fa1 hash:net family inet
+flush portolan-tmp-f1a08fa1
+add portolan-tmp-f1a08fa1 192.0.2.25
+swap portolan-tmp-f1a08fa1 pt4-appliance
 # the appliance (IPv6)
 create pt6-appliance hash:net family inet6
-flush pt6-appliance
-add pt6-appliance 2001:db8:0:1::25
+create portolan-tmp-f02434e7 hash:net family inet6
+flush portolan-tmp-f02434e7
+add portolan-tmp-f02434e7 2001:db8:0:1::25
+swap portolan-tmp-f02434e7 pt6-appliance
 # dns support.seppmail.ch (IPv4)
 create pt4-dns-support.seppmail.ch hash:ip family inet timeout 0
-flush pt4-dns-support.seppmail.ch
-add pt4-dns-support.seppmail.ch 203.0.113.31
+create portolan-tmp-2c50082d hash:ip family inet timeout 0
+flush portolan-tmp-2c50082d
+add portolan-tmp-2c50082d 203.0.113.31
+swap portolan-tmp-2c50082d pt4-dns-support.seppmail.ch
 # dns support.seppmail.ch (IPv6)
 create pt6-dns-support.seppmail.ch hash:ip family inet6 timeout 0
-flush pt6-dns-support.seppmail.ch
+create portolan-tmp-b0488187 hash:ip family inet6 timeout 0
+flush portolan-tmp-b0488187
+swap portolan-tmp-b0488187 pt6-dns-support.seppmail.ch
 # dns update.seppmail.ch (IPv4)
 create pt4-dns-update.seppmail.ch hash:ip family inet timeout 0
-flush pt4-dns-update.seppmail.ch
-add pt4-dns-update.seppmail.ch 203.0.113.30
+create portolan-tmp-64bb247f hash:ip family inet timeout 0
+flush portolan-tmp-64bb247f
+add portolan-tmp-64bb247f 203.0.113.30
+swap portolan-tmp-64bb247f pt4-dns-update.seppmail.ch
 # dns update.seppmail.ch (IPv6)
 create pt6-dns-update.seppmail.ch hash:ip family inet6 timeout 0
-flush pt6-dns-update.seppmail.ch
+create portolan-tmp-0fee59d1 hash:ip family inet6 timeout 0
+flush portolan-tmp-0fee59d1
+swap portolan-tmp-0fee59d1 pt6-dns-update.seppmail.ch
 # role admin (IPv4)
 create pt4-role-admin hash:net family inet
-flush pt4-role-admin
-add pt4-role-admin 198.51.100.100
+create portolan-tmp-7a03b758 hash:net family inet
+flush portolan-tmp-7a03b758
+add portolan-tmp-7a03b758 198.51.100.100
+swap portolan-tmp-7a03b758 pt4-role-admin
 # role backend (IPv4)
 create pt4-role-backend hash:net family inet
-flush pt4-role-backend
-add pt4-role-backend 192.0.2.27
+create portolan-tmp-b1a0a873 hash:net family inet
+flush portolan-tmp-b1a0a873
+add portolan-tmp-b1a0a873 192.0.2.27
+swap portolan-tmp-b1a0a873 pt4-role-backend
 # role cluster-peer (IPv4)
 create pt4-role-cluster-peer hash:net family inet
-flush pt4-role-cluster-peer
-add pt4-role-cluster-peer 192.0.2.26
+create portolan-tmp-1e1c4b10 hash:net family inet
+flush portolan-tmp-1e1c4b10
+add portolan-tmp-1e1c4b10 192.0.2.26
+swap portolan-tmp-1e1c4b10 pt4-role-cluster-peer
 # role cluster-peer (IPv6)
 create pt6-role-cluster-peer hash:net family inet6
-flush pt6-role-cluster-peer
-add pt6-role-cluster-peer 2001:db8:0:1::26
+create portolan-tmp-795ceb46 hash:net family inet6
+flush portolan-tmp-795ceb46
+add portolan-tmp-795ceb46 2001:db8:0:1::26
+swap portolan-tmp-795ceb46 pt6-role-cluster-peer
 # role dns-server (IPv4)
 create pt4-role-dns-server hash:net family inet
-flush pt4-role-dns-server
-add pt4-role-dns-server 198.51.100.53
+create portolan-tmp-ff328794 hash:net family inet
+flush portolan-tmp-ff328794
+add portolan-tmp-ff328794 198.51.100.53
+swap portolan-tmp-ff328794 pt4-role-dns-server
 # role dns-server (IPv6)
 create pt6-role-dns-server hash:net family inet6
-flush pt6-role-dns-server
-add pt6-role-dns-server 2001:db8:0:2::53
+create portolan-tmp-0deab9c2 hash:net family inet6
+flush portolan-tmp-0deab9c2
+add portolan-tmp-0deab9c2 2001:db8:0:2::53
+swap portolan-tmp-0deab9c2 pt6-role-dns-server
 # role firewall (IPv4)
 create pt4-role-firewall hash:net family inet
-flush pt4-role-firewall
-add pt4-role-firewall 192.0.2.1
+create portolan-tmp-e4b7a0dd hash:net family inet
+flush portolan-tmp-e4b7a0dd
+add portolan-tmp-e4b7a0dd 192.0.2.1
+swap portolan-tmp-e4b7a0dd pt4-role-firewall
 # role frontend (IPv4)
 create pt4-role-frontend hash:net family inet
-flush pt4-role-frontend
-add pt4-role-frontend 192.0.2.28
+create portolan-tmp-9c129899 hash:net family inet
+flush portolan-tmp-9c129899
+add portolan-tmp-9c129899 192.0.2.28
+swap portolan-tmp-9c129899 pt4-role-frontend
 # role internal (IPv4)
 create pt4-role-internal hash:net family inet
-flush pt4-role-internal
-add pt4-role-internal 198.51.100.0/25
+create portolan-tmp-835972dc hash:net family inet
+flush portolan-tmp-835972dc
+add portolan-tmp-835972dc 198.51.100.0/25
+swap portolan-tmp-835972dc pt4-role-internal
 # role internal (IPv6)
 create pt6-role-internal hash:net family inet6
-flush pt6-role-internal
-add pt6-role-internal 2001:db8:0:2::/64
+create portolan-tmp-a0186866 hash:net family inet6
+flush portolan-tmp-a0186866
+add portolan-tmp-a0186866 2001:db8:0:2::/64
+swap portolan-tmp-a0186866 pt6-role-internal
 # role internet (IPv4)
 create pt4-role-internet hash:net family inet
-flush pt4-role-internet
-add pt4-role-internet 1.0.0.0/8
-add pt4-role-internet 2.0.0.0/7
-add pt4-role-internet 4.0.0.0/6
-add pt4-role-internet 8.0.0.0/7
-add pt4-role-internet 11.0.0.0/8
-add pt4-role-internet 12.0.0.0/6
-add pt4-role-internet 16.0.0.0/4
-add pt4-role-internet 32.0.0.0/3
-add pt4-role-internet 64.0.0.0/3
-add pt4-role-internet 96.0.0.0/6
-add pt4-role-internet 100.0.0.0/10
-add pt4-role-internet 100.128.0.0/9
-add pt4-role-internet 101.0.0.0/8
-add pt4-role-internet 102.0.0.0/7
-add pt4-role-internet 104.0.0.0/5
-add pt4-role-internet 112.0.0.0/5
-add pt4-role-internet 120.0.0.0/6
-add pt4-role-internet 124.0.0.0/7
-add pt4-role-internet 126.0.0.0/8
-add pt4-role-internet 128.0.0.0/3
-add pt4-role-internet 160.0.0.0/5
-add pt4-role-internet 168.0.0.0/8
-add pt4-role-internet 169.0.0.0/9
-add pt4-role-internet 169.128.0.0/10
-add pt4-role-internet 169.192.0.0/11
-add pt4-role-internet 169.224.0.0/12
-add pt4-role-internet 169.240.0.0/13
-add pt4-role-internet 169.248.0.0/14
-add pt4-role-internet 169.252.0.0/15
-add pt4-role-internet 169.255.0.0/16
-add pt4-role-internet 170.0.0.0/7
-add pt4-role-internet 172.0.0.0/12
-add pt4-role-internet 172.32.0.0/11
-add pt4-role-internet 172.64.0.0/10
-add pt4-role-internet 172.128.0.0/9
-add pt4-role-internet 173.0.0.0/8
-add pt4-role-internet 174.0.0.0/7
-add pt4-role-internet 176.0.0.0/4
-add pt4-role-internet 192.0.0.0/23
-add pt4-role-internet 192.0.2.0/28
-add pt4-role-internet 192.0.2.16/29
-add pt4-role-internet 192.0.2.24
-add pt4-role-internet 192.0.2.26/31
-add pt4-role-internet 192.0.2.28/30
-add pt4-role-internet 192.0.2.32/27
-add pt4-role-internet 192.0.2.64/26
-add pt4-role-internet 192.0.2.128/25
-add pt4-role-internet 192.0.3.0/24
-add pt4-role-internet 192.0.4.0/22
-add pt4-role-internet 192.0.8.0/21
-add pt4-role-internet 192.0.16.0/20
-add pt4-role-internet 192.0.32.0/19
-add pt4-role-internet 192.0.64.0/18
-add pt4-role-internet 192.0.128.0/17
-add pt4-role-internet 192.1.0.0/16
-add pt4-role-internet 192.2.0.0/15
-add pt4-role-internet 192.4.0.0/14
-add pt4-role-internet 192.8.0.0/13
-add pt4-role-internet 192.16.0.0/12
-add pt4-role-internet 192.32.0.0/11
-add pt4-role-internet 192.64.0.0/10
-add pt4-role-internet 192.128.0.0/11
-add pt4-role-internet 192.160.0.0/13
-add pt4-role-internet 192.169.0.0/16
-add pt4-role-internet 192.170.0.0/15
-add pt4-role-internet 192.172.0.0/14
-add pt4-role-internet 192.176.0.0/12
-add pt4-role-internet 192.192.0.0/10
-add pt4-role-internet 193.0.0.0/8
-add pt4-role-internet 194.0.0.0/7
-add pt4-role-internet 196.0.0.0/7
-add pt4-role-internet 198.0.0.0/11
-add pt4-role-internet 198.32.0.0/12
-add pt4-role-internet 198.48.0.0/15
-add pt4-role-internet 198.50.0.0/16
-add pt4-role-internet 198.51.0.0/18
-add pt4-role-internet 198.51.64.0/19
-add pt4-role-internet 198.51.96.0/22
-add pt4-role-internet 198.51.100.128/25
-add pt4-role-internet 198.51.101.0/24
-add pt4-role-internet 198.51.102.0/23
-add pt4-role-internet 198.51.104.0/21
-add pt4-role-internet 198.51.112.0/20
-add pt4-role-internet 198.51.128.0/17
-add pt4-role-internet 198.52.0.0/14
-add pt4-role-internet 198.56.0.0/13
-add pt4-role-internet 198.64.0.0/10
-add pt4-role-internet 198.128.0.0/9
-add pt4-role-internet 199.0.0.0/8
-add pt4-role-internet 200.0.0.0/5
-add pt4-role-internet 208.0.0.0/4
+create portolan-tmp-6b63da70 hash:net family inet
+flush portolan-tmp-6b63da70
+add portolan-tmp-6b63da70 1.0.0.0/8
+add portolan-tmp-6b63da70 2.0.0.0/7
+add portolan-tmp-6b63da70 4.0.0.0/6
+add portolan-tmp-6b63da70 8.0.0.0/7
+add portolan-tmp-6b63da70 11.0.0.0/8
+add portolan-tmp-6b63da70 12.0.0.0/6
+add portolan-tmp-6b63da70 16.0.0.0/4
+add portolan-tmp-6b63da70 32.0.0.0/3
+add portolan-tmp-6b63da70 64.0.0.0/3
+add portolan-tmp-6b63da70 96.0.0.0/6
+add portolan-tmp-6b63da70 100.0.0.0/10
+add portolan-tmp-6b63da70 100.128.0.0/9
+add portolan-tmp-6b63da70 101.0.0.0/8
+add portolan-tmp-6b63da70 102.0.0.0/7
+add portolan-tmp-6b63da70 104.0.0.0/5
+add portolan-tmp-6b63da70 112.0.0.0/5
+add portolan-tmp-6b63da70 120.0.0.0/6
+add portolan-tmp-6b63da70 124.0.0.0/7
+add portolan-tmp-6b63da70 126.0.0.0/8
+add portolan-tmp-6b63da70 128.0.0.0/3
+add portolan-tmp-6b63da70 160.0.0.0/5
+add portolan-tmp-6b63da70 168.0.0.0/8
+add portolan-tmp-6b63da70 169.0.0.0/9
+add portolan-tmp-6b63da70 169.128.0.0/10
+add portolan-tmp-6b63da70 169.192.0.0/11
+add portolan-tmp-6b63da70 169.224.0.0/12
+add portolan-tmp-6b63da70 169.240.0.0/13
+add portolan-tmp-6b63da70 169.248.0.0/14
+add portolan-tmp-6b63da70 169.252.0.0/15
+add portolan-tmp-6b63da70 169.255.0.0/16
+add portolan-tmp-6b63da70 170.0.0.0/7
+add portolan-tmp-6b63da70 172.0.0.0/12
+add portolan-tmp-6b63da70 172.32.0.0/11
+add portolan-tmp-6b63da70 172.64.0.0/10
+add portolan-tmp-6b63da70 172.128.0.0/9
+add portolan-tmp-6b63da70 173.0.0.0/8
+add portolan-tmp-6b63da70 174.0.0.0/7
+add portolan-tmp-6b63da70 176.0.0.0/4
+add portolan-tmp-6b63da70 192.0.0.0/23
+add portolan-tmp-6b63da70 192.0.2.0/28
+add portolan-tmp-6b63da70 192.0.2.16/29
+add portolan-tmp-6b63da70 192.0.2.24
+add portolan-tmp-6b63da70 192.0.2.26/31
+add portolan-tmp-6b63da70 192.0.2.28/30
+add portolan-tmp-6b63da70 192.0.2.32/27
+add portolan-tmp-6b63da70 192.0.2.64/26
+add portolan-tmp-6b63da70 192.0.2.128/25
+add portolan-tmp-6b63da70 192.0.3.0/24
+add portolan-tmp-6b63da70 192.0.4.0/22
+add portolan-tmp-6b63da70 192.0.8.0/21
+add portolan-tmp-6b63da70 192.0.16.0/20
+add portolan-tmp-6b63da70 192.0.32.0/19
+add portolan-tmp-6b63da70 192.0.64.0/18
+add portolan-tmp-6b63da70 192.0.128.0/17
+add portolan-tmp-6b63da70 192.1.0.0/16
+add portolan-tmp-6b63da70 192.2.0.0/15
+add portolan-tmp-6b63da70 192.4.0.0/14
+add portolan-tmp-6b63da70 192.8.0.0/13
+add portolan-tmp-6b63da70 192.16.0.0/12
+add portolan-tmp-6b63da70 192.32.0.0/11
+add portolan-tmp-6b63da70 192.64.0.0/10
+add portolan-tmp-6b63da70 192.128.0.0/11
+add portolan-tmp-6b63da70 192.160.0.0/13
+add portolan-tmp-6b63da70 192.169.0.0/16
+add portolan-tmp-6b63da70 192.170.0.0/15
+add portolan-tmp-6b63da70 192.172.0.0/14
+add portolan-tmp-6b63da70 192.176.0.0/12
+add portolan-tmp-6b63da70 192.192.0.0/10
+add portolan-tmp-6b63da70 193.0.0.0/8
+add portolan-tmp-6b63da70 194.0.0.0/7
+add portolan-tmp-6b63da70 196.0.0.0/7
+add portolan-tmp-6b63da70 198.0.0.0/11
+add portolan-tmp-6b63da70 198.32.0.0/12
+add portolan-tmp-6b63da70 198.48.0.0/15
+add portolan-tmp-6b63da70 198.50.0.0/16
+add portolan-tmp-6b63da70 198.51.0.0/18
+add portolan-tmp-6b63da70 198.51.64.0/19
+add portolan-tmp-6b63da70 198.51.96.0/22
+add portolan-tmp-6b63da70 198.51.100.128/25
+add portolan-tmp-6b63da70 198.51.101.0/24
+add portolan-tmp-6b63da70 198.51.102.0/23
+add portolan-tmp-6b63da70 198.51.104.0/21
+add portolan-tmp-6b63da70 198.51.112.0/20
+add portolan-tmp-6b63da70 198.51.128.0/17
+add portolan-tmp-6b63da70 198.52.0.0/14
+add portolan-tmp-6b63da70 198.56.0.0/13
+add portolan-tmp-6b63da70 198.64.0.0/10
+add portolan-tmp-6b63da70 198.128.0.0/9
+add portolan-tmp-6b63da70 199.0.0.0/8
+add portolan-tmp-6b63da70 200.0.0.0/5
+add portolan-tmp-6b63da70 208.0.0.0/4
+swap portolan-tmp-6b63da70 pt4-role-internet
 # role internet (IPv6)
 create pt6-role-internet hash:net family inet6
-flush pt6-role-internet
-add pt6-role-internet ::2/127
-add pt6-role-internet ::4/126
-add pt6-role-internet ::8/125
-add pt6-role-internet ::10/124
-add pt6-role-internet ::20/123
-add pt6-role-internet ::40/122
-add pt6-role-internet ::80/121
-add pt6-role-internet ::100/120
-add pt6-role-internet ::200/119
-add pt6-role-internet ::400/118
-add pt6-role-internet ::800/117
-add pt6-role-internet ::1000/116
-add pt6-role-internet ::2000/115
-add pt6-role-internet ::4000/114
-add pt6-role-internet ::8000/113
-add pt6-role-internet ::1:0/112
-add pt6-role-internet ::2:0/111
-add pt6-role-internet ::4:0/110
-add pt6-role-internet ::8:0/109
-add pt6-role-internet ::10:0/108
-add pt6-role-internet ::20:0/107
-add pt6-role-internet ::40:0/106
-add pt6-role-internet ::80:0/105
-add pt6-role-internet ::100:0/104
-add pt6-role-internet ::200:0/103
-add pt6-role-internet ::400:0/102
-add pt6-role-internet ::800:0/101
-add pt6-role-internet ::1000:0/100
-add pt6-role-internet ::2000:0/99
-add pt6-role-internet ::4000:0/98
-add pt6-role-internet ::8000:0/97
-add pt6-role-internet ::1:0:0/96
-add pt6-role-internet ::2:0:0/95
-add pt6-role-internet ::4:0:0/94
-add pt6-role-internet ::8:0:0/93
-add pt6-role-internet ::10:0:0/92
-add pt6-role-internet ::20:0:0/91
-add pt6-role-internet ::40:0:0/90
-add pt6-role-internet ::80:0:0/89
-add pt6-role-internet ::100:0:0/88
-add pt6-role-internet ::200:0:0/87
-add pt6-role-internet ::400:0:0/86
-add pt6-role-internet ::800:0:0/85
-add pt6-role-internet ::1000:0:0/84
-add pt6-role-internet ::2000:0:0/83
-add pt6-role-internet ::4000:0:0/82
-add pt6-role-internet ::8000:0:0/81
-add pt6-role-internet ::1:0:0:0/80
-add pt6-role-internet ::2:0:0:0/79
-add pt6-role-internet ::4:0:0:0/78
-add pt6-role-internet ::8:0:0:0/77
-add pt6-role-internet ::10:0:0:0/76
-add pt6-role-internet ::20:0:0:0/75
-add pt6-role-internet ::40:0:0:0/74
-add pt6-role-internet ::80:0:0:0/73
-add pt6-role-internet ::100:0:0:0/72
-add pt6-role-internet ::200:0:0:0/71
-add pt6-role-internet ::400:0:0:0/70
-add pt6-role-internet ::800:0:0:0/69
-add pt6-role-internet ::1000:0:0:0/68
-add pt6-role-internet ::2000:0:0:0/67
-add pt6-role-internet ::4000:0:0:0/66
-add pt6-role-internet ::8000:0:0:0/65
-add pt6-role-internet 0:0:0:1::/64
-add pt6-role-internet 0:0:0:2::/63
-add pt6-role-internet 0:0:0:4::/62
-add pt6-role-internet 0:0:0:8::/61
-add pt6-role-internet 0:0:0:10::/60
-add pt6-role-internet 0:0:0:20::/59
-add pt6-role-internet 0:0:0:40::/58
-add pt6-role-internet 0:0:0:80::/57
-add pt6-role-internet 0:0:0:100::/56
-add pt6-role-internet 0:0:0:200::/55
-add pt6-role-internet 0:0:0:400::/54
-add pt6-role-internet 0:0:0:800::/53
-add pt6-role-internet 0:0:0:1000::/52
-add pt6-role-internet 0:0:0:2000::/51
-add pt6-role-internet 0:0:0:4000::/50
-add pt6-role-internet 0:0:0:8000::/49
-add pt6-role-internet 0:0:1::/48
-add pt6-role-internet 0:0:2::/47
-add pt6-role-internet 0:0:4::/46
-add pt6-role-internet 0:0:8::/45
-add pt6-role-internet 0:0:10::/44
-add pt6-role-internet 0:0:20::/43
-add pt6-role-internet 0:0:40::/42
-add pt6-role-internet 0:0:80::/41
-add pt6-role-internet 0:0:100::/40
-add pt6-role-internet 0:0:200::/39
-add pt6-role-internet 0:0:400::/38
-add pt6-role-internet 0:0:800::/37
-add pt6-role-internet 0:0:1000::/36
-add pt6-role-internet 0:0:2000::/35
-add pt6-role-internet 0:0:4000::/34
-add pt6-role-internet 0:0:8000::/33
-add pt6-role-internet 0:1::/32
-add pt6-role-internet 0:2::/31
-add pt6-role-internet 0:4::/30
-add pt6-role-internet 0:8::/29
-add pt6-role-internet 0:10::/28
-add pt6-role-internet 0:20::/27
-add pt6-role-internet 0:40::/26
-add pt6-role-internet 0:80::/25
-add pt6-role-internet 0:100::/24
-add pt6-role-internet 0:200::/23
-add pt6-role-internet 0:400::/22
-add pt6-role-internet 0:800::/21
-add pt6-role-internet 0:1000::/20
-add pt6-role-internet 0:2000::/19
-add pt6-role-internet 0:4000::/18
-add pt6-role-internet 0:8000::/17
-add pt6-role-internet 1::/16
-add pt6-role-internet 2::/15
-add pt6-role-internet 4::/14
-add pt6-role-internet 8::/13
-add pt6-role-internet 10::/12
-add pt6-role-internet 20::/11
-add pt6-role-internet 40::/10
-add pt6-role-internet 80::/9
-add pt6-role-internet 100::/8
-add pt6-role-internet 200::/7
-add pt6-role-internet 400::/6
-add pt6-role-internet 800::/5
-add pt6-role-internet 1000::/4
-add pt6-role-internet 2000::/16
-add pt6-role-internet 2001::/21
-add pt6-role-internet 2001:800::/22
-add pt6-role-internet 2001:c00::/24
-add pt6-role-internet 2001:d00::/25
-add pt6-role-internet 2001:d80::/27
-add pt6-role-internet 2001:da0::/28
-add pt6-role-internet 2001:db0::/29
-add pt6-role-internet 2001:db8::/64
-add pt6-role-internet 2001:db8:0:1::/123
-add pt6-role-internet 2001:db8:0:1::20/126
-add pt6-role-internet 2001:db8:0:1::24
-add pt6-role-internet 2001:db8:0:1::26/127
-add pt6-role-internet 2001:db8:0:1::28/125
-add pt6-role-internet 2001:db8:0:1::30/124
-add pt6-role-internet 2001:db8:0:1::40/122
-add pt6-role-internet 2001:db8:0:1::80/121
-add pt6-role-internet 2001:db8:0:1::100/120
-add pt6-role-internet 2001:db8:0:1::200/119
-add pt6-role-internet 2001:db8:0:1::400/118
-add pt6-role-internet 2001:db8:0:1::800/117
-add pt6-role-internet 2001:db8:0:1::1000/116
-add pt6-role-internet 2001:db8:0:1::2000/115
-add pt6-role-internet 2001:db8:0:1::4000/114
-add pt6-role-internet 2001:db8:0:1::8000/113
-add pt6-role-internet 2001:db8:0:1::1:0/112
-add pt6-role-internet 2001:db8:0:1::2:0/111
-add pt6-role-internet 2001:db8:0:1::4:0/110
-add pt6-role-internet 2001:db8:0:1::8:0/109
-add pt6-role-internet 2001:db8:0:1::10:0/108
-add pt6-role-internet 2001:db8:0:1::20:0/107
-add pt6-role-internet 2001:db8:0:1::40:0/106
-add pt6-role-internet 2001:db8:0:1::80:0/105
-add pt6-role-internet 2001:db8:0:1::100:0/104
-add pt6-role-internet 2001:db8:0:1::200:0/103
-add pt6-role-internet 2001:db8:0:1::400:0/102
-add pt6-role-internet 2001:db8:0:1::800:0/101
-add pt6-role-internet 2001:db8:0:1::1000:0/100
-add pt6-role-internet 2001:db8:0:1::2000:0/99
-add pt6-role-internet 2001:db8:0:1::4000:0/98
-add pt6-role-internet 2001:db8:0:1::8000:0/97
-add pt6-role-internet 2001:db8:0:1:0:1::/96
-add pt6-role-internet 2001:db8:0:1:0:2::/95
-add pt6-role-internet 2001:db8:0:1:0:4::/94
-add pt6-role-internet 2001:db8:0:1:0:8::/93
-add pt6-role-internet 2001:db8:0:1:0:10::/92
-add pt6-role-internet 2001:db8:0:1:0:20::/91
-add pt6-role-internet 2001:db8:0:1:0:40::/90
-add pt6-role-internet 2001:db8:0:1:0:80::/89
-add pt6-role-internet 2001:db8:0:1:0:100::/88
-add pt6-role-internet 2001:db8:0:1:0:200::/87
-add pt6-role-internet 2001:db8:0:1:0:400::/86
-add pt6-role-internet 2001:db8:0:1:0:800::/85
-add pt6-role-internet 2001:db8:0:1:0:1000::/84
-add pt6-role-internet 2001:db8:0:1:0:2000::/83
-add pt6-role-internet 2001:db8:0:1:0:4000::/82
-add pt6-role-internet 2001:db8:0:1:0:8000::/81
-add pt6-role-internet 2001:db8:0:1:1::/80
-add pt6-role-internet 2001:db8:0:1:2::/79
-add pt6-role-internet 2001:db8:0:1:4::/78
-add pt6-role-internet 2001:db8:0:1:8::/77
-add pt6-role-internet 2001:db8:0:1:10::/76
-add pt6-role-internet 2001:db8:0:1:20::/75
-add pt6-role-internet 2001:db8:0:1:40::/74
-add pt6-role-internet 2001:db8:0:1:80::/73
-add pt6-role-internet 2001:db8:0:1:100::/72
-add pt6-role-internet 2001:db8:0:1:200::/71
-add pt6-role-internet 2001:db8:0:1:400::/70
-add pt6-role-internet 2001:db8:0:1:800::/69
-add pt6-role-internet 2001:db8:0:1:1000::/68
-add pt6-role-internet 2001:db8:0:1:2000::/67
-add pt6-role-internet 2001:db8:0:1:4000::/66
-add pt6-role-internet 2001:db8:0:1:8000::/65
-add pt6-role-internet 2001:db8:0:3::/64
-add pt6-role-internet 2001:db8:0:4::/62
-add pt6-role-internet 2001:db8:0:8::/61
-add pt6-role-internet 2001:db8:0:10::/60
-add pt6-role-internet 2001:db8:0:20::/59
-add pt6-role-internet 2001:db8:0:40::/58
-add pt6-role-internet 2001:db8:0:80::/57
-add pt6-role-internet 2001:db8:0:100::/56
-add pt6-role-internet 2001:db8:0:200::/55
-add pt6-role-internet 2001:db8:0:400::/54
-add pt6-role-internet 2001:db8:0:800::/53
-add pt6-role-internet 2001:db8:0:1000::/52
-add pt6-role-internet 2001:db8:0:2000::/51
-add pt6-role-internet 2001:db8:0:4000::/50
-add pt6-role-internet 2001:db8:0:8000::/49
-add pt6-role-internet 2001:db8:1::/48
-add pt6-role-internet 2001:db8:2::/47
-add pt6-role-internet 2001:db8:4::/46
-add pt6-role-internet 2001:db8:8::/45
-add pt6-role-internet 2001:db8:10::/44
-add pt6-role-internet 2001:db8:20::/43
-add pt6-role-internet 2001:db8:40::/42
-add pt6-role-internet 2001:db8:80::/41
-add pt6-role-internet 2001:db8:100::/40
-add pt6-role-internet 2001:db8:200::/39
-add pt6-role-internet 2001:db8:400::/38
-add pt6-role-internet 2001:db8:800::/37
-add pt6-role-internet 2001:db8:1000::/36
-add pt6-role-internet 2001:db8:2000::/35
-add pt6-role-internet 2001:db8:4000::/34
-add pt6-role-internet 2001:db8:8000::/33
-add pt6-role-internet 2001:db9::/32
-add pt6-role-internet 2001:dba::/31
-add pt6-role-internet 2001:dbc::/30
-add pt6-role-internet 2001:dc0::/26
-add pt6-role-internet 2001:e00::/23
-add pt6-role-internet 2001:1000::/20
-add pt6-role-internet 2001:2000::/19
-add pt6-role-internet 2001:4000::/18
-add pt6-role-internet 2001:8000::/17
-add pt6-role-internet 2002::/15
-add pt6-role-internet 2004::/14
-add pt6-role-internet 2008::/13
-add pt6-role-internet 2010::/12
-add pt6-role-internet 2020::/11
-add pt6-role-internet 2040::/10
-add pt6-role-internet 2080::/9
-add pt6-role-internet 2100::/8
-add pt6-role-internet 2200::/7
-add pt6-role-internet 2400::/6
-add pt6-role-internet 2800::/5
-add pt6-role-internet 3000::/4
-add pt6-role-internet 4000::/2
-add pt6-role-internet 8000::/2
-add pt6-role-internet c000::/3
-add pt6-role-internet e000::/4
-add pt6-role-internet f000::/5
-add pt6-role-internet f800::/6
-add pt6-role-internet fe00::/9
-add pt6-role-internet fec0::/10
+create portolan-tmp-b821888a hash:net family inet6
+flush portolan-tmp-b821888a
+add portolan-tmp-b821888a ::2/127
+add portolan-tmp-b821888a ::4/126
+add portolan-tmp-b821888a ::8/125
+add portolan-tmp-b821888a ::10/124
+add portolan-tmp-b821888a ::20/123
+add portolan-tmp-b821888a ::40/122
+add portolan-tmp-b821888a ::80/121
+add portolan-tmp-b821888a ::100/120
+add portolan-tmp-b821888a ::200/119
+add portolan-tmp-b821888a ::400/118
+add portolan-tmp-b821888a ::800/117
+add portolan-tmp-b821888a ::1000/116
+add portolan-tmp-b821888a ::2000/115
+add portolan-tmp-b821888a ::4000/114
+add portolan-tmp-b821888a ::8000/113
+add portolan-tmp-b821888a ::1:0/112
+add portolan-tmp-b821888a ::2:0/111
+add portolan-tmp-b821888a ::4:0/110
+add portolan-tmp-b821888a ::8:0/109
+add portolan-tmp-b821888a ::10:0/108
+add portolan-tmp-b821888a ::20:0/107
+add portolan-tmp-b821888a ::40:0/106
+add portolan-tmp-b821888a ::80:0/105
+add portolan-tmp-b821888a ::100:0/104
+add portolan-tmp-b821888a ::200:0/103
+add portolan-tmp-b821888a ::400:0/102
+add portolan-tmp-b821888a ::800:0/101
+add portolan-tmp-b821888a ::1000:0/100
+add portolan-tmp-b821888a ::2000:0/99
+add portolan-tmp-b821888a ::4000:0/98
+add portolan-tmp-b821888a ::8000:0/97
+add portolan-tmp-b821888a ::1:0:0/96
+add portolan-tmp-b821888a ::2:0:0/95
+add portolan-tmp-b821888a ::4:0:0/94
+add portolan-tmp-b821888a ::8:0:0/93
+add portolan-tmp-b821888a ::10:0:0/92
+add portolan-tmp-b821888a ::20:0:0/91
+add portolan-tmp-b821888a ::40:0:0/90
+add portolan-tmp-b821888a ::80:0:0/89
+add portolan-tmp-b821888a ::100:0:0/88
+add portolan-tmp-b821888a ::200:0:0/87
+add portolan-tmp-b821888a ::400:0:0/86
+add portolan-tmp-b821888a ::800:0:0/85
+add portolan-tmp-b821888a ::1000:0:0/84
+add portolan-tmp-b821888a ::2000:0:0/83
+add portolan-tmp-b821888a ::4000:0:0/82
+add portolan-tmp-b821888a ::8000:0:0/81
+add portolan-tmp-b821888a ::1:0:0:0/80
+add portolan-tmp-b821888a ::2:0:0:0/79
+add portolan-tmp-b821888a ::4:0:0:0/78
+add portolan-tmp-b821888a ::8:0:0:0/77
+add portolan-tmp-b821888a ::10:0:0:0/76
+add portolan-tmp-b821888a ::20:0:0:0/75
+add portolan-tmp-b821888a ::40:0:0:0/74
+add portolan-tmp-b821888a ::80:0:0:0/73
+add portolan-tmp-b821888a ::100:0:0:0/72
+add portolan-tmp-b821888a ::200:0:0:0/71
+add portolan-tmp-b821888a ::400:0:0:0/70
+add portolan-tmp-b821888a ::800:0:0:0/69
+add portolan-tmp-b821888a ::1000:0:0:0/68
+add portolan-tmp-b821888a ::2000:0:0:0/67
+add portolan-tmp-b821888a ::4000:0:0:0/66
+add portolan-tmp-b821888a ::8000:0:0:0/65
+add portolan-tmp-b821888a 0:0:0:1::/64
+add portolan-tmp-b821888a 0:0:0:2::/63
+add portolan-tmp-b821888a 0:0:0:4::/62
+add portolan-tmp-b821888a 0:0:0:8::/61
+add portolan-tmp-b821888a 0:0:0:10::/60
+add portolan-tmp-b821888a 0:0:0:20::/59
+add portolan-tmp-b821888a 0:0:0:40::/58
+add portolan-tmp-b821888a 0:0:0:80::/57
+add portolan-tmp-b821888a 0:0:0:100::/56
+add portolan-tmp-b821888a 0:0:0:200::/55
+add portolan-tmp-b821888a 0:0:0:400::/54
+add portolan-tmp-b821888a 0:0:0:800::/53
+add portolan-tmp-b821888a 0:0:0:1000::/52
+add portolan-tmp-b821888a 0:0:0:2000::/51
+add portolan-tmp-b821888a 0:0:0:4000::/50
+add portolan-tmp-b821888a 0:0:0:8000::/49
+add portolan-tmp-b821888a 0:0:1::/48
+add portolan-tmp-b821888a 0:0:2::/47
+add portolan-tmp-b821888a 0:0:4::/46
+add portolan-tmp-b821888a 0:0:8::/45
+add portolan-tmp-b821888a 0:0:10::/44
+add portolan-tmp-b821888a 0:0:20::/43
+add portolan-tmp-b821888a 0:0:40::/42
+add portolan-tmp-b821888a 0:0:80::/41
+add portolan-tmp-b821888a 0:0:100::/40
+add portolan-tmp-b821888a 0:0:200::/39
+add portolan-tmp-b821888a 0:0:400::/38
+add portolan-tmp-b821888a 0:0:800::/37
+add portolan-tmp-b821888a 0:0:1000::/36
+add portolan-tmp-b821888a 0:0:2000::/35
+add portolan-tmp-b821888a 0:0:4000::/34
+add portolan-tmp-b821888a 0:0:8000::/33
+add portolan-tmp-b821888a 0:1::/32
+add portolan-tmp-b821888a 0:2::/31
+add portolan-tmp-b821888a 0:4::/30
+add portolan-tmp-b821888a 0:8::/29
+add portolan-tmp-b821888a 0:10::/28
+add portolan-tmp-b821888a 0:20::/27
+add portolan-tmp-b821888a 0:40::/26
+add portolan-tmp-b821888a 0:80::/25
+add portolan-tmp-b821888a 0:100::/24
+add portolan-tmp-b821888a 0:200::/23
+add portolan-tmp-b821888a 0:400::/22
+add portolan-tmp-b821888a 0:800::/21
+add portolan-tmp-b821888a 0:1000::/20
+add portolan-tmp-b821888a 0:2000::/19
+add portolan-tmp-b821888a 0:4000::/18
+add portolan-tmp-b821888a 0:8000::/17
+add portolan-tmp-b821888a 1::/16
+add portolan-tmp-b821888a 2::/15
+add portolan-tmp-b821888a 4::/14
+add portolan-tmp-b821888a 8::/13
+add portolan-tmp-b821888a 10::/12
+add portolan-tmp-b821888a 20::/11
+add portolan-tmp-b821888a 40::/10
+add portolan-tmp-b821888a 80::/9
+add portolan-tmp-b821888a 100::/8
+add portolan-tmp-b821888a 200::/7
+add portolan-tmp-b821888a 400::/6
+add portolan-tmp-b821888a 800::/5
+add portolan-tmp-b821888a 1000::/4
+add portolan-tmp-b821888a 2000::/16
+add portolan-tmp-b821888a 2001::/21
+add portolan-tmp-b821888a 2001:800::/22
+add portolan-tmp-b821888a 2001:c00::/24
+add portolan-tmp-b821888a 2001:d00::/25
+add portolan-tmp-b821888a 2001:d80::/27
+add portolan-tmp-b821888a 2001:da0::/28
+add portolan-tmp-b821888a 2001:db0::/29
+add portolan-tmp-b821888a 2001:db8::/64
+add portolan-tmp-b821888a 2001:db8:0:1::/123
+add portolan-tmp-b821888a 2001:db8:0:1::20/126
+add portolan-tmp-b821888a 2001:db8:0:1::24
+add portolan-tmp-b821888a 2001:db8:0:1::26/127
+add portolan-tmp-b821888a 2001:db8:0:1::28/125
+add portolan-tmp-b821888a 2001:db8:0:1::30/124
+add portolan-tmp-b821888a 2001:db8:0:1::40/122
+add portolan-tmp-b821888a 2001:db8:0:1::80/121
+add portolan-tmp-b821888a 2001:db8:0:1::100/120
+add portolan-tmp-b821888a 2001:db8:0:1::200/119
+add portolan-tmp-b821888a 2001:db8:0:1::400/118
+add portolan-tmp-b821888a 2001:db8:0:1::800/117
+add portolan-tmp-b821888a 2001:db8:0:1::1000/116
+add portolan-tmp-b821888a 2001:db8:0:1::2000/115
+add portolan-tmp-b821888a 2001:db8:0:1::4000/114
+add portolan-tmp-b821888a 2001:db8:0:1::8000/113
+add portolan-tmp-b821888a 2001:db8:0:1::1:0/112
+add portolan-tmp-b821888a 2001:db8:0:1::2:0/111
+add portolan-tmp-b821888a 2001:db8:0:1::4:0/110
+add portolan-tmp-b821888a 2001:db8:0:1::8:0/109
+add portolan-tmp-b821888a 2001:db8:0:1::10:0/108
+add portolan-tmp-b821888a 2001:db8:0:1::20:0/107
+add portolan-tmp-b821888a 2001:db8:0:1::40:0/106
+add portolan-tmp-b821888a 2001:db8:0:1::80:0/105
+add portolan-tmp-b821888a 2001:db8:0:1::100:0/104
+add portolan-tmp-b821888a 2001:db8:0:1::200:0/103
+add portolan-tmp-b821888a 2001:db8:0:1::400:0/102
+add portolan-tmp-b821888a 2001:db8:0:1::800:0/101
+add portolan-tmp-b821888a 2001:db8:0:1::1000:0/100
+add portolan-tmp-b821888a 2001:db8:0:1::2000:0/99
+add portolan-tmp-b821888a 2001:db8:0:1::4000:0/98
+add portolan-tmp-b821888a 2001:db8:0:1::8000:0/97
+add portolan-tmp-b821888a 2001:db8:0:1:0:1::/96
+add portolan-tmp-b821888a 2001:db8:0:1:0:2::/95
+add portolan-tmp-b821888a 2001:db8:0:1:0:4::/94
+add portolan-tmp-b821888a 2001:db8:0:1:0:8::/93
+add portolan-tmp-b821888a 2001:db8:0:1:0:10::/92
+add portolan-tmp-b821888a 2001:db8:0:1:0:20::/91
+add portolan-tmp-b821888a 2001:db8:0:1:0:40::/90
+add portolan-tmp-b821888a 2001:db8:0:1:0:80::/89
+add portolan-tmp-b821888a 2001:db8:0:1:0:100::/88
+add portolan-tmp-b821888a 2001:db8:0:1:0:200::/87
+add portolan-tmp-b821888a 2001:db8:0:1:0:400::/86
+add portolan-tmp-b821888a 2001:db8:0:1:0:800::/85
+add portolan-tmp-b821888a 2001:db8:0:1:0:1000::/84
+add portolan-tmp-b821888a 2001:db8:0:1:0:2000::/83
+add portolan-tmp-b821888a 2001:db8:0:1:0:4000::/82
+add portolan-tmp-b821888a 2001:db8:0:1:0:8000::/81
+add portolan-tmp-b821888a 2001:db8:0:1:1::/80
+add portolan-tmp-b821888a 2001:db8:0:1:2::/79
+add portolan-tmp-b821888a 2001:db8:0:1:4::/78
+add portolan-tmp-b821888a 2001:db8:0:1:8::/77
+add portolan-tmp-b821888a 2001:db8:0:1:10::/76
+add portolan-tmp-b821888a 2001:db8:0:1:20::/75
+add portolan-tmp-b821888a 2001:db8:0:1:40::/74
+add portolan-tmp-b821888a 2001:db8:0:1:80::/73
+add portolan-tmp-b821888a 2001:db8:0:1:100::/72
+add portolan-tmp-b821888a 2001:db8:0:1:200::/71
+add portolan-tmp-b821888a 2001:db8:0:1:400::/70
+add portolan-tmp-b821888a 2001:db8:0:1:800::/69
+add portolan-tmp-b821888a 2001:db8:0:1:1000::/68
+add portolan-tmp-b821888a 2001:db8:0:1:2000::/67
+add portolan-tmp-b821888a 2001:db8:0:1:4000::/66
+add portolan-tmp-b821888a 2001:db8:0:1:8000::/65
+add portolan-tmp-b821888a 2001:db8:0:3::/64
+add portolan-tmp-b821888a 2001:db8:0:4::/62
+add portolan-tmp-b821888a 2001:db8:0:8::/61
+add portolan-tmp-b821888a 2001:db8:0:10::/60
+add portolan-tmp-b821888a 2001:db8:0:20::/59
+add portolan-tmp-b821888a 2001:db8:0:40::/58
+add portolan-tmp-b821888a 2001:db8:0:80::/57
+add portolan-tmp-b821888a 2001:db8:0:100::/56
+add portolan-tmp-b821888a 2001:db8:0:200::/55
+add portolan-tmp-b821888a 2001:db8:0:400::/54
+add portolan-tmp-b821888a 2001:db8:0:800::/53
+add portolan-tmp-b821888a 2001:db8:0:1000::/52
+add portolan-tmp-b821888a 2001:db8:0:2000::/51
+add portolan-tmp-b821888a 2001:db8:0:4000::/50
+add portolan-tmp-b821888a 2001:db8:0:8000::/49
+add portolan-tmp-b821888a 2001:db8:1::/48
+add portolan-tmp-b821888a 2001:db8:2::/47
+add portolan-tmp-b821888a 2001:db8:4::/46
+add portolan-tmp-b821888a 2001:db8:8::/45
+add portolan-tmp-b821888a 2001:db8:10::/44
+add portolan-tmp-b821888a 2001:db8:20::/43
+add portolan-tmp-b821888a 2001:db8:40::/42
+add portolan-tmp-b821888a 2001:db8:80::/41
+add portolan-tmp-b821888a 2001:db8:100::/40
+add portolan-tmp-b821888a 2001:db8:200::/39
+add portolan-tmp-b821888a 2001:db8:400::/38
+add portolan-tmp-b821888a 2001:db8:800::/37
+add portolan-tmp-b821888a 2001:db8:1000::/36
+add portolan-tmp-b821888a 2001:db8:2000::/35
+add portolan-tmp-b821888a 2001:db8:4000::/34
+add portolan-tmp-b821888a 2001:db8:8000::/33
+add portolan-tmp-b821888a 2001:db9::/32
+add portolan-tmp-b821888a 2001:dba::/31
+add portolan-tmp-b821888a 2001:dbc::/30
+add portolan-tmp-b821888a 2001:dc0::/26
+add portolan-tmp-b821888a 2001:e00::/23
+add portolan-tmp-b821888a 2001:1000::/20
+add portolan-tmp-b821888a 2001:2000::/19
+add portolan-tmp-b821888a 2001:4000::/18
+add portolan-tmp-b821888a 2001:8000::/17
+add portolan-tmp-b821888a 2002::/15
+add portolan-tmp-b821888a 2004::/14
+add portolan-tmp-b821888a 2008::/13
+add portolan-tmp-b821888a 2010::/12
+add portolan-tmp-b821888a 2020::/11
+add portolan-tmp-b821888a 2040::/10
+add portolan-tmp-b821888a 2080::/9
+add portolan-tmp-b821888a 2100::/8
+add portolan-tmp-b821888a 2200::/7
+add portolan-tmp-b821888a 2400::/6
+add portolan-tmp-b821888a 2800::/5
+add portolan-tmp-b821888a 3000::/4
+add portolan-tmp-b821888a 4000::/2
+add portolan-tmp-b821888a 8000::/2
+add portolan-tmp-b821888a c000::/3
+add portolan-tmp-b821888a e000::/4
+add portolan-tmp-b821888a f000::/5
+add portolan-tmp-b821888a f800::/6
+add portolan-tmp-b821888a fe00::/9
+add portolan-tmp-b821888a fec0::/10
+swap portolan-tmp-b821888a pt6-role-internet
 # role ldap-server (IPv4)
 create pt4-role-ldap-server hash:net family inet
-flush pt4-role-ldap-server
-add pt4-role-ldap-server 198.51.100.38
+create portolan-tmp-cac22bac hash:net family inet
+flush portolan-tmp-cac22bac
+add portolan-tmp-cac22bac 198.51.100.38
+swap portolan-tmp-cac22bac pt4-role-ldap-server
 # role mail-server (IPv4)
 create pt4-role-mail-server hash:net family inet
-flush pt4-role-mail-server
-add pt4-role-mail-server 198.51.100.26
+create portolan-tmp-a077ea9a hash:net family inet
+flush portolan-tmp-a077ea9a
+add portolan-tmp-a077ea9a 198.51.100.26
+swap portolan-tmp-a077ea9a pt4-role-mail-server
 # role mail-server (IPv6)
 create pt6-role-mail-server hash:net family inet6
-flush pt6-role-mail-server
-add pt6-role-mail-server 2001:db8:0:2::26
+create portolan-tmp-2b983dc4 hash:net family inet6
+flush portolan-tmp-2b983dc4
+add portolan-tmp-2b983dc4 2001:db8:0:2::26
+swap portolan-tmp-2b983dc4 pt6-role-mail-server
 # role smarthost (IPv4)
 create pt4-role-smarthost hash:net family inet
-flush pt4-role-smarthost
-add pt4-role-smarthost 203.0.113.25
+create portolan-tmp-4236eb28 hash:net family inet
+flush portolan-tmp-4236eb28
+add portolan-tmp-4236eb28 203.0.113.25
+swap portolan-tmp-4236eb28 pt4-role-smarthost
 # role syslog-server (IPv4)
 create pt4-role-syslog-server hash:net family inet
-flush pt4-role-syslog-server
-add pt4-role-syslog-server 198.51.100.14
+create portolan-tmp-116df4b4 hash:net family inet
+flush portolan-tmp-116df4b4
+add portolan-tmp-116df4b4 198.51.100.14
+swap portolan-tmp-116df4b4 pt4-role-syslog-server
 PORTOLAN_IPSET_END
 
 # 2. IPv4 rules (atomic)
@@ -570,7 +616,32 @@ ip6tables-restore --noflush <<'PORTOLAN_IPV6_END'
 COMMIT
 PORTOLAN_IPV6_END
 
-# 4. Send forwarded traffic through portolan's chain first (once).
+# 4. Send traffic through portolan's chains first (once).
 for t in iptables ip6tables; do
 	$t -C FORWARD -j PORTOLAN-FORWARD 2>/dev/null || $t -I FORWARD 1 -j PORTOLAN-FORWARD
 done
+
+# 5. Drop the previous content of replaced address sets.
+ipset destroy portolan-tmp-f1a08fa1 2>/dev/null || true
+ipset destroy portolan-tmp-f02434e7 2>/dev/null || true
+ipset destroy portolan-tmp-2c50082d 2>/dev/null || true
+ipset destroy portolan-tmp-b0488187 2>/dev/null || true
+ipset destroy portolan-tmp-64bb247f 2>/dev/null || true
+ipset destroy portolan-tmp-0fee59d1 2>/dev/null || true
+ipset destroy portolan-tmp-7a03b758 2>/dev/null || true
+ipset destroy portolan-tmp-b1a0a873 2>/dev/null || true
+ipset destroy portolan-tmp-1e1c4b10 2>/dev/null || true
+ipset destroy portolan-tmp-795ceb46 2>/dev/null || true
+ipset destroy portolan-tmp-ff328794 2>/dev/null || true
+ipset destroy portolan-tmp-0deab9c2 2>/dev/null || true
+ipset destroy portolan-tmp-e4b7a0dd 2>/dev/null || true
+ipset destroy portolan-tmp-9c129899 2>/dev/null || true
+ipset destroy portolan-tmp-835972dc 2>/dev/null || true
+ipset destroy portolan-tmp-a0186866 2>/dev/null || true
+ipset destroy portolan-tmp-6b63da70 2>/dev/null || true
+ipset destroy portolan-tmp-b821888a 2>/dev/null || true
+ipset destroy portolan-tmp-cac22bac 2>/dev/null || true
+ipset destroy portolan-tmp-a077ea9a 2>/dev/null || true
+ipset destroy portolan-tmp-2b983dc4 2>/dev/null || true
+ipset destroy portolan-tmp-4236eb28 2>/dev/null || true
+ipset destroy portolan-tmp-116df4b4 2>/dev/null || true

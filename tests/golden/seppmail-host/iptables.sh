@@ -3,165 +3,194 @@
 # profile: seppmail (SEPPmail Secure E-Mail Gateway)
 # placement: host (rules on the appliance: input/output)
 # features: ntp, rest-api, snmp, syslog
-# load: sh FILE (as root; replaces the filter tables of iptables and ip6tables)
+# load: sh FILE (as root; replaces only the chains PORTOLAN-INPUT and PORTOLAN-OUTPUT and jumps to them from INPUT and OUTPUT; other chains and policies are left alone)
 set -eu
 
 # 1. address sets
 ipset -exist restore <<'PORTOLAN_IPSET_END'
 # dns support.seppmail.ch (IPv4)
 create pt4-dns-support.seppmail.ch hash:ip family inet timeout 0
-flush pt4-dns-support.seppmail.ch
 # dns update.seppmail.ch (IPv4)
 create pt4-dns-update.seppmail.ch hash:ip family inet timeout 0
-flush pt4-dns-update.seppmail.ch
 # role admin (IPv4)
 create pt4-role-admin hash:net family inet
-flush pt4-role-admin
-add pt4-role-admin 192.0.2.100/31
+create portolan-tmp-7a03b758 hash:net family inet
+flush portolan-tmp-7a03b758
+add portolan-tmp-7a03b758 192.0.2.100/31
+swap portolan-tmp-7a03b758 pt4-role-admin
 # role dns-server (IPv4)
 create pt4-role-dns-server hash:net family inet
-flush pt4-role-dns-server
-add pt4-role-dns-server 192.0.2.53
+create portolan-tmp-ff328794 hash:net family inet
+flush portolan-tmp-ff328794
+add portolan-tmp-ff328794 192.0.2.53
+swap portolan-tmp-ff328794 pt4-role-dns-server
 # role internal (IPv4)
 create pt4-role-internal hash:net family inet
-flush pt4-role-internal
-add pt4-role-internal 192.0.2.0/24
+create portolan-tmp-835972dc hash:net family inet
+flush portolan-tmp-835972dc
+add portolan-tmp-835972dc 192.0.2.0/24
+swap portolan-tmp-835972dc pt4-role-internal
 # role internet (IPv4)
 create pt4-role-internet hash:net family inet
-flush pt4-role-internet
-add pt4-role-internet 1.0.0.0/8
-add pt4-role-internet 2.0.0.0/7
-add pt4-role-internet 4.0.0.0/6
-add pt4-role-internet 8.0.0.0/7
-add pt4-role-internet 11.0.0.0/8
-add pt4-role-internet 12.0.0.0/6
-add pt4-role-internet 16.0.0.0/4
-add pt4-role-internet 32.0.0.0/3
-add pt4-role-internet 64.0.0.0/3
-add pt4-role-internet 96.0.0.0/6
-add pt4-role-internet 100.0.0.0/10
-add pt4-role-internet 100.128.0.0/9
-add pt4-role-internet 101.0.0.0/8
-add pt4-role-internet 102.0.0.0/7
-add pt4-role-internet 104.0.0.0/5
-add pt4-role-internet 112.0.0.0/5
-add pt4-role-internet 120.0.0.0/6
-add pt4-role-internet 124.0.0.0/7
-add pt4-role-internet 126.0.0.0/8
-add pt4-role-internet 128.0.0.0/3
-add pt4-role-internet 160.0.0.0/5
-add pt4-role-internet 168.0.0.0/8
-add pt4-role-internet 169.0.0.0/9
-add pt4-role-internet 169.128.0.0/10
-add pt4-role-internet 169.192.0.0/11
-add pt4-role-internet 169.224.0.0/12
-add pt4-role-internet 169.240.0.0/13
-add pt4-role-internet 169.248.0.0/14
-add pt4-role-internet 169.252.0.0/15
-add pt4-role-internet 169.255.0.0/16
-add pt4-role-internet 170.0.0.0/7
-add pt4-role-internet 172.0.0.0/12
-add pt4-role-internet 172.32.0.0/11
-add pt4-role-internet 172.64.0.0/10
-add pt4-role-internet 172.128.0.0/9
-add pt4-role-internet 173.0.0.0/8
-add pt4-role-internet 174.0.0.0/7
-add pt4-role-internet 176.0.0.0/4
-add pt4-role-internet 192.0.0.0/23
-add pt4-role-internet 192.0.3.0/24
-add pt4-role-internet 192.0.4.0/22
-add pt4-role-internet 192.0.8.0/21
-add pt4-role-internet 192.0.16.0/20
-add pt4-role-internet 192.0.32.0/19
-add pt4-role-internet 192.0.64.0/18
-add pt4-role-internet 192.0.128.0/17
-add pt4-role-internet 192.1.0.0/16
-add pt4-role-internet 192.2.0.0/15
-add pt4-role-internet 192.4.0.0/14
-add pt4-role-internet 192.8.0.0/13
-add pt4-role-internet 192.16.0.0/12
-add pt4-role-internet 192.32.0.0/11
-add pt4-role-internet 192.64.0.0/10
-add pt4-role-internet 192.128.0.0/11
-add pt4-role-internet 192.160.0.0/13
-add pt4-role-internet 192.169.0.0/16
-add pt4-role-internet 192.170.0.0/15
-add pt4-role-internet 192.172.0.0/14
-add pt4-role-internet 192.176.0.0/12
-add pt4-role-internet 192.192.0.0/10
-add pt4-role-internet 193.0.0.0/8
-add pt4-role-internet 194.0.0.0/7
-add pt4-role-internet 196.0.0.0/6
-add pt4-role-internet 200.0.0.0/5
-add pt4-role-internet 208.0.0.0/4
+create portolan-tmp-6b63da70 hash:net family inet
+flush portolan-tmp-6b63da70
+add portolan-tmp-6b63da70 1.0.0.0/8
+add portolan-tmp-6b63da70 2.0.0.0/7
+add portolan-tmp-6b63da70 4.0.0.0/6
+add portolan-tmp-6b63da70 8.0.0.0/7
+add portolan-tmp-6b63da70 11.0.0.0/8
+add portolan-tmp-6b63da70 12.0.0.0/6
+add portolan-tmp-6b63da70 16.0.0.0/4
+add portolan-tmp-6b63da70 32.0.0.0/3
+add portolan-tmp-6b63da70 64.0.0.0/3
+add portolan-tmp-6b63da70 96.0.0.0/6
+add portolan-tmp-6b63da70 100.0.0.0/10
+add portolan-tmp-6b63da70 100.128.0.0/9
+add portolan-tmp-6b63da70 101.0.0.0/8
+add portolan-tmp-6b63da70 102.0.0.0/7
+add portolan-tmp-6b63da70 104.0.0.0/5
+add portolan-tmp-6b63da70 112.0.0.0/5
+add portolan-tmp-6b63da70 120.0.0.0/6
+add portolan-tmp-6b63da70 124.0.0.0/7
+add portolan-tmp-6b63da70 126.0.0.0/8
+add portolan-tmp-6b63da70 128.0.0.0/3
+add portolan-tmp-6b63da70 160.0.0.0/5
+add portolan-tmp-6b63da70 168.0.0.0/8
+add portolan-tmp-6b63da70 169.0.0.0/9
+add portolan-tmp-6b63da70 169.128.0.0/10
+add portolan-tmp-6b63da70 169.192.0.0/11
+add portolan-tmp-6b63da70 169.224.0.0/12
+add portolan-tmp-6b63da70 169.240.0.0/13
+add portolan-tmp-6b63da70 169.248.0.0/14
+add portolan-tmp-6b63da70 169.252.0.0/15
+add portolan-tmp-6b63da70 169.255.0.0/16
+add portolan-tmp-6b63da70 170.0.0.0/7
+add portolan-tmp-6b63da70 172.0.0.0/12
+add portolan-tmp-6b63da70 172.32.0.0/11
+add portolan-tmp-6b63da70 172.64.0.0/10
+add portolan-tmp-6b63da70 172.128.0.0/9
+add portolan-tmp-6b63da70 173.0.0.0/8
+add portolan-tmp-6b63da70 174.0.0.0/7
+add portolan-tmp-6b63da70 176.0.0.0/4
+add portolan-tmp-6b63da70 192.0.0.0/23
+add portolan-tmp-6b63da70 192.0.3.0/24
+add portolan-tmp-6b63da70 192.0.4.0/22
+add portolan-tmp-6b63da70 192.0.8.0/21
+add portolan-tmp-6b63da70 192.0.16.0/20
+add portolan-tmp-6b63da70 192.0.32.0/19
+add portolan-tmp-6b63da70 192.0.64.0/18
+add portolan-tmp-6b63da70 192.0.128.0/17
+add portolan-tmp-6b63da70 192.1.0.0/16
+add portolan-tmp-6b63da70 192.2.0.0/15
+add portolan-tmp-6b63da70 192.4.0.0/14
+add portolan-tmp-6b63da70 192.8.0.0/13
+add portolan-tmp-6b63da70 192.16.0.0/12
+add portolan-tmp-6b63da70 192.32.0.0/11
+add portolan-tmp-6b63da70 192.64.0.0/10
+add portolan-tmp-6b63da70 192.128.0.0/11
+add portolan-tmp-6b63da70 192.160.0.0/13
+add portolan-tmp-6b63da70 192.169.0.0/16
+add portolan-tmp-6b63da70 192.170.0.0/15
+add portolan-tmp-6b63da70 192.172.0.0/14
+add portolan-tmp-6b63da70 192.176.0.0/12
+add portolan-tmp-6b63da70 192.192.0.0/10
+add portolan-tmp-6b63da70 193.0.0.0/8
+add portolan-tmp-6b63da70 194.0.0.0/7
+add portolan-tmp-6b63da70 196.0.0.0/6
+add portolan-tmp-6b63da70 200.0.0.0/5
+add portolan-tmp-6b63da70 208.0.0.0/4
+swap portolan-tmp-6b63da70 pt4-role-internet
 # role mail-server (IPv4)
 create pt4-role-mail-server hash:net family inet
-flush pt4-role-mail-server
-add pt4-role-mail-server 192.0.2.26
+create portolan-tmp-a077ea9a hash:net family inet
+flush portolan-tmp-a077ea9a
+add portolan-tmp-a077ea9a 192.0.2.26
+swap portolan-tmp-a077ea9a pt4-role-mail-server
 # role smarthost (IPv4)
 create pt4-role-smarthost hash:net family inet
-flush pt4-role-smarthost
-add pt4-role-smarthost 198.51.100.25
+create portolan-tmp-4236eb28 hash:net family inet
+flush portolan-tmp-4236eb28
+add portolan-tmp-4236eb28 198.51.100.25
+swap portolan-tmp-4236eb28 pt4-role-smarthost
 # role syslog-server (IPv4)
 create pt4-role-syslog-server hash:net family inet
-flush pt4-role-syslog-server
-add pt4-role-syslog-server 192.0.2.14
+create portolan-tmp-116df4b4 hash:net family inet
+flush portolan-tmp-116df4b4
+add portolan-tmp-116df4b4 192.0.2.14
+swap portolan-tmp-116df4b4 pt4-role-syslog-server
 PORTOLAN_IPSET_END
 
 # 2. IPv4 rules (atomic)
-iptables-restore <<'PORTOLAN_IPV4_END'
+iptables-restore --noflush <<'PORTOLAN_IPV4_END'
 *filter
-:INPUT DROP [0:0]
-:FORWARD ACCEPT [0:0]
-:OUTPUT DROP [0:0]
--A INPUT -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment "portolan: replies and related ICMP errors" -j ACCEPT
--A INPUT -m conntrack --ctstate INVALID -j DROP
--A INPUT -i lo -j ACCEPT
+:PORTOLAN-INPUT - [0:0]
+:PORTOLAN-OUTPUT - [0:0]
+-A PORTOLAN-INPUT -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment "portolan: replies and related ICMP errors" -j RETURN
+-A PORTOLAN-INPUT -m conntrack --ctstate INVALID -j DROP
+-A PORTOLAN-INPUT -i lo -j RETURN
 # admin-https [required]: Web-based administration interface over HTTPS
 # rest-api [feature rest-api]: Administration via the REST API
--A INPUT -m set --match-set pt4-role-admin src -p tcp -m multiport --dports 8443,8445 -m comment --comment "flows: admin-https rest-api" -j ACCEPT
+-A PORTOLAN-INPUT -m set --match-set pt4-role-admin src -p tcp -m multiport --dports 8443,8445 -m comment --comment "flows: admin-https rest-api" -j RETURN
 # snmp [feature snmp]: Monitoring via SNMP
--A INPUT -m set --match-set pt4-role-internal src -p udp -m udp --dport 161 -m comment --comment "flows: snmp" -j ACCEPT
+-A PORTOLAN-INPUT -m set --match-set pt4-role-internal src -p udp -m udp --dport 161 -m comment --comment "flows: snmp" -j RETURN
 # gina [required]: HTTPS to the gateway for the GINA technology
 # smtp-in-direct [required]: Receiving emails directly from the Internet
--A INPUT -m set --match-set pt4-role-internet src -p tcp -m multiport --dports 25,443 -m comment --comment "flows: gina smtp-in-direct" -j ACCEPT
+-A PORTOLAN-INPUT -m set --match-set pt4-role-internet src -p tcp -m multiport --dports 25,443 -m comment --comment "flows: gina smtp-in-direct" -j RETURN
 # smtp-from-mail-server [required]: Outgoing email from the internal email server to the gateway
--A INPUT -m set --match-set pt4-role-mail-server src -p tcp -m tcp --dport 25 -m comment --comment "flows: smtp-from-mail-server" -j ACCEPT
--A OUTPUT -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment "portolan: replies and related ICMP errors" -j ACCEPT
--A OUTPUT -m conntrack --ctstate INVALID -j DROP
--A OUTPUT -o lo -j ACCEPT
+-A PORTOLAN-INPUT -m set --match-set pt4-role-mail-server src -p tcp -m tcp --dport 25 -m comment --comment "flows: smtp-from-mail-server" -j RETURN
+-A PORTOLAN-INPUT -m comment --comment "portolan: traffic no flow allows" -j DROP
+-A PORTOLAN-OUTPUT -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment "portolan: replies and related ICMP errors" -j RETURN
+-A PORTOLAN-OUTPUT -m conntrack --ctstate INVALID -j DROP
+-A PORTOLAN-OUTPUT -o lo -j RETURN
 # licence-support [required]: Licence changes, support
--A OUTPUT -m set --match-set pt4-dns-support.seppmail.ch dst -p tcp -m tcp --dport 22 -m comment --comment "flows: licence-support" -j ACCEPT
+-A PORTOLAN-OUTPUT -m set --match-set pt4-dns-support.seppmail.ch dst -p tcp -m tcp --dport 22 -m comment --comment "flows: licence-support" -j RETURN
 # licence-support [required]: Licence changes, support
--A OUTPUT -m set --match-set pt4-dns-update.seppmail.ch dst -p tcp -m tcp --dport 22 -m comment --comment "flows: licence-support" -j ACCEPT
+-A PORTOLAN-OUTPUT -m set --match-set pt4-dns-update.seppmail.ch dst -p tcp -m tcp --dport 22 -m comment --comment "flows: licence-support" -j RETURN
 # dns-internal [required]: Name resolution via internal DNS servers
--A OUTPUT -m set --match-set pt4-role-dns-server dst -p tcp -m tcp --dport 53 -m comment --comment "flows: dns-internal" -j ACCEPT
+-A PORTOLAN-OUTPUT -m set --match-set pt4-role-dns-server dst -p tcp -m tcp --dport 53 -m comment --comment "flows: dns-internal" -j RETURN
 # dns-internal [required]: Name resolution via internal DNS servers
--A OUTPUT -m set --match-set pt4-role-dns-server dst -p udp -m udp --dport 53 -m comment --comment "flows: dns-internal" -j ACCEPT
+-A PORTOLAN-OUTPUT -m set --match-set pt4-role-dns-server dst -p udp -m udp --dport 53 -m comment --comment "flows: dns-internal" -j RETURN
 # ntp-internet [feature ntp]: Time synchronisation with time servers on the Internet
--A OUTPUT -m set --match-set pt4-role-internet dst -p udp -m udp --dport 123 -m comment --comment "flows: ntp-internet" -j ACCEPT
+-A PORTOLAN-OUTPUT -m set --match-set pt4-role-internet dst -p udp -m udp --dport 123 -m comment --comment "flows: ntp-internet" -j RETURN
 # smtp-to-mail-server [required]: Incoming email from the gateway to the internal email server
--A OUTPUT -m set --match-set pt4-role-mail-server dst -p tcp -m tcp --dport 25 -m comment --comment "flows: smtp-to-mail-server" -j ACCEPT
+-A PORTOLAN-OUTPUT -m set --match-set pt4-role-mail-server dst -p tcp -m tcp --dport 25 -m comment --comment "flows: smtp-to-mail-server" -j RETURN
 # smtp-out-smarthost [required]: Sending emails via a smarthost
--A OUTPUT -m set --match-set pt4-role-smarthost dst -p tcp -m tcp --dport 25 -m comment --comment "flows: smtp-out-smarthost" -j ACCEPT
+-A PORTOLAN-OUTPUT -m set --match-set pt4-role-smarthost dst -p tcp -m tcp --dport 25 -m comment --comment "flows: smtp-out-smarthost" -j RETURN
 # syslog-tls [feature syslog]: Forwarding log entries to a syslog server over TLS
--A OUTPUT -m set --match-set pt4-role-syslog-server dst -p tcp -m tcp --dport 6514 -m comment --comment "flows: syslog-tls" -j ACCEPT
+-A PORTOLAN-OUTPUT -m set --match-set pt4-role-syslog-server dst -p tcp -m tcp --dport 6514 -m comment --comment "flows: syslog-tls" -j RETURN
 # syslog-udp [feature syslog]: Forwarding log entries to a syslog server
--A OUTPUT -m set --match-set pt4-role-syslog-server dst -p udp -m udp --dport 514 -m comment --comment "flows: syslog-udp" -j ACCEPT
+-A PORTOLAN-OUTPUT -m set --match-set pt4-role-syslog-server dst -p udp -m udp --dport 514 -m comment --comment "flows: syslog-udp" -j RETURN
+-A PORTOLAN-OUTPUT -m comment --comment "portolan: traffic no flow allows" -j DROP
 COMMIT
 PORTOLAN_IPV4_END
 
 # 3. IPv6 rules (atomic)
-ip6tables-restore <<'PORTOLAN_IPV6_END'
+ip6tables-restore --noflush <<'PORTOLAN_IPV6_END'
 *filter
-:INPUT DROP [0:0]
-:FORWARD ACCEPT [0:0]
-:OUTPUT DROP [0:0]
--A INPUT -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment "portolan: replies and related ICMP errors" -j ACCEPT
--A INPUT -m conntrack --ctstate INVALID -j DROP
--A INPUT -i lo -j ACCEPT
--A OUTPUT -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment "portolan: replies and related ICMP errors" -j ACCEPT
--A OUTPUT -m conntrack --ctstate INVALID -j DROP
--A OUTPUT -o lo -j ACCEPT
+:PORTOLAN-INPUT - [0:0]
+:PORTOLAN-OUTPUT - [0:0]
+-A PORTOLAN-INPUT -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment "portolan: replies and related ICMP errors" -j RETURN
+-A PORTOLAN-INPUT -m conntrack --ctstate INVALID -j DROP
+-A PORTOLAN-INPUT -i lo -j RETURN
+-A PORTOLAN-INPUT -m comment --comment "portolan: traffic no flow allows" -j DROP
+-A PORTOLAN-OUTPUT -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment "portolan: replies and related ICMP errors" -j RETURN
+-A PORTOLAN-OUTPUT -m conntrack --ctstate INVALID -j DROP
+-A PORTOLAN-OUTPUT -o lo -j RETURN
+-A PORTOLAN-OUTPUT -m comment --comment "portolan: traffic no flow allows" -j DROP
 COMMIT
 PORTOLAN_IPV6_END
+
+# 4. Send traffic through portolan's chains first (once).
+for t in iptables ip6tables; do
+	$t -C INPUT -j PORTOLAN-INPUT 2>/dev/null || $t -I INPUT 1 -j PORTOLAN-INPUT
+	$t -C OUTPUT -j PORTOLAN-OUTPUT 2>/dev/null || $t -I OUTPUT 1 -j PORTOLAN-OUTPUT
+done
+
+# 5. Drop the previous content of replaced address sets.
+ipset destroy portolan-tmp-7a03b758 2>/dev/null || true
+ipset destroy portolan-tmp-ff328794 2>/dev/null || true
+ipset destroy portolan-tmp-835972dc 2>/dev/null || true
+ipset destroy portolan-tmp-6b63da70 2>/dev/null || true
+ipset destroy portolan-tmp-a077ea9a 2>/dev/null || true
+ipset destroy portolan-tmp-4236eb28 2>/dev/null || true
+ipset destroy portolan-tmp-116df4b4 2>/dev/null || true

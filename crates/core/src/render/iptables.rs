@@ -2,13 +2,24 @@
 //! bundled as a POSIX shell script that applies the three in order.
 //!
 //! Same semantics as the nftables target. Differences that bite:
-//! - iptables has no table of its own for portolan. In host mode the restore files replace
-//!   the appliance's whole `filter` table (default drop in and out). In gateway mode they are
-//!   loaded with `--noflush` and hold only the chain PORTOLAN-FORWARD, which FORWARD jumps to
-//!   first; the firewall's own INPUT/OUTPUT rules are never touched.
+//! - iptables has no table of its own for portolan, so portolan owns chains, never a table:
+//!   the restore files are loaded with `--noflush` and declare only portolan's chains
+//!   (declaring a chain flushes it, atomically with the new rules). Every other chain, its
+//!   rules and the policies of INPUT, FORWARD and OUTPUT stay exactly as they were.
+//!   - Host mode: PORTOLAN-INPUT and PORTOLAN-OUTPUT, jumped to once, first, from INPUT and
+//!     OUTPUT. A planned flow RETURNs to the rest of INPUT/OUTPUT, everything else is
+//!     dropped: the same "portolan AND the host's own rules" as the nftables table, whose
+//!     drop policy no other table can overrule. So portolan only ever closes.
+//!   - Gateway mode: PORTOLAN-FORWARD, jumped to first from FORWARD; planned flows are
+//!     accepted there, other forwarded traffic (or only the appliance's, on a shared
+//!     gateway) is dropped.
 //! - Sets are ipsets (`hash:net` for static sets, `hash:ip ... timeout 0` for DNS-filled ones
 //!   so `sync` can add elements that expire). ipset names are at most 31 bytes; longer names
 //!   are shortened with a stable hash. `hash:net` cannot hold a /0, so /0 becomes two /1.
+//! - A static ipset is replaced atomically: filled under a temporary name, then `swap`ped
+//!   with the live one and the old content destroyed; a rule matching it never sees it empty
+//!   or half filled. A DNS-filled ipset is created if missing and otherwise left alone, so a
+//!   reload never loses what `sync` put in it.
 //! - `-m multiport` takes at most 15 ports, a range counting two; longer lists are split.
 //! - The script uses quoted here-documents (`<<'END'`), so nothing in it is expanded by the
 //!   shell, and every line inside is generated with a fixed prefix, so no line can equal the
@@ -20,8 +31,8 @@ use std::fmt::Write as _;
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 
 use super::{
-    appliance_refs, comment_text, flow_comment, header, others_accepted, set_name, Capabilities,
-    Chain, Family, FlowIndex, NameStyle, Rendered, Rule, SetRef, Target,
+    appliance_refs, comment_text, flow_comment, fnv32, header, others_accepted, set_name,
+    Capabilities, Chain, Family, FlowIndex, NameStyle, Rendered, Rule, SetRef, Target,
 };
 use crate::model::{PortRange, Protocol};
 use crate::plan::{AddressSet, Plan, SetKind};
@@ -66,24 +77,22 @@ impl Target for Iptables {
             .chain(closing.iter())
             .collect();
         let mut ipset = String::new();
+        let mut tmp_sets = Vec::new();
         for sref in &used {
             if let Some(set) = plan.set(&sref.set) {
-                write_ipset(&mut ipset, set, sref.family);
+                if let Some(t) = write_ipset(&mut ipset, set, sref.family) {
+                    tmp_sets.push(t);
+                }
             }
         }
         let v4 = restore_file(plan, rules, Family::V4);
         let v6 = restore_file(plan, rules, Family::V6);
         let gateway = matches!(plan.placement, Placement::Gateway { .. });
-        let (restore_flags, load) = if gateway {
-            (
-                " --noflush",
-                "sh FILE (as root; replaces only the chain PORTOLAN-FORWARD and jumps to it from FORWARD)",
-            )
+        let restore_flags = " --noflush";
+        let load = if gateway {
+            "sh FILE (as root; replaces only the chain PORTOLAN-FORWARD and jumps to it from FORWARD; other chains and policies are left alone)"
         } else {
-            (
-                "",
-                "sh FILE (as root; replaces the filter tables of iptables and ip6tables)",
-            )
+            "sh FILE (as root; replaces only the chains PORTOLAN-INPUT and PORTOLAN-OUTPUT and jumps to them from INPUT and OUTPUT; other chains and policies are left alone)"
         };
 
         let mut script = String::from("#!/bin/sh\n");
@@ -101,14 +110,24 @@ impl Target for Iptables {
         ));
         script.push_str(&v6);
         script.push_str("PORTOLAN_IPV6_END\n");
-        if gateway {
-            let _ = write!(
+        let jumps: &[(&str, &str)] = if gateway {
+            &[("FORWARD", GATEWAY_CHAIN)]
+        } else {
+            &[("INPUT", HOST_INPUT_CHAIN), ("OUTPUT", HOST_OUTPUT_CHAIN)]
+        };
+        script.push_str("\n# 4. Send traffic through portolan's chains first (once).\nfor t in iptables ip6tables; do\n");
+        for (from, to) in jumps {
+            let _ = writeln!(
                 script,
-                "\n# 4. Send forwarded traffic through portolan's chain first (once).\n\
-                 for t in iptables ip6tables; do\n\
-                 \t$t -C FORWARD -j {GATEWAY_CHAIN} 2>/dev/null || $t -I FORWARD 1 -j {GATEWAY_CHAIN}\n\
-                 done\n"
+                "\t$t -C {from} -j {to} 2>/dev/null || $t -I {from} 1 -j {to}"
             );
+        }
+        script.push_str("done\n");
+        if !tmp_sets.is_empty() {
+            script.push_str("\n# 5. Drop the previous content of replaced address sets.\n");
+            for t in &tmp_sets {
+                let _ = writeln!(script, "ipset destroy {t} 2>/dev/null || true");
+            }
         }
 
         Rendered {
@@ -129,7 +148,16 @@ pub fn ipset_name(set: &AddressSet, family: Family) -> String {
     set_name(set, family, IPSET_NAME_MAX, NameStyle::Ipset)
 }
 
-fn write_ipset(out: &mut String, set: &AddressSet, family: Family) {
+/// The temporary name a static ipset is filled under before the swap (at most 31 bytes).
+pub fn ipset_tmp_name(live: &str) -> String {
+    format!("portolan-tmp-{:08x}", fnv32(live))
+}
+
+/// Write the restore lines for one set. A static set is filled under a temporary name and
+/// swapped in; its name is returned so the script can destroy the old content afterwards. A
+/// set filled from DNS (by `sync` or the DNS proxy) is only created if missing: its elements
+/// belong to them. Pinned names are static sets of the site's addresses.
+fn write_ipset(out: &mut String, set: &AddressSet, family: Family) -> Option<String> {
     let name = ipset_name(set, family);
     let fam = match family {
         Family::V4 => "inet",
@@ -140,24 +168,34 @@ fn write_ipset(out: &mut String, set: &AddressSet, family: Family) {
         _ => format!("{:?} {}", set.kind, set.name).to_lowercase(),
     };
     let _ = writeln!(out, "# {} ({})", comment_text(&what), family.label());
-    if set.dynamic {
-        let _ = writeln!(out, "create {name} hash:ip family {fam} timeout 0");
+    let kind = if set.dynamic {
+        "hash:ip family {fam} timeout 0"
     } else {
-        let _ = writeln!(out, "create {name} hash:net family {fam}");
+        "hash:net family {fam}"
     }
-    let _ = writeln!(out, "flush {name}");
+    .replace("{fam}", fam);
+    let _ = writeln!(out, "create {name} {kind}");
     let nets: Vec<IpNet> = match family {
         Family::V4 => set.v4.iter().flat_map(|n| split_zero_v4(*n)).collect(),
         Family::V6 => set.v6.iter().flat_map(|n| split_zero_v6(*n)).collect(),
     };
-    for n in nets {
-        let text = match n {
-            IpNet::V4(v) if v.prefix_len() == 32 => v.addr().to_string(),
-            IpNet::V6(v) if v.prefix_len() == 128 => v.addr().to_string(),
-            other => other.to_string(),
-        };
-        let _ = writeln!(out, "add {name} {text}");
+    let text = |n: IpNet| match n {
+        IpNet::V4(v) if v.prefix_len() == 32 => v.addr().to_string(),
+        IpNet::V6(v) if v.prefix_len() == 128 => v.addr().to_string(),
+        other => other.to_string(),
+    };
+    if set.dynamic && !set.pinned {
+        // Filled by sync or the DNS proxy: created if missing, its elements left alone.
+        return None;
     }
+    let tmp = ipset_tmp_name(&name);
+    let _ = writeln!(out, "create {tmp} {kind}");
+    let _ = writeln!(out, "flush {tmp}");
+    for n in nets {
+        let _ = writeln!(out, "add {tmp} {}", text(n));
+    }
+    let _ = writeln!(out, "swap {tmp} {name}");
+    Some(tmp)
 }
 
 fn split_zero_v4(n: Ipv4Net) -> Vec<IpNet> {
@@ -182,6 +220,10 @@ fn split_zero_v6(n: Ipv6Net) -> Vec<IpNet> {
 
 /// The chain that holds portolan's forward rules in gateway mode.
 pub const GATEWAY_CHAIN: &str = "PORTOLAN-FORWARD";
+/// Host mode: the chain INPUT jumps to first.
+pub const HOST_INPUT_CHAIN: &str = "PORTOLAN-INPUT";
+/// Host mode: the chain OUTPUT jumps to first.
+pub const HOST_OUTPUT_CHAIN: &str = "PORTOLAN-OUTPUT";
 
 fn restore_file(plan: &Plan, rules: &[Rule], family: Family) -> String {
     let gateway = matches!(plan.placement, Placement::Gateway { .. });
@@ -193,35 +235,34 @@ fn restore_file(plan: &Plan, rules: &[Rule], family: Family) -> String {
     } else {
         vec![]
     };
+    // Loaded with --noflush: only portolan's own chains are (re)declared and so flushed;
+    // every other chain and every policy stays as it is. The script adds the jumps once.
     let mut out = String::from("*filter\n");
-    if gateway {
-        // Loaded with --noflush: only portolan's own chain is (re)declared and so flushed;
-        // the firewall's INPUT, OUTPUT and other chains stay as they are. The script adds
-        // the jump from FORWARD once.
-        let _ = writeln!(out, ":{GATEWAY_CHAIN} - [0:0]");
-    } else {
-        // Host mode owns the appliance's filter table: default drop in and out.
-        let _ = writeln!(
-            out,
-            ":INPUT DROP [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT DROP [0:0]"
-        );
-    }
     let chains: &[(Chain, &str)] = if gateway {
         &[(Chain::Forward, GATEWAY_CHAIN)]
     } else {
-        &[(Chain::Input, "INPUT"), (Chain::Output, "OUTPUT")]
+        &[
+            (Chain::Input, HOST_INPUT_CHAIN),
+            (Chain::Output, HOST_OUTPUT_CHAIN),
+        ]
     };
+    for (_, name) in chains {
+        let _ = writeln!(out, ":{name} - [0:0]");
+    }
+    // Host mode: a planned flow goes back to the host's own rules (RETURN), like a packet
+    // the nftables table accepts still meets the host's other tables. Gateway mode accepts.
+    let pass = if gateway { "ACCEPT" } else { "RETURN" };
     let icmp6 = family == Family::V6;
     let index = FlowIndex::new(plan);
     for (chain, name) in chains {
         let _ = writeln!(
             out,
-            "-A {name} -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment \"portolan: replies and related ICMP errors\" -j ACCEPT"
+            "-A {name} -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment \"portolan: replies and related ICMP errors\" -j {pass}"
         );
         let _ = writeln!(out, "-A {name} -m conntrack --ctstate INVALID -j DROP");
         if !gateway {
             let lo = if *chain == Chain::Input { "-i" } else { "-o" };
-            let _ = writeln!(out, "-A {name} {lo} lo -j ACCEPT");
+            let _ = writeln!(out, "-A {name} {lo} lo -j {pass}");
             if icmp6 && !plan.appliance().v6.is_empty() {
                 for t in [
                     "neighbour-solicitation",
@@ -231,7 +272,7 @@ fn restore_file(plan: &Plan, rules: &[Rule], family: Family) -> String {
                 ] {
                     let _ = writeln!(
                         out,
-                        "-A {name} -p ipv6-icmp -m icmp6 --icmpv6-type {t} -m comment --comment \"portolan: IPv6 neighbour discovery\" -j ACCEPT"
+                        "-A {name} -p ipv6-icmp -m icmp6 --icmpv6-type {t} -m comment --comment \"portolan: IPv6 neighbour discovery\" -j {pass}"
                     );
                 }
             }
@@ -241,7 +282,7 @@ fn restore_file(plan: &Plan, rules: &[Rule], family: Family) -> String {
             .filter(|r| r.chain == *chain && r.family == family)
         {
             out.push_str(&index.lines(r, ""));
-            for line in rule_lines(plan, r, name) {
+            for line in rule_lines(plan, r, name, pass) {
                 out.push_str(&line);
                 out.push('\n');
             }
@@ -263,6 +304,12 @@ fn restore_file(plan: &Plan, rules: &[Rule], family: Family) -> String {
             let _ = writeln!(
                 out,
                 "-A {name} -m comment --comment \"portolan: forwarded traffic no flow allows\" -j DROP"
+            );
+        }
+        if !gateway {
+            let _ = writeln!(
+                out,
+                "-A {name} -m comment --comment \"portolan: traffic no flow allows\" -j DROP"
             );
         }
     }
@@ -296,7 +343,7 @@ fn port_text(p: &PortRange) -> String {
     }
 }
 
-fn rule_lines(plan: &Plan, r: &Rule, chain: &str) -> Vec<String> {
+fn rule_lines(plan: &Plan, r: &Rule, chain: &str, pass: &str) -> Vec<String> {
     let mut base = format!("-A {chain}");
     if let Some(i) = &r.iif {
         let _ = write!(base, " -i {i}");
@@ -316,7 +363,7 @@ fn rule_lines(plan: &Plan, r: &Rule, chain: &str) -> Vec<String> {
         }
     }
     let comment = format!(
-        " -m comment --comment \"{}\" -j ACCEPT",
+        " -m comment --comment \"{}\" -j {pass}",
         flow_comment(&r.flows, IPT_COMMENT_MAX)
     );
     match r.protocol {
