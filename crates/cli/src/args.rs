@@ -183,7 +183,8 @@ pub struct ImportArgs {
     /// Profile name (default: the document's first line).
     #[arg(long, value_name = "NAME")]
     pub name: Option<String>,
-    /// Write the draft to FILE (atomically) instead of standard output.
+    /// Write the draft to FILE (replaced atomically; only a regular file is replaced) instead
+    /// of standard output; `-` is standard output.
     #[arg(short = 'o', long = "output", value_name = "PROFILE.toml")]
     pub output: Option<PathBuf>,
     /// Write the import report (flows, confidence, unplaced lines) to FILE.
@@ -238,7 +239,8 @@ pub struct RenderArgs {
     /// Firewall target.
     #[arg(long, value_name = "TARGET")]
     pub target: String,
-    /// Write to FILE instead of standard output (atomically).
+    /// Write to FILE instead of standard output (replaced atomically; only a regular file is
+    /// replaced, never a device, directory or symbolic link); `-` is standard output.
     #[arg(short = 'o', long = "output", value_name = "FILE")]
     pub output: Option<PathBuf>,
     /// iptables only: print one part (`ipset`, `v4` or `v6`) in its tool's native format.

@@ -110,15 +110,48 @@ impl State {
         }
     }
 
-    /// Save atomically (temp file + rename).
+    /// Save atomically: a temporary file of mode 0600 created exclusively in `dir` (mode
+    /// 0700, created if missing), synced, then renamed over the state file.
     pub fn save(&self, dir: &Path) -> Result<(), String> {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        prepare_state_dir(dir)?;
         let path = dir.join(STATE_FILE);
-        let tmp = dir.join(format!(".{STATE_FILE}.{}.tmp", std::process::id()));
         let text = serde_json::to_string_pretty(self).map_err(|e| e.to_string())?;
-        std::fs::write(&tmp, text).map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;
-        std::fs::rename(&tmp, &path).map_err(|e| format!("cannot write {}: {e}", path.display()))
+        let fail = |e: std::io::Error| format!("cannot write {}: {e}", path.display());
+        // tempfile creates the file with O_EXCL and mode 0600.
+        let mut tmp = tempfile::Builder::new()
+            .prefix(".sync-state-")
+            .suffix(".tmp")
+            .tempfile_in(dir)
+            .map_err(fail)?;
+        std::io::Write::write_all(&mut tmp, text.as_bytes()).map_err(fail)?;
+        tmp.as_file().sync_all().map_err(fail)?;
+        tmp.persist(&path).map_err(|e| fail(e.error))?;
+        Ok(())
+    }
+}
+
+/// Create the state directory with mode 0700, or check an existing one: it must be a real
+/// directory (not a link) that nobody but its owner can write to, since what is in it is
+/// put into allow sets at start.
+pub fn prepare_state_dir(dir: &Path) -> Result<(), String> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    match std::fs::symlink_metadata(dir) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(|e| format!("cannot create {}: {e}", dir.display())),
+        Err(e) => Err(format!("cannot use {}: {e}", dir.display())),
+        Ok(m) if !m.is_dir() => Err(format!(
+            "{} is not a directory (a symbolic link or a file); give a directory for --state-dir",
+            dir.display()
+        )),
+        Ok(m) if m.permissions().mode() & 0o022 != 0 => Err(format!(
+            "{} can be written by others (mode {:o}); its contents go into allow sets: chmod 700 it",
+            dir.display(),
+            m.permissions().mode() & 0o7777
+        )),
+        Ok(_) => Ok(()),
     }
 }
 
@@ -554,5 +587,27 @@ mod tests {
         std::fs::write(dir.join(STATE_FILE), "{not json").expect("write");
         assert!(State::load(&dir).is_err());
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// Regression (issue: state written with the default mode through a predictable name):
+    /// the directory is 0700, the file 0600, and a directory others can write to is refused.
+    #[test]
+    fn state_is_private_and_a_shared_directory_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let base = std::env::temp_dir().join(format!("portolan-state-mode-{}", std::process::id()));
+        let dir = base.join("state");
+        State::default().save(&dir).expect("save");
+        let mode = |p: &Path| std::fs::metadata(p).expect("meta").permissions().mode() & 0o777;
+        assert_eq!(mode(&dir), 0o700);
+        assert_eq!(mode(&dir.join(STATE_FILE)), 0o600);
+        let shared = base.join("shared");
+        std::fs::create_dir_all(&shared).expect("dir");
+        std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o777)).expect("chmod");
+        let e = State::default().save(&shared).expect_err("refused");
+        assert!(e.contains("written by others"), "{e}");
+        let link = base.join("link");
+        std::os::unix::fs::symlink(&dir, &link).expect("symlink");
+        assert!(State::default().save(&link).is_err());
+        let _ = std::fs::remove_dir_all(&base);
     }
 }
