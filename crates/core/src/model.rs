@@ -345,6 +345,44 @@ pub fn wildcard_matches(pattern: &str, name: &str) -> bool {
     }
 }
 
+/// DNS names are case-insensitive: a name written with capitals (`Update.Example.COM`) is
+/// taken in lowercase. Returns the lowercase form when `text` is a DNS or wildcard name with
+/// ASCII capitals (not an address, not a role), so the caller can say so in a note.
+pub fn fold_dns_case(text: &str) -> Option<String> {
+    let name_like = text.contains('.')
+        && text.parse::<IpNet>().is_err()
+        && text.parse::<std::net::IpAddr>().is_err();
+    (name_like && text.bytes().any(|b| b.is_ascii_uppercase())).then(|| text.to_ascii_lowercase())
+}
+
+/// The candidate closest to `word` by edit distance, if it is close enough to be a likely
+/// typo (at most a third of the word's length, and at least 1).
+pub fn closest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    let limit = (word.chars().count() / 3).max(1);
+    candidates
+        .into_iter()
+        .map(|c| (edit_distance(word, c), c))
+        .filter(|(d, _)| *d <= limit)
+        .min()
+        .map(|(_, c)| c)
+}
+
+/// Levenshtein distance over characters (two rows, O(len(a) * len(b)) time).
+pub fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    let mut cur = vec![0; b.len() + 1];
+    for (i, ca) in a.chars().enumerate() {
+        cur[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let sub = prev[j] + usize::from(ca != *cb);
+            cur[j + 1] = sub.min(prev[j + 1] + 1).min(cur[j] + 1);
+        }
+        std::mem::swap(&mut prev, &mut cur);
+    }
+    prev[b.len()]
+}
+
 /// When a flow applies.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Condition {

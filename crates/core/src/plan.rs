@@ -224,6 +224,77 @@ pub fn build(profile: &Profile, site: &Site, features: Option<&Features>) -> Res
         }
     }
 
+    // Zones must name roles: a misspelled key would silently send that role's rules to the
+    // default interface.
+    if let Placement::Gateway { zones, .. } = &site.placement {
+        let used = profile.used_roles();
+        let known: Vec<&str> = BUILTIN_ROLES
+            .iter()
+            .map(|(n, _)| *n)
+            .chain(profile.roles.keys().map(String::as_str))
+            .chain(used.iter().copied())
+            .collect::<BTreeSet<&str>>()
+            .into_iter()
+            .collect();
+        for zone in zones.keys() {
+            if known.contains(&zone.as_str()) {
+                continue;
+            }
+            let help = match closest(zone, known.iter().copied()) {
+                Some(c) => format!("did you mean `{c}`? Zones are roles: {}", known.join(", ")),
+                None => format!(
+                    "zones are roles of profile {}: {}",
+                    profile.id,
+                    known.join(", ")
+                ),
+            };
+            sink.push(at(
+                Diagnostic::error(format!(
+                    "[placement.zones] names `{}`, which is not a role of profile {}",
+                    zone.escape_debug(),
+                    profile.id
+                ))
+                .with_help(help),
+                &site.zone_spans.get(zone).cloned(),
+            ));
+        }
+    }
+
+    // Pins of names the profile never uses: most likely a typo of one it does use.
+    {
+        let names: BTreeSet<&str> = profile
+            .flows
+            .iter()
+            .flat_map(|f| f.from.iter().chain(&f.to))
+            .filter_map(|e| match e {
+                Endpoint::Dns(n) | Endpoint::Wildcard(n) => Some(n.as_str()),
+                _ => None,
+            })
+            .collect();
+        for name in site.hosts.keys() {
+            if names.contains(name.as_str()) {
+                continue;
+            }
+            let help = match closest(name, names.iter().copied()) {
+                Some(c) => format!("did you mean `{c}`? The pin is not used as written"),
+                None if names.is_empty() => format!("profile {} uses no DNS names", profile.id),
+                None => format!(
+                    "the names profile {} uses are: {}",
+                    profile.id,
+                    names.iter().copied().collect::<Vec<_>>().join(", ")
+                ),
+            };
+            sink.push(at(
+                Diagnostic::warning(format!(
+                    "[hosts] pins `{name}`, which profile {} does not use",
+                    profile.id
+                ))
+                .with_help(help),
+                &site.host_spans.get(name).cloned(),
+            ));
+        }
+    }
+
     // Alternatives: which flows of each group are chosen.
     let mut chosen: BTreeSet<String> = BTreeSet::new();
     for (group, decl) in &profile.alternatives {
@@ -570,6 +641,68 @@ pub fn build(profile: &Profile, site: &Site, features: Option<&Features>) -> Res
                 ports_overridden: overridden,
             });
         }
+    }
+
+    // A peer whose addresses share no family with the appliance (appliance IPv4 only, name
+    // pinned IPv6 only): its set is not empty, yet the flow can never work.
+    let (app_v4, app_v6) = (
+        !sets["appliance"].v4.is_empty(),
+        !sets["appliance"].v6.is_empty(),
+    );
+    let mut family_gaps: BTreeMap<String, (bool, BTreeSet<String>, bool)> = BTreeMap::new();
+    for f in &flows {
+        let peer = match f.direction {
+            Direction::Outbound => &f.destination,
+            Direction::Inbound => &f.source,
+            Direction::Internal => continue,
+        };
+        let peer_sets: Vec<&AddressSet> =
+            peer.peers.iter().filter_map(|p| sets.get(&p.set)).collect();
+        // An unpinned name gets its addresses from DNS, in either family.
+        if peer_sets.iter().any(|s| s.dynamic && !s.pinned) {
+            continue;
+        }
+        let v4 = peer_sets.iter().any(|s| !s.v4.is_empty());
+        let v6 = peer_sets.iter().any(|s| !s.v6.is_empty());
+        if (v4 && app_v4) || (v6 && app_v6) || !(v4 || v6) {
+            continue;
+        }
+        for s in &peer_sets {
+            let e = family_gaps
+                .entry(s.name.clone())
+                .or_insert((s.pinned, BTreeSet::new(), false));
+            e.1.insert(f.id.clone());
+            e.2 |= f.required;
+        }
+    }
+    for (name, (pinned, fids, required)) in &family_gaps {
+        let (has, lacks) = if app_v4 {
+            ("IPv4", "IPv6")
+        } else {
+            ("IPv6", "IPv4")
+        };
+        let what = if *pinned {
+            format!("`{name}` is pinned to {lacks} addresses only")
+        } else {
+            format!("`{name}` has {lacks} addresses only")
+        };
+        let req = if *required { "required " } else { "" };
+        sink.push(at(
+            Diagnostic::warning(format!(
+                "{what}, but the appliance has only {has} addresses: {req}flow(s) {} cannot work",
+                fids.iter().cloned().collect::<Vec<_>>().join(", ")
+            ))
+            .with_help(if *pinned {
+                format!("pin an {has} address of `{name}` too under [hosts], or give the appliance an {lacks} address")
+            } else {
+                format!("bind an {has} network to `{name}` too, or give the appliance an {lacks} address")
+            }),
+            &if *pinned {
+                site.host_spans.get(name).cloned()
+            } else {
+                site.roles.get(name).and_then(|(_, s)| s.clone())
+            },
+        ));
     }
 
     for (role, fids) in &unbound {

@@ -229,6 +229,8 @@ pub struct Site {
     pub appliance: Vec<IpNet>,
     pub roles: BTreeMap<String, (Vec<IpNet>, Option<Range<usize>>)>,
     pub hosts: BTreeMap<String, Vec<IpAddr>>,
+    /// Where each `[hosts]` key was written.
+    pub host_spans: BTreeMap<String, Range<usize>>,
     /// Wildcard -> concrete name to probe it through.
     pub probe_names: BTreeMap<String, String>,
     /// CA file for TLS checks, as written (relative to the site file).
@@ -238,6 +240,8 @@ pub struct Site {
     pub ports: BTreeMap<String, (Vec<PortRange>, Option<Range<usize>>)>,
     pub alternatives: BTreeMap<String, (Vec<Named>, Option<Range<usize>>)>,
     pub placement: Placement,
+    /// Where each `[placement.zones]` key was written.
+    pub zone_spans: BTreeMap<String, Range<usize>>,
     /// The file (or a description of the built-in demo site).
     pub origin: Source,
 }
@@ -339,9 +343,26 @@ pub fn parse(src: &Source) -> Result<(Site, Vec<Diagnostic>), Errors> {
         roles.insert(name.get_ref().clone(), (n, Some(name.span())));
     }
 
+    let fold = |sink: &mut Sink, text: &str, span: Range<usize>| -> String {
+        match crate::model::fold_dns_case(text) {
+            Some(lower) => {
+                sink.push(
+                    Diagnostic::note(format!(
+                        "`{}` is taken as `{lower}`: DNS names are case-insensitive",
+                        text.escape_debug()
+                    ))
+                    .at(src, span),
+                );
+                lower
+            }
+            None => text.to_string(),
+        }
+    };
     let mut hosts = BTreeMap::new();
+    let mut host_spans = BTreeMap::new();
     for (name, items) in &raw.hosts {
-        let n = name.get_ref();
+        let folded = fold(&mut sink, name.get_ref(), name.span());
+        let n = &folded;
         let check = if n.starts_with('*') || n.contains('*') {
             check_wildcard(n)
         } else {
@@ -364,7 +385,16 @@ pub fn parse(src: &Source) -> Result<(Site, Vec<Diagnostic>), Errors> {
                 ),
             }
         }
-        hosts.insert(n.clone(), addrs);
+        if hosts.insert(n.clone(), addrs).is_some() {
+            sink.push(
+                Diagnostic::error(format!(
+                    "`{n}` is pinned twice (names are case-insensitive)"
+                ))
+                .at(src, name.span())
+                .with_help("list all its addresses under one key"),
+            );
+        }
+        host_spans.insert(n.clone(), name.span());
     }
 
     let dns_proxy = match &raw.dns_proxy {
@@ -382,7 +412,15 @@ pub fn parse(src: &Source) -> Result<(Site, Vec<Diagnostic>), Errors> {
         None => None,
     };
     let mut probe_names = BTreeMap::new();
-    for (wild, name) in &raw.probe_names {
+    for (wild_raw, name_raw) in &raw.probe_names {
+        let wild = Spanned::new(
+            wild_raw.span(),
+            fold(&mut sink, wild_raw.get_ref(), wild_raw.span()),
+        );
+        let name = Spanned::new(
+            name_raw.span(),
+            fold(&mut sink, name_raw.get_ref(), name_raw.span()),
+        );
         if let Err(m) = check_wildcard(wild.get_ref()) {
             sink.push(Diagnostic::error(m).at(src, wild.span()));
             continue;
@@ -452,6 +490,7 @@ pub fn parse(src: &Source) -> Result<(Site, Vec<Diagnostic>), Errors> {
         },
     };
 
+    let mut zone_spans = BTreeMap::new();
     let placement = match &raw.placement {
         None => Placement::Host,
         Some(p) => match p.mode.get_ref() {
@@ -483,7 +522,10 @@ pub fn parse(src: &Source) -> Result<(Site, Vec<Diagnostic>), Errors> {
                 let zones = p
                     .zones
                     .iter()
-                    .map(|(k, v)| (k.get_ref().clone(), iface(v)))
+                    .map(|(k, v)| {
+                        zone_spans.insert(k.get_ref().clone(), k.span());
+                        (k.get_ref().clone(), iface(v))
+                    })
                     .collect();
                 let default_interface = p.default_interface.as_ref().map(&mut iface);
                 if missing_iface {
@@ -513,12 +555,14 @@ pub fn parse(src: &Source) -> Result<(Site, Vec<Diagnostic>), Errors> {
         appliance,
         roles,
         hosts,
+        host_spans,
         probe_names,
         tls_ca: raw.tls_ca.as_ref().map(|c| c.get_ref().clone()),
         dns_proxy,
         ports,
         alternatives,
         placement,
+        zone_spans,
         origin: src.clone(),
     };
     sink.finish(site)
@@ -572,12 +616,14 @@ pub fn demo(profile: &Profile) -> Site {
         appliance: vec![net(DEMO_APPLIANCE_V4), net(DEMO_APPLIANCE_V6)],
         roles,
         hosts: BTreeMap::new(),
+        host_spans: BTreeMap::new(),
         probe_names: BTreeMap::new(),
         tls_ca: None,
         dns_proxy: None,
         ports: BTreeMap::new(),
         alternatives: BTreeMap::new(),
         placement: Placement::Host,
+        zone_spans: BTreeMap::new(),
         origin: Source::new(format!("demo-site:{}", profile.id), text),
     }
 }
