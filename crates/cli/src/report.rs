@@ -2,23 +2,35 @@
 //!
 //! Diagnostics with a source position are rendered with codespan-reporting (the offending line
 //! with a caret); others as one line. Colour only on a terminal, and never with NO_COLOR.
+//! At most [`MAX_SHOWN`] are printed; the rest are counted and summed up by
+//! [`Reporter::finish`]. Each file is prepared for display once, however many diagnostics
+//! point into it.
 
 use std::io::IsTerminal;
 
 use codespan_reporting::diagnostic::{Diagnostic as CsDiag, Label};
 use codespan_reporting::files::SimpleFile;
 use codespan_reporting::term::{self, termcolor};
-use portolan_core::{Diagnostic, Severity};
+use portolan_core::{Diagnostic, Severity, Source};
 
 /// Exit codes.
 pub const EXIT_OK: i32 = 0;
 pub const EXIT_WARNINGS: i32 = 1;
 pub const EXIT_ERROR: i32 = 2;
 
+/// Diagnostics printed at most; the rest are counted.
+pub const MAX_SHOWN: usize = 100;
+
 #[derive(Default)]
 pub struct Reporter {
     pub errors: usize,
     pub warnings: usize,
+    /// Diagnostics printed so far.
+    shown: usize,
+    /// Diagnostics counted but not printed.
+    hidden: usize,
+    /// The last file prepared for display: its name and text (as shared) and the display copy.
+    file: Option<(Source, SimpleFile<String, String>)>,
 }
 
 impl Reporter {
@@ -34,6 +46,11 @@ impl Reporter {
             Severity::Warning => self.warnings += 1,
             Severity::Note => {}
         }
+        if self.shown >= MAX_SHOWN {
+            self.hidden += 1;
+            return;
+        }
+        self.shown += 1;
         let choice = if std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none() {
             termcolor::ColorChoice::Auto
         } else {
@@ -49,22 +66,7 @@ impl Reporter {
         .with_notes(d.help.iter().map(|h| format!("help: {h}")).collect());
         let done = match (&d.source, &d.span) {
             (Some(src), Some(span)) => {
-                // Control characters from a hostile file must not reach the terminal. Each is
-                // replaced by as many '?' as it has bytes, so every span stays valid.
-                let text: String = src
-                    .text
-                    .chars()
-                    .flat_map(|c| {
-                        let n = if c.is_control() && c != '\n' && c != '\t' {
-                            c.len_utf8()
-                        } else {
-                            0
-                        };
-                        let keep = (n == 0).then_some(c);
-                        keep.into_iter().chain(std::iter::repeat_n('?', n))
-                    })
-                    .collect();
-                let file = SimpleFile::new(src.name.to_string(), text);
+                let file = self.display_file(src);
                 let mut span = span.start.min(src.text.len())..span.end.min(src.text.len());
                 while !src.text.is_char_boundary(span.start) {
                     span.start -= 1;
@@ -73,12 +75,53 @@ impl Reporter {
                     span.end += 1;
                 }
                 let cs = cs.clone().with_labels(vec![Label::primary((), span)]);
-                term::emit(&mut out, &term::Config::default(), &file, &cs).is_ok()
+                term::emit(&mut out, &term::Config::default(), file, &cs).is_ok()
             }
             _ => false,
         };
         if !done {
             eprintln!("{d}");
+        }
+    }
+
+    /// The display copy of a file, made once per file.
+    fn display_file(&mut self, src: &Source) -> &SimpleFile<String, String> {
+        let same = self
+            .file
+            .as_ref()
+            .is_some_and(|(s, _)| std::sync::Arc::ptr_eq(&s.text, &src.text) && s.name == src.name);
+        if !same {
+            self.file = None;
+        }
+        let (_, file) = self.file.get_or_insert_with(|| {
+            // Control characters from a hostile file must not reach the terminal. Each is
+            // replaced by as many '?' as it has bytes, so every span stays valid.
+            let text: String = src
+                .text
+                .chars()
+                .flat_map(|c| {
+                    let n = if c.is_control() && c != '\n' && c != '\t' {
+                        c.len_utf8()
+                    } else {
+                        0
+                    };
+                    let keep = (n == 0).then_some(c);
+                    keep.into_iter().chain(std::iter::repeat_n('?', n))
+                })
+                .collect();
+            (src.clone(), SimpleFile::new(src.name.to_string(), text))
+        });
+        file
+    }
+
+    /// Say how many diagnostics were not printed (call once, before exiting).
+    pub fn finish(&mut self) {
+        if self.hidden > 0 {
+            eprintln!(
+                "... and {} more diagnostic(s) not shown ({} error(s) and {} warning(s) in all); fix the first ones and run again",
+                self.hidden, self.errors, self.warnings
+            );
+            self.hidden = 0;
         }
     }
 }

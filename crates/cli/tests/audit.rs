@@ -358,3 +358,30 @@ fn malformed_and_truncated_rulesets_are_clear_errors() {
         &["--ipset is for iptables-save"],
     );
 }
+
+/// Regression (issue: an 890-byte iptables-save with 20 chains, each jumping twice to the
+/// next, took 14 s: every chain was walked once per path into it, 2^20 walks). Evaluation
+/// work is bounded by the ruleset's size times the flows: when the bound is hit, the
+/// verdicts still undecided are `unknown` with the reason, never a guess.
+#[test]
+fn a_jump_bomb_gives_unknown_with_the_reason() {
+    let (code, r, err) = audit(&[
+        "--profile",
+        "intra2net",
+        "--ruleset",
+        &fixture("jump-bomb.rules"),
+        "--ruleset-format",
+        "iptables-save",
+    ]);
+    assert_eq!(code, 1, "{err}");
+    let flows = r["flows"].as_array().expect("flows");
+    assert!(!flows.is_empty());
+    for f in flows {
+        assert_ne!(f["verdict"], "allowed", "{f}");
+    }
+    let text = r.to_string();
+    assert!(
+        text.contains("evaluation stopped after"),
+        "the reason must be given: {text}"
+    );
+}

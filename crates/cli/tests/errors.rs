@@ -199,3 +199,42 @@ fn probe_and_listen_reject_bad_options_with_exit_2() {
         assert!(!err.contains("panicked"), "{args:?}: {err}");
     }
 }
+
+/// Regression (issue: each diagnostic copied the whole file, and all were printed: a 1 MB
+/// profile with 8,000 errors took 36 s). At most 100 are shown, then a count of the rest.
+#[test]
+fn thousands_of_errors_show_the_first_hundred_and_a_count() {
+    let mut text = String::from("id = \"dup\"\nname = \"Dup\"\nvendor = \"V\"\n");
+    for i in 0..4000 {
+        text.push_str(&format!(
+            "[[flows]]\nid = \"same\"\nfunction = \"f{i}\"\nfrom = \"appliance\"\nto = \"Bad_{i}.example.com\"\nprotocols = [\"tcp\"]\nports = [443]\n\n"
+        ));
+    }
+    let dir = std::env::temp_dir().join(format!("portolan-many-errors-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let f = dir.join("many.toml");
+    std::fs::write(&f, &text).expect("write");
+    let out = Command::new(env!("CARGO_BIN_EXE_portolan"))
+        .arg("check")
+        .arg(&f)
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("run portolan");
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let shown = stderr.lines().filter(|l| l.starts_with("error:")).count();
+    assert!((1..=100).contains(&shown), "{shown} shown");
+    let last = stderr
+        .lines()
+        .find(|l| l.starts_with("... and "))
+        .unwrap_or_else(|| {
+            panic!(
+                "no count of the rest:\n{}",
+                &stderr[stderr.len().saturating_sub(500)..]
+            )
+        });
+    assert!(last.contains("more diagnostic(s) not shown"), "{last}");
+    // 4000 duplicate ids (all but the first) and 4000 bad names: every one counted.
+    assert!(last.contains("(7999 error(s)"), "{last}");
+}

@@ -328,3 +328,24 @@ fn the_cli_writes_a_draft_that_check_plan_and_render_accept() {
     assert_eq!(o.status.code(), Some(2));
     let _ = std::fs::remove_dir_all(&tmp);
 }
+
+/// Regression guard (issue: a line of 200,000 `|` in a table took 22 s in release and over
+/// 100 s in a debug build, because the line was rescanned at every separator). Not a
+/// measurement (benches/hostile_inputs.sh is): the limit is 30 times what the linear scan
+/// takes in a debug build, so only the quadratic scan coming back can fail it.
+#[test]
+fn a_line_of_200000_pipes_is_read_in_linear_time() {
+    let text = format!(
+        "Port | Protocol | Direction |\n--- | --- | ---\n{}\n",
+        "|".repeat(200_000)
+    );
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let d = import::import(&Source::new("pipes.txt", text), &Options::default());
+        let _ = tx.send(d.flows.len());
+    });
+    let flows = rx
+        .recv_timeout(std::time::Duration::from_secs(30))
+        .expect("importing a line of 200,000 pipes must not take quadratic time");
+    assert_eq!(flows, 0);
+}

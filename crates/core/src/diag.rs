@@ -33,18 +33,38 @@ impl fmt::Display for Severity {
 }
 
 /// An input text with the name it is shown under (a path, or `catalog:ID` for built-ins).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Cloning is cheap (shared text); the index of line starts is built once, on first use, so
+/// that locating thousands of diagnostics in a large file stays linear.
+#[derive(Debug, Clone)]
 pub struct Source {
     pub name: Arc<str>,
     pub text: Arc<str>,
+    line_starts: Arc<std::sync::OnceLock<Vec<usize>>>,
 }
+
+impl PartialEq for Source {
+    fn eq(&self, other: &Self) -> bool {
+        self.name == other.name && self.text == other.text
+    }
+}
+
+impl Eq for Source {}
 
 impl Source {
     pub fn new(name: impl Into<Arc<str>>, text: impl Into<Arc<str>>) -> Self {
         Source {
             name: name.into(),
             text: text.into(),
+            line_starts: Arc::new(std::sync::OnceLock::new()),
         }
+    }
+
+    fn line_starts(&self) -> &[usize] {
+        self.line_starts.get_or_init(|| {
+            std::iter::once(0)
+                .chain(self.text.match_indices('\n').map(|(i, _)| i + 1))
+                .collect()
+        })
     }
 
     /// 1-based line and column (in characters) of a byte offset; offsets past the end or
@@ -54,10 +74,11 @@ impl Source {
         while !self.text.is_char_boundary(offset) {
             offset -= 1;
         }
-        let before = &self.text[..offset];
-        let line = before.matches('\n').count() + 1;
-        let line_start = before.rfind('\n').map_or(0, |i| i + 1);
-        let col = before[line_start..].chars().count() + 1;
+        let starts = self.line_starts();
+        // The last line start at or before the offset.
+        let line = starts.partition_point(|&s| s <= offset).max(1);
+        let line_start = starts[line - 1];
+        let col = self.text[line_start..offset].chars().count() + 1;
         (line, col)
     }
 }

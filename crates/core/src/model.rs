@@ -349,10 +349,12 @@ pub fn wildcard_matches(pattern: &str, name: &str) -> bool {
 /// taken in lowercase. Returns the lowercase form when `text` is a DNS or wildcard name with
 /// ASCII capitals (not an address, not a role), so the caller can say so in a note.
 pub fn fold_dns_case(text: &str) -> Option<String> {
-    let name_like = text.contains('.')
+    // Cheapest test first: almost every name is already lowercase.
+    let name_like = text.bytes().any(|b| b.is_ascii_uppercase())
+        && text.contains('.')
         && text.parse::<IpNet>().is_err()
         && text.parse::<std::net::IpAddr>().is_err();
-    (name_like && text.bytes().any(|b| b.is_ascii_uppercase())).then(|| text.to_ascii_lowercase())
+    name_like.then(|| text.to_ascii_lowercase())
 }
 
 /// The candidate closest to `word` by edit distance, if it is close enough to be a likely

@@ -173,3 +173,35 @@ fn large_documents_import_in_bounded_time() {
     let took = t.elapsed();
     assert!(took.as_secs() < 60, "2 MB took {took:?}");
 }
+
+/// `import::check_draft` checks large drafts chunk by chunk (bounded memory) and still finds
+/// an error in any chunk, a duplicate id across chunks, and keeps alternatives whole.
+#[test]
+fn large_drafts_are_checked_in_chunks_without_losing_errors() {
+    use portolan_core::import::{check_draft, CHECK_CHUNK_FLOWS};
+    let n = 2 * CHECK_CHUNK_FLOWS + 500;
+    let draft = |bad: Option<usize>, dup: Option<usize>| {
+        let mut t = String::from(
+            "id = \"big\"\nname = \"Big\"\nvendor = \"V\"\n\n[alternatives.relay]\ndescription = \"relay\"\ndefault = \"f0\"\n",
+        );
+        for i in 0..n {
+            let id = if dup == Some(i) { 3 } else { i };
+            let port = if bad == Some(i) {
+                70000
+            } else {
+                1000 + i % 60000
+            };
+            t.push_str(&format!(
+                "\n[[flows]]\nid = \"f{id}\"\nfunction = \"flow {i}\"\nfrom = \"appliance\"\nto = \"h{i}.example.com\"\nprotocols = [\"tcp\"]\nports = [{port}]\n"
+            ));
+            if i < 2 {
+                t.push_str("alternative = \"relay\"\n");
+            }
+        }
+        t
+    };
+    assert!(check_draft("draft.toml", &draft(None, None)).is_ok());
+    assert!(check_draft("draft.toml", &draft(Some(n - 3), None)).is_err());
+    assert!(check_draft("draft.toml", &draft(Some(CHECK_CHUNK_FLOWS + 7), None)).is_err());
+    assert!(check_draft("draft.toml", &draft(None, Some(n - 1))).is_err());
+}

@@ -1,8 +1,8 @@
 //! `portolan import`: a vendor's port table to a draft profile.
 
-use portolan_core::diag::{Diagnostic, Source};
+use portolan_core::diag::Diagnostic;
 use portolan_core::import::{self, Lang, Options, REVIEW_BELOW};
-use portolan_core::{load, profile};
+use portolan_core::load;
 
 use crate::args::{ImportArgs, LangArg};
 use crate::report::{Reporter, EXIT_ERROR, EXIT_OK};
@@ -34,7 +34,7 @@ pub fn run(args: &ImportArgs, rep: &mut Reporter) -> i32 {
     let draft = import::import(&src, &opts);
     spinner.finish_and_clear();
     // The draft must be a valid profile; if not, that is a bug here, said plainly.
-    if let Err(e) = profile::parse(&Source::new("draft.toml", draft.toml.clone())) {
+    if let Err(e) = import::check_draft("draft.toml", &draft.toml) {
         rep.emit(&Diagnostic::error(
             "the draft does not pass the profile check (a bug in the importer; please report it with the document)",
         ));

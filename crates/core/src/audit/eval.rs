@@ -134,11 +134,26 @@ pub struct Compiled<'a> {
     pub rs: &'a Ruleset,
     pub ifaces: Ifaces,
     rules: Vec<Vec<CRule>>,
-    /// Too fragmented: evaluation stopped.
+    /// Too fragmented, or out of rule visits: evaluation stopped.
     pub overflow: std::cell::Cell<bool>,
     /// Cubes a chain walk may hold before giving up (see [`CUBE_BUDGET`]).
     pub budget: usize,
+    /// Work so far (rule visits, each weighted by the packet pieces it was tested against),
+    /// over all walks of this compiled ruleset.
+    pub work: std::cell::Cell<usize>,
+    /// Work allowed before evaluation stops: [`WORK_BASE`], plus for each walk
+    /// [`WORK_PER_RULE`] x rules x pieces walked.
+    pub work_budget: std::cell::Cell<usize>,
+    total_rules: usize,
 }
+
+/// Work allowed per rule of the ruleset and per packet piece walked. A chain reached from
+/// several places is walked once per place, so a ruleset where every chain jumps twice to
+/// the next costs 2^depth walks; this bound keeps any ruleset linear in its size times the
+/// flows. When it is hit, the packets still undecided are `unknown`, with the reason.
+pub const WORK_PER_RULE: usize = 64;
+/// Work every ruleset may use, however small.
+pub const WORK_BASE: usize = 100_000;
 
 /// Cubes a single evaluation may hold before it gives up.
 pub const CUBE_BUDGET: usize = 500_000;
@@ -183,6 +198,9 @@ impl<'a> Compiled<'a> {
             rules: Vec::new(),
             overflow: std::cell::Cell::new(false),
             budget: CUBE_BUDGET,
+            work: std::cell::Cell::new(0),
+            work_budget: std::cell::Cell::new(WORK_BASE),
+            total_rules: rs.chains.iter().map(|c| c.rules.len()).sum::<usize>(),
         };
         let mut rules = Vec::with_capacity(rs.chains.len());
         for c in &rs.chains {
@@ -291,9 +309,31 @@ impl<'a> Compiled<'a> {
         v.into_iter().map(|(_, i)| i).collect()
     }
 
+    /// Why evaluation stopped early (when [`Compiled::overflow`] is set).
+    pub fn overflow_reason(&self) -> String {
+        if self.work.get() > self.work_budget.get() {
+            format!(
+                "evaluation stopped after {} steps (chains reached from many places, e.g. each jumping twice to the next); what was still undecided is unknown",
+                self.work_budget.get()
+            )
+        } else {
+            format!(
+                "the ruleset split the packet space into more than {} pieces; evaluation stopped early and the results may be incomplete",
+                self.budget
+            )
+        }
+    }
+
     /// Push `region` along the hooks of a path. Returns every decided piece; accepted
     /// pieces carry the accepting rule of the last chain that saw them.
     pub fn run_path(&self, hooks: &[Hook], region: Region) -> Vec<Decision> {
+        self.work_budget.set(
+            self.work_budget.get().saturating_add(
+                WORK_PER_RULE
+                    .saturating_mul(self.total_rules)
+                    .saturating_mul(region.len().max(1)),
+            ),
+        );
         let mut cur: Vec<(Cube, Option<RuleRef>)> = region.into_iter().map(|c| (c, None)).collect();
         let mut out = Vec::new();
         for &hook in hooks {
@@ -380,6 +420,12 @@ impl<'a> Compiled<'a> {
                 rule: Some(ri),
             };
             let r = &self.rules[ci][ri];
+            let work = self.work.get().saturating_add(rem.len());
+            self.work.set(work);
+            if work > self.work_budget.get() {
+                self.overflow.set(true);
+                break;
+            }
             if !rem.iter().any(|a| r.region.iter().any(|b| a.overlaps(b))) {
                 continue;
             }

@@ -552,10 +552,11 @@ pub fn audit(plan: &Plan, rs: &Ruleset) -> Report {
             if unknown.iter().any(|(i, _)| *i == info) {
                 continue;
             }
-            let what =
-                d.by.rule
-                    .map(|r| rs.chains[d.by.chain].rules[r].unknown.clone())
-                    .unwrap_or_default();
+            let what = match d.by.rule {
+                Some(r) => rs.chains[d.by.chain].rules[r].unknown.clone(),
+                None if c.overflow.get() => vec![c.overflow_reason()],
+                None => vec![],
+            };
             unknown.push((info, what));
         }
         if !uncovered[k].is_empty() {
@@ -632,10 +633,7 @@ pub fn audit(plan: &Plan, rs: &Ruleset) -> Report {
     }
     let excess_incomplete = c.overflow.get();
     if excess_incomplete {
-        notes.push(format!(
-            "the ruleset split the packet space into more than {} pieces; evaluation stopped early and the results may be incomplete",
-            eval::CUBE_BUDGET
-        ));
+        notes.push(c.overflow_reason());
     }
     let excess_all = summarize(plan, &c, rs, accepted, &needed);
     let maybe_excess = summarize(plan, &c, rs, maybe, &needed);

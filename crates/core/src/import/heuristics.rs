@@ -345,6 +345,8 @@ fn separated_pipe_table(lines: &[&str]) -> Vec<(Vec<Row>, Vec<usize>)> {
                 }
                 row_lines.push(k + 1);
                 used.push(k);
+                // Once per line, not per separator: a line of 200,000 `|` must stay linear.
+                let only_pipes = t.chars().all(|c| c == '|');
                 let mut rest = l;
                 while let Some(p) = rest.find('|') {
                     if pending.is_empty() {
@@ -357,7 +359,6 @@ fn separated_pipe_table(lines: &[&str]) -> Vec<(Vec<Row>, Vec<usize>)> {
                     rest = &rest[p + 1..];
                     // An all-pipes line (`||`) closes the row: its empty cells are what is
                     // left of merged cells.
-                    let only_pipes = t.chars().all(|c| c == '|');
                     if cells.len() >= n || (only_pipes && rest.trim().is_empty()) {
                         flush(&mut cells, &mut rows, &mut row_lines);
                     }
@@ -886,16 +887,21 @@ pub fn proto_ports(proto_cell: &str, port_cell: &str) -> Groups {
     }
     // Merge groups with the same protocols.
     let mut merged: Groups = Vec::new();
+    // Ports already in each merged group (a line with thousands of ports stays linear).
+    let mut seen: Vec<std::collections::HashSet<(u16, u16)>> = Vec::new();
     for (p, ps) in groups {
-        match merged.iter_mut().find(|(q, _)| *q == p) {
-            Some(m) => {
+        match merged.iter().position(|(q, _)| *q == p) {
+            Some(i) => {
                 for x in ps {
-                    if !m.1.contains(&x) {
-                        m.1.push(x);
+                    if seen[i].insert(x) {
+                        merged[i].1.push(x);
                     }
                 }
             }
-            None => merged.push((p, ps)),
+            None => {
+                seen.push(ps.iter().copied().collect());
+                merged.push((p, ps));
+            }
         }
     }
     // ICMP never shares a flow with TCP or UDP, and has no ports.
@@ -1012,8 +1018,10 @@ pub fn section_heading(line: &str) -> Option<(Dir, Option<&'static str>)> {
 /// by the profile's own validator (so `e.g.`, versions and file names fall out).
 pub fn dns_names(text: &str) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
+    // Seen names, so that a text with many names stays linear.
+    let mut seen: std::collections::HashSet<String> = std::collections::HashSet::new();
     let mut cur = String::new();
-    let flush = |cur: &mut String, out: &mut Vec<String>| {
+    let mut flush = |cur: &mut String, out: &mut Vec<String>| {
         let c = cur
             .trim_matches(|ch: char| ch == '.' || ch == '-')
             .to_lowercase();
@@ -1037,7 +1045,7 @@ pub fn dns_names(text: &str) -> Vec<String> {
         } else {
             check_dns_name(&c).is_ok()
         };
-        if valid && !out.contains(&c) {
+        if valid && seen.insert(c.clone()) {
             out.push(c);
         }
     };
@@ -1243,21 +1251,36 @@ pub fn optional_words(text: &str) -> bool {
 
 /// A valid profile id from free text: lowercase words joined by `-`, at most `max` words.
 pub fn slug(text: &str) -> String {
-    let mut s = String::new();
-    let map = |c: char| match c {
-        'ä' => "ae".to_string(),
-        'ö' => "oe".to_string(),
-        'ü' => "ue".to_string(),
-        'ß' => "ss".to_string(),
-        c if c.is_ascii_alphanumeric() => c.to_ascii_lowercase().to_string(),
-        _ => "-".to_string(),
-    };
-    for c in text.to_lowercase().chars() {
-        s.push_str(&map(c));
+    // Only the first 48 characters of the result are kept, so the text is read only as far
+    // as that takes (a whole paragraph as a function must not cost more than its start).
+    let mut out = String::new();
+    let mut dash = false;
+    for c in text.chars().flat_map(char::to_lowercase) {
+        let piece = match c {
+            'ä' => "ae",
+            'ö' => "oe",
+            'ü' => "ue",
+            'ß' => "ss",
+            _ => "",
+        };
+        if piece.is_empty() && !c.is_ascii_alphanumeric() {
+            dash = true;
+            continue;
+        }
+        if dash && !out.is_empty() {
+            out.push('-');
+        }
+        dash = false;
+        if piece.is_empty() {
+            out.push(c);
+        } else {
+            out.push_str(piece);
+        }
+        if out.len() > 50 {
+            break;
+        }
     }
-    let parts: Vec<&str> = s.split('-').filter(|p| !p.is_empty()).collect();
-    let mut out = parts.join("-");
-    while out.starts_with(|c: char| c.is_ascii_digit()) {
+    if out.starts_with(|c: char| c.is_ascii_digit()) {
         out.insert(0, 'p');
     }
     out.truncate(48);

@@ -139,6 +139,98 @@ fn detect_lang(text: &str) -> (Lang, String) {
 }
 
 /// Import a document.
+/// Flows parsed at once when a draft is checked (see [`check_draft`]).
+pub const CHECK_CHUNK_FLOWS: usize = 1000;
+
+/// Check that a draft is a valid profile, in memory proportional to [`CHECK_CHUNK_FLOWS`]
+/// rather than to the draft: the declarations (everything before the first `[[flows]]`) are
+/// parsed with every flow that belongs to an alternative, then with each further chunk of
+/// flows. Flow ids must be unique across chunks. A draft of at most one chunk is parsed
+/// whole, exactly like `portolan check`.
+pub fn check_draft(name: &str, toml: &str) -> Result<(), crate::diag::Errors> {
+    use crate::diag::{Diagnostic, Errors};
+    // Flow blocks as slices of the draft: each starts at a `[[flows]]` line.
+    let mut starts: Vec<usize> = Vec::new();
+    let mut at = 0;
+    for line in toml.split_inclusive('\n') {
+        if line.trim_end() == "[[flows]]" {
+            starts.push(at);
+        }
+        at += line.len();
+    }
+    if starts.len() <= CHECK_CHUNK_FLOWS {
+        return crate::profile::parse(&Source::new(name, toml)).map(|_| ());
+    }
+    let header = &toml[..starts[0]];
+    let blocks: Vec<&str> = starts
+        .iter()
+        .zip(starts.iter().skip(1).chain(std::iter::once(&toml.len())))
+        .map(|(&a, &b)| &toml[a..b])
+        .collect();
+    // Ids must be unique across chunks (each chunk checks its own).
+    let mut ids: std::collections::HashSet<&str> = std::collections::HashSet::new();
+    for b in &blocks {
+        if let Some(id) = b.lines().find_map(|l| l.strip_prefix("id = ")) {
+            if !ids.insert(id) {
+                return Err(Errors(vec![Diagnostic::error(format!(
+                    "{name}: flow id {id} appears twice"
+                ))]));
+            }
+        }
+    }
+    drop(ids);
+    // Later chunks: the declarations without the alternatives (the flows of every
+    // alternative are all in the first chunk).
+    let mut plain_header = String::new();
+    let mut in_alternative = false;
+    for line in header.split_inclusive('\n') {
+        if line.starts_with('[') {
+            in_alternative = line.starts_with("[alternatives.");
+        }
+        if !in_alternative {
+            plain_header.push_str(line);
+        }
+    }
+    let (alternative, plain): (Vec<&str>, Vec<&str>) = blocks
+        .iter()
+        .partition(|b| b.lines().any(|l| l.starts_with("alternative = ")));
+    let groups: Vec<&[&str]> = plain.chunks(CHECK_CHUNK_FLOWS).collect();
+    let chunk = |i: usize| -> String {
+        let mut c = if i == 0 {
+            let mut c = header.to_string();
+            alternative.iter().for_each(|b| c.push_str(b));
+            c
+        } else {
+            plain_header.clone()
+        };
+        groups
+            .get(i)
+            .into_iter()
+            .flat_map(|g| g.iter())
+            .for_each(|b| c.push_str(b));
+        c
+    };
+    let n = groups.len().max(1);
+    // Chunks are independent: two threads, each building and checking every other one, so
+    // memory stays at two chunks.
+    let check = |parity: usize| -> Result<(), Errors> {
+        for i in (parity..n).step_by(2) {
+            crate::profile::parse(&Source::new(name, chunk(i)))?;
+        }
+        Ok(())
+    };
+    std::thread::scope(|s| {
+        let other = s.spawn(|| check(1));
+        let mine = check(0);
+        let theirs = other.join().unwrap_or_else(|_| {
+            Err(Errors(vec![Diagnostic::error(
+                "checking the draft failed (a thread panicked)",
+            )]))
+        });
+        mine.and(theirs)
+    })
+}
+
 pub fn import(src: &Source, opts: &Options) -> Draft {
     let text = html_leftovers(&src.text);
     let lines: Vec<&str> = text.lines().collect();
@@ -243,13 +335,17 @@ pub fn import(src: &Source, opts: &Options) -> Draft {
             sections.push((k + 1, d, peer, optional_words(l)));
         }
     }
-    let section_at = |line: usize| sections.iter().rev().find(|s| s.0 < line).copied();
+    // Sections are in line order: the last one before a line, by binary search.
+    let section_at = |line: usize| {
+        let n = sections.partition_point(|s| s.0 < line);
+        n.checked_sub(1).map(|i| sections[i])
+    };
 
-    // Rows to flows.
-    let mut flows: Vec<DraftFlow> = Vec::new();
+    // Rows to flows. Merged cells are inherited first, in order; then the rows are read on
+    // two threads (each row on its own), and the results joined in order.
+    let mut prepared: Vec<(Row, bool)> = Vec::with_capacity(rows.len());
     let mut prev: Option<Row> = None;
-    for row in &rows {
-        let mut row = row.clone();
+    for mut row in rows {
         let mut inherited = false;
         if row.layout == "pipe_table_partial_row" {
             if let Some(p) = &prev {
@@ -257,18 +353,42 @@ pub fn import(src: &Source, opts: &Options) -> Draft {
                 inherited = true;
             }
         }
-        let made = row_flows(&row, section_at(row.line), &mut report, inherited);
-        if made.is_empty() {
-            report.rejected_rows.push((
-                row.line,
-                "no port or protocol could be read from this row".into(),
-            ));
-        }
-        flows.extend(made);
         if row.layout.starts_with("pipe_table") {
-            prev = Some(row);
+            prev = Some(row.clone());
         }
+        prepared.push((row, inherited));
     }
+    drop(prev);
+    let read = |part: &[(Row, bool)]| {
+        let mut part_report = Report::default();
+        let mut flows: Vec<DraftFlow> = Vec::new();
+        for (row, inherited) in part {
+            let made = row_flows(row, section_at(row.line), &mut part_report, *inherited);
+            if made.is_empty() {
+                part_report.rejected_rows.push((
+                    row.line,
+                    "no port or protocol could be read from this row".into(),
+                ));
+            }
+            flows.extend(made);
+        }
+        (flows, part_report)
+    };
+    let (first, second) = prepared.split_at(prepared.len() / 2);
+    let ((mut flows, r1), (more, r2)) = std::thread::scope(|s| {
+        let other = s.spawn(|| read(second));
+        let mine = read(first);
+        let theirs = other
+            .join()
+            .unwrap_or_else(|e| std::panic::resume_unwind(e));
+        (mine, theirs)
+    });
+    flows.extend(more);
+    for r in [r1, r2] {
+        report.corrections.extend(r.corrections);
+        report.rejected_rows.extend(r.rejected_rows);
+    }
+    drop(prepared);
     for (k, l) in lines.iter().enumerate() {
         let t = l.trim();
         if t.is_empty() || used.contains(&(k + 1)) {
@@ -317,12 +437,11 @@ fn prose_clauses(para: &[(usize, &str)]) -> Vec<(&'static str, String, Vec<usize
         starts.push((text.len(), *line));
         text.push_str(l);
     }
+    // The line a byte offset is on: the last line start at or before it (binary search, so
+    // a long paragraph with many sentences stays linear).
     let line_at = |off: usize| {
-        starts
-            .iter()
-            .rev()
-            .find(|(o, _)| *o <= off)
-            .map_or(0, |(_, l)| *l)
+        let n = starts.partition_point(|(o, _)| *o <= off);
+        n.checked_sub(1).map_or(0, |i| starts[i].1)
     };
     // Sentence ends: ". " followed by an upper-case letter, or the end.
     let mut pieces: Vec<(usize, usize)> = Vec::new();
@@ -495,10 +614,14 @@ fn row_flows(
     }
 
     // Protocols and ports.
+    let slashed = match row.layout {
+        "prose_ports" | "bullet_list" => slash_ports(&row.ports),
+        _ => Vec::new(),
+    };
     let mut groups: Groups = match row.layout {
-        "prose_ports" | "bullet_list" if !slash_ports(&row.ports).is_empty() => {
+        "prose_ports" | "bullet_list" if !slashed.is_empty() => {
             let mut g: Groups = Vec::new();
-            for (p, lo, hi) in slash_ports(&row.ports) {
+            for (p, lo, hi) in slashed {
                 let mut p = p;
                 p.sort();
                 match g.iter_mut().find(|x| x.0 == p) {
@@ -525,9 +648,11 @@ fn row_flows(
         return Vec::new();
     }
     if row.proto.is_empty()
-        && !row.ports.to_lowercase().contains("tcp")
-        && !row.ports.to_lowercase().contains("udp")
         && row.layout.starts_with("pipe")
+        && !{
+            let low = row.ports.to_lowercase();
+            low.contains("tcp") || low.contains("udp")
+        }
     {
         doubts.push("no protocol named; TCP assumed".into());
         conf -= 0.3;
@@ -846,7 +971,7 @@ fn short_slug(text: &str, words: usize) -> String {
 }
 
 fn unique_ids(flows: &mut [DraftFlow]) {
-    let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+    let mut seen: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
     for f in flows.iter_mut() {
         let mut id = f.id.clone();
         id.truncate(55);
@@ -873,6 +998,13 @@ fn guess_id(file: &str) -> String {
 }
 
 fn q(s: &str) -> String {
+    // Printable ASCII without quote or backslash needs no escaping: the common case, quoted
+    // directly. Anything else goes through the TOML writer.
+    if s.bytes()
+        .all(|b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\')
+    {
+        return format!("\"{s}\"");
+    }
     toml::Value::String(s.to_string()).to_string()
 }
 
