@@ -1,6 +1,10 @@
 #!/usr/bin/env bash
 # The test command (README, CI): installs what the tests need on a fresh Debian machine, then
-# runs every test, including the kernel tests in network namespaces (they need root).
+# checks formatting, lints, licences and sources of dependencies, and runs every test,
+# including the kernel tests in network namespaces (they need root).
+#
+# Kernel tests that cannot run fail loudly; with PORTOLAN_SKIP_KERNEL_TESTS=1 they are skipped
+# on purpose, and the closing line counts them as skipped, never as passed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -22,8 +26,24 @@ if ((${#need[@]})); then
 fi
 
 cargo fmt --all -- --check
+cargo clippy --workspace --all-targets --locked -- -D warnings
+# Licences (no GPL code linked), banned crates (libnftnl wrappers) and sources (crates.io
+# only). The advisory database is fetched from GitHub, which this machine cannot reach:
+# `cargo deny check advisories` is run where it can be (see README).
+command -v cargo-deny >/dev/null || cargo install cargo-deny --locked --quiet
+cargo deny --locked check licenses bans sources
+
 log="$(mktemp)"
-trap 'rm -f "$log"' EXIT
+skipped_log="$(mktemp)"
+trap 'rm -f "$log" "$skipped_log"' EXIT
+export PORTOLAN_SKIPPED_LOG="$skipped_log"
+set +e
 cargo test --workspace --locked "$@" 2>&1 | tee "$log"
-# One closing line over all test binaries.
-awk '/^test result:/ { p += $4; f += $6; s += $8 } END { printf "tests: %d passed, %d failed, %d skipped\n", p, f, s }' "$log"
+status=${PIPESTATUS[0]}
+set -e
+# One closing line over all test binaries; kernel tests skipped on purpose count as skipped.
+extra=$(sort -u "$skipped_log" | grep -c . || true)
+awk -v extra="$extra" '
+    /^test result:/ { p += $4; f += $6; s += $8 }
+    END { printf "tests: %d passed, %d failed, %d skipped\n", p - extra, f, s + extra }' "$log"
+exit "$status"
