@@ -111,10 +111,14 @@ pub fn require_root_tools() -> bool {
         // log and reports it as skipped instead.
         if let Some(log) = std::env::var_os("PORTOLAN_SKIPPED_LOG") {
             use std::io::Write;
-            let name = std::thread::current()
-                .name()
-                .unwrap_or("unnamed test")
-                .to_string();
+            let exe = std::env::current_exe()
+                .ok()
+                .and_then(|p| p.file_name().map(|n| n.to_string_lossy().to_string()))
+                .unwrap_or_default();
+            let name = format!(
+                "{exe}::{}",
+                std::thread::current().name().unwrap_or("unnamed test")
+            );
             if let Ok(mut f) = std::fs::OpenOptions::new()
                 .append(true)
                 .create(true)
