@@ -38,7 +38,7 @@ skipped_log="$(mktemp)"
 trap 'rm -f "$log" "$skipped_log"' EXIT
 export PORTOLAN_SKIPPED_LOG="$skipped_log"
 set +e
-cargo test --workspace --locked "$@" 2>&1 | tee "$log"
+cargo test --workspace --locked --no-fail-fast "$@" 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 set -e
 # One closing line over all test binaries; kernel tests skipped on purpose count as skipped.

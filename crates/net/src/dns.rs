@@ -63,8 +63,11 @@ impl fmt::Display for ResolveError {
                 write!(f, "{n}: the name exists but has no A or AAAA record")
             }
             ResolveError::ServerError(n, c) => write!(f, "{n}: the resolver answered {c}"),
+            ResolveError::Timeout(n, s) if s.contains(',') => {
+                write!(f, "{n}: the resolvers {s} did not answer (timeout)")
+            }
             ResolveError::Timeout(n, s) => {
-                write!(f, "{n}: no answer from {s} (timeout)")
+                write!(f, "{n}: the resolver {s} did not answer (timeout)")
             }
             ResolveError::Other(m) => f.write_str(m),
         }
