@@ -215,8 +215,10 @@ async fn forward(cfg: &Config, query: &[u8], q: &Message) -> Result<(Vec<u8>, Me
         .await
         .map_err(|e| e.to_string())?;
     sock.send(query).await.map_err(|e| e.to_string())?;
-    // As large as the client offered (the upstream's answer is bounded by it), not more.
-    let mut buf = vec![0u8; usize::from(q.max_payload()).min(MAX_UDP)];
+    // Whole datagrams: an upstream may answer with more than the client offered (the answer
+    // is then truncated for the client by `fit_udp`). At most `max_inflight` such buffers
+    // exist at once.
+    let mut buf = vec![0u8; MAX_UDP];
     let deadline = Instant::now() + cfg.timeout;
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
