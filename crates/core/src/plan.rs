@@ -649,7 +649,8 @@ pub fn build(profile: &Profile, site: &Site, features: Option<&Features>) -> Res
         !sets["appliance"].v4.is_empty(),
         !sets["appliance"].v6.is_empty(),
     );
-    let mut family_gaps: BTreeMap<String, (bool, BTreeSet<String>, bool)> = BTreeMap::new();
+    let mut family_gaps: BTreeMap<String, (SetKind, bool, BTreeSet<String>, bool)> =
+        BTreeMap::new();
     for f in &flows {
         let peer = match f.direction {
             Direction::Outbound => &f.destination,
@@ -668,14 +669,17 @@ pub fn build(profile: &Profile, site: &Site, features: Option<&Features>) -> Res
             continue;
         }
         for s in &peer_sets {
-            let e = family_gaps
-                .entry(s.name.clone())
-                .or_insert((s.pinned, BTreeSet::new(), false));
-            e.1.insert(f.id.clone());
-            e.2 |= f.required;
+            let e = family_gaps.entry(s.name.clone()).or_insert((
+                s.kind,
+                s.pinned,
+                BTreeSet::new(),
+                false,
+            ));
+            e.2.insert(f.id.clone());
+            e.3 |= f.required;
         }
     }
-    for (name, (pinned, fids, required)) in &family_gaps {
+    for (name, (kind, pinned, fids, required)) in &family_gaps {
         let (has, lacks) = if app_v4 {
             ("IPv4", "IPv6")
         } else {
@@ -683,6 +687,8 @@ pub fn build(profile: &Profile, site: &Site, features: Option<&Features>) -> Res
         };
         let what = if *pinned {
             format!("`{name}` is pinned to {lacks} addresses only")
+        } else if *kind == SetKind::Network {
+            format!("the profile names the {lacks} network `{name}` only")
         } else {
             format!("`{name}` has {lacks} addresses only")
         };
@@ -694,6 +700,8 @@ pub fn build(profile: &Profile, site: &Site, features: Option<&Features>) -> Res
             ))
             .with_help(if *pinned {
                 format!("pin an {has} address of `{name}` too under [hosts], or give the appliance an {lacks} address")
+            } else if *kind == SetKind::Network {
+                format!("give the appliance an {lacks} address, or leave the flow out")
             } else {
                 format!("bind an {has} network to `{name}` too, or give the appliance an {lacks} address")
             }),
