@@ -130,6 +130,25 @@ impl Target for Iptables {
             }
         }
 
+        // Nothing fills the iptables target's DNS ipsets yet (sync and dns-proxy write nft
+        // sets only): say so plainly instead of leaving those flows closed in silence.
+        let unfilled: BTreeSet<&str> = used
+            .iter()
+            .filter_map(|r| plan.set(&r.set))
+            .filter(|s| s.dynamic && !s.pinned)
+            .map(|s| s.name.as_str())
+            .collect();
+        let mut warnings = Vec::new();
+        if !unfilled.is_empty() {
+            warnings.push(
+                crate::diag::Diagnostic::warning(format!(
+                    "iptables target: `portolan sync` and `dns-proxy` fill nftables sets only, so the ipsets of {} stay empty and their flows stay closed",
+                    unfilled.into_iter().collect::<Vec<_>>().join(", ")
+                ))
+                .with_help("pin these names under [hosts] in the site, or use --target nftables"),
+            );
+        }
+
         Rendered {
             text: script,
             parts: vec![
@@ -138,7 +157,7 @@ impl Target for Iptables {
                 ("v6".into(), v6),
             ],
             rule_count: rules.len(),
-            warnings: vec![],
+            warnings,
         }
     }
 }
@@ -398,6 +417,30 @@ fn rule_lines(plan: &Plan, r: &Rule, chain: &str, pass: &str) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Nothing fills the ipsets of unpinned names: rendering says so instead of leaving
+    /// those flows closed in silence; nftables (filled by sync) does not warn.
+    #[test]
+    fn unfilled_dns_ipsets_are_reported() {
+        let Some(Ok(p)) = crate::catalog::load("intra2net") else {
+            panic!("catalog intra2net");
+        };
+        let plan = crate::plan::build(&p, &crate::site::demo(&p), None).expect("plan");
+        let ipt = super::super::render(&plan, &Iptables);
+        assert!(
+            ipt.warnings
+                .iter()
+                .any(|w| w.message.contains("update.intra2net.com")
+                    && w.message.contains("stay empty")),
+            "{:?}",
+            ipt.warnings
+        );
+        let nft = super::super::render(&plan, super::super::target("nftables").expect("nft"));
+        assert!(!nft
+            .warnings
+            .iter()
+            .any(|w| w.message.contains("stay empty")));
+    }
 
     #[test]
     fn multiport_chunks_respect_the_limit() {
