@@ -18,8 +18,9 @@
 //!   are shortened with a stable hash. `hash:net` cannot hold a /0, so /0 becomes two /1.
 //! - A static ipset is replaced atomically: filled under a temporary name, then `swap`ped
 //!   with the live one and the old content destroyed; a rule matching it never sees it empty
-//!   or half filled. A DNS-filled ipset is created if missing and otherwise left alone, so a
-//!   reload never loses what `sync` put in it.
+//!   or half filled. The ipset of an unpinned DNS name is created if missing and otherwise
+//!   left alone, so a reload never loses what was added to it (today nothing fills it: sync
+//!   and dns-proxy write nft sets, and rendering warns about such names).
 //! - `-m multiport` takes at most 15 ports, a range counting two; longer lists are split.
 //! - The script uses quoted here-documents (`<<'END'`), so nothing in it is expanded by the
 //!   shell, and every line inside is generated with a fixed prefix, so no line can equal the
@@ -173,9 +174,9 @@ pub fn ipset_tmp_name(live: &str) -> String {
 }
 
 /// Write the restore lines for one set. A static set is filled under a temporary name and
-/// swapped in; its name is returned so the script can destroy the old content afterwards. A
-/// set filled from DNS (by `sync` or the DNS proxy) is only created if missing: its elements
-/// belong to them. Pinned names are static sets of the site's addresses.
+/// swapped in; its name is returned so the script can destroy the old content afterwards. The
+/// set of an unpinned DNS name is only created if missing: its elements are not the
+/// script's. Pinned names are static sets of the site's addresses.
 fn write_ipset(out: &mut String, set: &AddressSet, family: Family) -> Option<String> {
     let name = ipset_name(set, family);
     let fam = match family {
