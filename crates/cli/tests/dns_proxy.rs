@@ -105,12 +105,15 @@ fn tcp_query(proxy: SocketAddr, name: &str) -> Result<(String, Option<IpAddr>), 
 
 #[test]
 fn proxy_adds_wildcard_answers_before_the_first_packet() {
-    if !require_root_tools() {
+    // The dedicated gateway drops everything the plan does not name.
+    let Some(lab) = Lab::start("drop", &[]) else {
         return;
-    }
-    let mut topo = Topology::build(&[]);
-    topo.add_addr("192.0.2.10".parse().expect("a"), Zone::App);
-    topo.add_addr(UPSTREAM.parse().expect("a"), Zone::Wan);
+    };
+    let topo = &lab.topo;
+    lab.zone.lock().expect("zone").records.insert(
+        "other.intra2net.com".into(),
+        vec!["198.18.2.1".parse().expect("a")],
+    );
     // 200 fresh destinations behind the internet interface.
     let wan = topo.ns(Zone::Wan);
     let leaf = format!("{}l{}", topo.id, Zone::Wan.tag());
@@ -138,63 +141,6 @@ fn proxy_adds_wildcard_answers_before_the_first_packet() {
     ]);
     let l443 = in_ns(&wan, || TcpListener::bind("0.0.0.0:443").expect("bind 443"));
     std::thread::spawn(move || for _ in l443.incoming() {});
-
-    // Upstream: the vendor's wildcard zone, TTL 5 s; one name outside the wildcard.
-    let zone = dns::zone(5, &[("other.intra2net.com", "198.18.2.1")]);
-    zone.lock().expect("zone").wildcard = Some(("avcloud.intra2net.com".into(), address_of));
-    let sa = SocketAddr::new(UPSTREAM.parse().expect("a"), 53);
-    let (u, t) = in_ns(&wan, move || {
-        (
-            UdpSocket::bind(sa).expect("udp"),
-            TcpListener::bind(sa).expect("tcp"),
-        )
-    });
-    dns::serve(zone, u, t);
-
-    // The firewall: the rendered gateway ruleset.
-    let dir = std::env::temp_dir().join(format!("portolan-proxy-{}", topo.id));
-    std::fs::create_dir_all(&dir).expect("dir");
-    let site_text = format!(
-        "profile = \"profile.toml\"\ndns_proxy = \"192.0.2.1\"\n[appliance]\naddresses = [\"192.0.2.10\"]\n[roles]\ndns-server = [\"{UPSTREAM}\"]\n\
-         [placement]\nmode = \"gateway\"\nappliance_interface = \"{}\"\ndefault_interface = \"{}\"\n[placement.zones]\ninternet = \"{}\"\n",
-        topo.fw_if(Zone::App),
-        topo.fw_if(Zone::Lan),
-        topo.fw_if(Zone::Wan)
-    );
-    std::fs::write(dir.join("site.toml"), &site_text).expect("site");
-    std::fs::write(dir.join("profile.toml"), PROFILE).expect("profile");
-    let (s, _) = site::parse(&Source::new("site.toml", site_text.as_str())).expect("site");
-    let (p, _) = profile::parse(&Source::new("profile.toml", PROFILE)).expect("profile");
-    let plan = plan::build(&p, &s, None).expect("plan");
-    let rules = render::render(&plan, render::target("nftables").expect("t")).text;
-    std::fs::write(dir.join("fw.nft"), rules).expect("rules");
-    must(&[
-        "ip",
-        "netns",
-        "exec",
-        &topo.ns(Zone::Fw),
-        "nft",
-        "-f",
-        &dir.join("fw.nft").to_string_lossy(),
-    ]);
-
-    // The proxy on the firewall, where the appliance's resolver points.
-    let mut proxy = Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            &topo.ns(Zone::Fw),
-            env!("CARGO_BIN_EXE_portolan"),
-            "dns-proxy",
-            "--site",
-        ])
-        .arg(dir.join("site.toml"))
-        .args(["--listen", "192.0.2.1:53", "--upstream", UPSTREAM])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start proxy");
-    std::thread::sleep(Duration::from_millis(500));
 
     let proxy_addr: SocketAddr = "192.0.2.1:53".parse().expect("a");
     let results = in_ns(&topo.ns(Zone::App), move || {
@@ -263,9 +209,6 @@ fn proxy_adds_wildcard_answers_before_the_first_packet() {
         tcp_query(proxy_addr, "n150-late.avcloud.intra2net.com")
     });
     assert_eq!(failed_update.map(|r| r.0), Ok("ServFail".to_string()));
-    let _ = Command::new("kill").arg(proxy.id().to_string()).status();
-    let _ = proxy.wait();
-    let _ = std::fs::remove_dir_all(&dir);
 
     let (wild, rest) = results.split_at(NAMES);
     let (other, direct) = rest.split_at(1);
@@ -330,7 +273,8 @@ struct Lab {
 }
 
 impl Lab {
-    fn start(extra: &[&str]) -> Option<Lab> {
+    /// `others`: the gateway's `others` setting ("drop" or "accept").
+    fn start(others: &str, extra: &[&str]) -> Option<Lab> {
         if !require_root_tools() {
             return None;
         }
@@ -351,8 +295,8 @@ impl Lab {
         let dir = std::env::temp_dir().join(format!("portolan-proxylab-{}", topo.id));
         std::fs::create_dir_all(&dir).expect("dir");
         let site_text = format!(
-            "profile = \"profile.toml\"\n[appliance]\naddresses = [\"192.0.2.10\"]\n[roles]\ndns-server = [\"{UPSTREAM}\"]\n\
-             [placement]\nmode = \"gateway\"\nappliance_interface = \"{}\"\ndefault_interface = \"{}\"\nothers = \"accept\"\n[placement.zones]\ninternet = \"{}\"\n",
+            "profile = \"profile.toml\"\ndns_proxy = \"192.0.2.1\"\n[appliance]\naddresses = [\"192.0.2.10\"]\n[roles]\ndns-server = [\"{UPSTREAM}\"]\n\
+             [placement]\nmode = \"gateway\"\nappliance_interface = \"{}\"\ndefault_interface = \"{}\"\nothers = \"{others}\"\n[placement.zones]\ninternet = \"{}\"\n",
             topo.fw_if(Zone::App),
             topo.fw_if(Zone::Lan),
             topo.fw_if(Zone::Wan)
@@ -462,7 +406,7 @@ fn udp_query_from(src: &str, proxy: SocketAddr, name: &str) -> Result<Message, S
 /// is served as before.
 #[test]
 fn proxy_refuses_clients_other_than_the_appliance() {
-    let Some(lab) = Lab::start(&[]) else {
+    let Some(lab) = Lab::start("accept", &[]) else {
         return;
     };
     let proxy: SocketAddr = "192.0.2.1:53".parse().expect("a");
@@ -524,7 +468,7 @@ fn proxy_refuses_clients_other_than_the_appliance() {
 #[test]
 fn a_query_flood_costs_bounded_memory() {
     // The rate limit is lifted so that the bound on work in flight is what is tested.
-    let Some(lab) = Lab::start(&["--rate", "1000000", "--timeout", "2s"]) else {
+    let Some(lab) = Lab::start("accept", &["--rate", "1000000", "--timeout", "2s"]) else {
         return;
     };
     lab.zone.lock().expect("zone").down = true;
