@@ -2,7 +2,8 @@
 //! 200 fresh names under `*.avcloud.intra2net.com` through the proxy and connects to each at
 //! once through the firewall's forward chain; every connection must succeed, because the
 //! proxy commits each address to the wildcard's set before it answers. A name outside the
-//! wildcard resolves but is not added, and its connection is dropped.
+//! wildcard resolves but is not added, and its connection is dropped. A client other than
+//! the appliance is REFUSED; a flood from the appliance keeps work and memory bounded.
 
 mod netns;
 
