@@ -33,7 +33,7 @@ use portolan_core::model::wildcard_matches;
 use portolan_core::plan::{Plan, SetKind};
 use portolan_core::render::{self, nftables::nft_set_name, Family};
 use tokio::net::UdpSocket;
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::dns::{answers, chain_addresses, read_framed, write_framed};
 use crate::sync::{apply, SetUpdate};
@@ -362,6 +362,69 @@ pub async fn handle(
     }
 }
 
+/// What the proxy shares between its UDP loop and its TCP connections.
+struct Server {
+    cfg: Config,
+    wilds: Vec<Wildcard>,
+    log: Arc<dyn Fn(&Handled) + Send + Sync>,
+    limiter: Limiter,
+    /// Queries worked on at once, UDP and TCP together.
+    inflight: Arc<Semaphore>,
+    /// Clients whose first refusal was logged (bounded).
+    refused_logged: Mutex<HashSet<IpAddr>>,
+}
+
+/// What to do with a client's query before any work is done for it.
+enum Admission {
+    Serve,
+    /// Over its rate: no answer at all.
+    Drop,
+    /// Not an allowed client: REFUSED (if the query is DNS at all).
+    Refuse(Option<Vec<u8>>),
+}
+
+impl Server {
+    fn admit(&self, ip: IpAddr, query: &[u8]) -> Admission {
+        if !self.limiter.admit(ip) {
+            return Admission::Drop;
+        }
+        if self.cfg.allows(ip) {
+            return Admission::Serve;
+        }
+        let first = self
+            .refused_logged
+            .lock()
+            .map(|mut s| s.len() < MAX_TRACKED_CLIENTS && s.insert(ip))
+            .unwrap_or(false);
+        if first {
+            (self.log)(&Handled {
+                name: String::new(),
+                wildcard: None,
+                added: vec![],
+                error: Some(format!(
+                    "REFUSED: client {ip} is not allowed (give --allow to serve it); further refusals of it are not logged"
+                )),
+            });
+        }
+        Admission::Refuse(refused(query))
+    }
+
+    /// A slot of the in-flight bound; waits until one is free.
+    async fn slot(&self) -> Option<OwnedSemaphorePermit> {
+        self.inflight.clone().acquire_owned().await.ok()
+    }
+
+    /// Answer one admitted query, holding `slot` (of the in-flight bound) while working.
+    async fn answer(&self, slot: OwnedSemaphorePermit, query: &[u8], tcp: bool) -> Option<Vec<u8>> {
+        let _slot = slot;
+        let (reply, handled) = handle(&self.cfg, &self.wilds, query, tcp).await;
+        if let Some(h) = &handled {
+            (self.log)(h);
+        }
+        reply
+    }
+}
+
 /// Serve on `sock` (UDP) and `tcp` until `stop` resolves. `log` is told about each wildcard
 /// query, and about the first refused query of each client.
 pub async fn serve(
@@ -373,73 +436,41 @@ pub async fn serve(
     stop: impl std::future::Future<Output = ()>,
 ) {
     let sock = Arc::new(sock);
-    let inflight = Arc::new(Semaphore::new(cfg.max_inflight.max(1)));
     let connections = Arc::new(Semaphore::new(cfg.max_tcp.max(1)));
-    let limiter = Arc::new(Limiter::new(cfg.rate));
-    let refused_logged: Arc<Mutex<HashSet<IpAddr>>> = Arc::new(Mutex::new(HashSet::new()));
-    let cfg = Arc::new(cfg);
-    let wilds = Arc::new(wilds);
-    let note_refused = {
-        let (log, seen) = (log.clone(), refused_logged.clone());
-        move |ip: IpAddr| {
-            let first = seen
-                .lock()
-                .map(|mut s| s.len() < MAX_TRACKED_CLIENTS && s.insert(ip))
-                .unwrap_or(false);
-            if first {
-                log(&Handled {
-                    name: String::new(),
-                    wildcard: None,
-                    added: vec![],
-                    error: Some(format!(
-                        "REFUSED: client {ip} is not allowed (give --allow to serve it); further refusals of it are not logged"
-                    )),
-                });
-            }
-        }
-    };
+    let server = Arc::new(Server {
+        inflight: Arc::new(Semaphore::new(cfg.max_inflight.max(1))),
+        limiter: Limiter::new(cfg.rate),
+        refused_logged: Mutex::new(HashSet::new()),
+        cfg,
+        wilds,
+        log,
+    });
     let serve_udp = {
-        let (cfg, wilds, log, limiter, inflight) = (
-            cfg.clone(),
-            wilds.clone(),
-            log.clone(),
-            limiter.clone(),
-            inflight.clone(),
-        );
-        let note_refused = note_refused.clone();
+        let server = server.clone();
         async move {
             let mut buf = vec![0u8; MAX_UDP];
             loop {
                 let Ok((n, peer)) = sock.recv_from(&mut buf).await else {
                     continue;
                 };
-                let ip = peer.ip().to_canonical();
-                if !limiter.admit(ip) {
-                    continue;
-                }
-                if !cfg.allows(ip) {
-                    if let Some(r) = refused(&buf[..n]) {
+                match server.admit(peer.ip().to_canonical(), &buf[..n]) {
+                    Admission::Serve => {}
+                    Admission::Drop | Admission::Refuse(None) => continue,
+                    Admission::Refuse(Some(r)) => {
                         let _ = sock.send_to(&r, peer).await;
+                        continue;
                     }
-                    note_refused(ip);
-                    continue;
                 }
-                // Wait for a free slot: bounded work, and the kernel queues the rest.
-                let Ok(permit) = inflight.clone().acquire_owned().await else {
+                // Wait for a free slot before taking the next datagram: bounded work, and
+                // the kernel queues the rest.
+                let Some(slot) = server.slot().await else {
                     return;
                 };
                 let query = buf[..n].to_vec();
-                let (sock, cfg, wilds, log) =
-                    (sock.clone(), cfg.clone(), wilds.clone(), log.clone());
+                let (sock, server) = (sock.clone(), server.clone());
                 tokio::spawn(async move {
-                    let _permit = permit;
-                    let (reply, handled) = handle(&cfg, &wilds, &query, false).await;
-                    if let Some(h) = &handled {
-                        log(h);
-                    }
-                    if let Some(r) = reply {
-                        let r = fit_udp(&query, r);
-                        let _ = sock.send_to(&r, peer).await;
+                    if let Some(r) = server.answer(slot, &query, false).await {
+                        let _ = sock.send_to(&fit_udp(&query, r), peer).await;
                     }
                 });
             }
@@ -455,43 +486,32 @@ pub async fn serve(
                 continue;
             };
             let ip = peer.ip().to_canonical();
-            let (cfg, wilds, log, limiter, inflight) = (
-                cfg.clone(),
-                wilds.clone(),
-                log.clone(),
-                limiter.clone(),
-                inflight.clone(),
-            );
-            let note_refused = note_refused.clone();
+            let server = server.clone();
             tokio::spawn(async move {
                 let _conn = conn;
                 // One or more length-prefixed queries per connection, each within the idle
                 // timeout.
+                let idle = server.cfg.tcp_idle;
                 loop {
-                    let q = match tokio::time::timeout(cfg.tcp_idle, read_framed(&mut c)).await {
+                    let q = match tokio::time::timeout(idle, read_framed(&mut c)).await {
                         Ok(Ok(Some(q))) => q,
                         _ => return,
                     };
-                    if !limiter.admit(ip) {
-                        return;
-                    }
-                    if !cfg.allows(ip) {
-                        if let Some(r) = refused(&q) {
-                            let _ = write_framed(&mut c, &r).await;
+                    match server.admit(ip, &q) {
+                        Admission::Serve => {}
+                        Admission::Drop | Admission::Refuse(None) => return,
+                        Admission::Refuse(Some(r)) => {
+                            let _ = tokio::time::timeout(idle, write_framed(&mut c, &r)).await;
+                            return;
                         }
-                        note_refused(ip);
-                        return;
                     }
-                    let Ok(permit) = inflight.clone().acquire_owned().await else {
+                    let Some(slot) = server.slot().await else {
                         return;
                     };
-                    let (reply, handled) = handle(&cfg, &wilds, &q, true).await;
-                    drop(permit);
-                    if let Some(h) = &handled {
-                        log(h);
-                    }
-                    let Some(r) = reply else { return };
-                    let write = tokio::time::timeout(cfg.tcp_idle, write_framed(&mut c, &r));
+                    let Some(r) = server.answer(slot, &q, true).await else {
+                        return;
+                    };
+                    let write = tokio::time::timeout(idle, write_framed(&mut c, &r));
                     if !matches!(write.await, Ok(Ok(()))) {
                         return;
                     }
