@@ -971,16 +971,29 @@ fn short_slug(text: &str, words: usize) -> String {
 }
 
 fn unique_ids(flows: &mut [DraftFlow]) {
-    let mut seen: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    // Final ids taken so far, and the next suffix to try for each base: `x`, `x-2`, `x-3`...
+    // skipping any that another flow already has (a flow may be called `x-2` itself).
+    let mut taken: std::collections::HashSet<String> = std::collections::HashSet::new();
+    let mut next: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
     for f in flows.iter_mut() {
         let mut id = f.id.clone();
         id.truncate(55);
         while id.ends_with('-') {
             id.pop();
         }
-        let n = seen.entry(id.clone()).or_insert(0);
+        let n = next.entry(id.clone()).or_insert(1);
+        let mut candidate = if *n == 1 {
+            id.clone()
+        } else {
+            format!("{id}-{n}")
+        };
+        while taken.contains(&candidate) {
+            *n += 1;
+            candidate = format!("{id}-{n}");
+        }
         *n += 1;
-        f.id = if *n == 1 { id } else { format!("{id}-{n}") };
+        taken.insert(candidate.clone());
+        f.id = candidate;
     }
 }
 
@@ -1243,6 +1256,32 @@ pub fn report_text(d: &Draft, file: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Regression: `x`, `x`, `x-2` used to give `x`, `x-2`, `x-2` (a draft that fails its
+    /// own check).
+    #[test]
+    fn ids_stay_unique_when_a_flow_is_already_called_like_a_suffix() {
+        let flow = |id: &str| DraftFlow {
+            id: id.into(),
+            function: String::new(),
+            outbound: true,
+            peers: vec![],
+            protocols: vec![],
+            ports: vec![],
+            icmp: None,
+            optional: false,
+            alternative: None,
+            no_tls_interception: false,
+            line: 1,
+            confidence: 1.0,
+            why: vec![],
+            doubts: vec![],
+        };
+        let mut flows = vec![flow("x"), flow("x"), flow("x-2"), flow("x")];
+        unique_ids(&mut flows);
+        let ids: Vec<&str> = flows.iter().map(|f| f.id.as_str()).collect();
+        assert_eq!(ids, ["x", "x-2", "x-2-2", "x-3"]);
+    }
 
     #[test]
     fn prose_function_and_direction() {
