@@ -6,8 +6,9 @@
 //! the client only after that update is committed, so the appliance's first packet is never
 //! dropped. If the update fails, the client gets SERVFAIL. TTLs in the reply are capped below
 //! the element timeout. Other queries are forwarded unchanged. Only answers from the
-//! configured upstream are accepted: each forward uses a socket connected to the upstream,
-//! and the answer must carry the query's id and question.
+//! configured upstream are accepted: each forward uses a fresh socket on a random port
+//! connected to the upstream, with a random query id of the proxy's own (the client's id is
+//! restored in the reply), and the answer must carry that id and the question.
 //!
 //! It is not an open resolver, and a client cannot make it do unbounded work:
 //! - only clients in [`Config::allow`] (the appliance's addresses and loopback by default)
@@ -298,11 +299,27 @@ pub async fn handle(
     )
     .then(|| wilds.iter().find(|w| wildcard_matches(&w.pattern, &text)))
     .flatten();
+    // The upstream sees an id of our own choosing, not the client's: the answer's
+    // authenticity must not depend on how well the client picks its ids.
+    let mut upstream_query = query.to_vec();
+    let mut asked = q.clone();
+    asked.metadata.id = crate::dns::random_id();
+    if upstream_query.len() >= 2 {
+        upstream_query[..2].copy_from_slice(&asked.metadata.id.to_be_bytes());
+    }
     let forwarded = if tcp {
-        forward_tcp(cfg, query, &q).await
+        forward_tcp(cfg, &upstream_query, &asked).await
     } else {
-        forward(cfg, query, &q).await
+        forward(cfg, &upstream_query, &asked).await
     };
+    // Back to the client's id.
+    let forwarded = forwarded.map(|(mut bytes, mut answer)| {
+        if bytes.len() >= 2 {
+            bytes[..2].copy_from_slice(&q.metadata.id.to_be_bytes());
+        }
+        answer.metadata.id = q.metadata.id;
+        (bytes, answer)
+    });
     let (bytes, mut answer) = match forwarded {
         Ok(x) => x,
         Err(e) => {

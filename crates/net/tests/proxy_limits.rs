@@ -133,3 +133,52 @@ async fn idle_and_excess_tcp_connections_are_closed() {
         .expect("an idle connection must be closed after the idle timeout");
     assert!(matches!(closed, Ok(0) | Err(_)), "{closed:?}");
 }
+
+/// The upstream sees the proxy's own random ids, never the client's (a client with weak or
+/// fixed ids must not weaken the answers that reach allow sets); the client gets its own id
+/// back.
+#[tokio::test]
+async fn the_upstream_sees_random_ids_and_the_client_its_own() {
+    let udp = UdpSocket::bind("127.0.0.1:0").await.expect("udp");
+    let upstream = udp.local_addr().expect("addr");
+    let _tcp = TcpListener::bind(upstream).await.expect("tcp");
+    let seen = Arc::new(std::sync::Mutex::new(Vec::<u16>::new()));
+    let record = seen.clone();
+    tokio::spawn(async move {
+        let mut buf = vec![0u8; 4096];
+        while let Ok((n, peer)) = udp.recv_from(&mut buf).await {
+            let Ok(q) = Message::from_vec(&buf[..n]) else {
+                continue;
+            };
+            if let Ok(mut s) = record.lock() {
+                s.push(q.metadata.id);
+            }
+            let mut m = Message::new(q.metadata.id, MessageType::Response, OpCode::Query);
+            m.queries = q.queries.clone();
+            let _ = udp.send_to(&m.to_vec().expect("encode"), peer).await;
+        }
+    });
+    let proxy = start_proxy(Config::new(upstream, Duration::from_secs(2), vec![])).await;
+    let c = UdpSocket::bind("127.0.0.1:0").await.expect("client");
+    c.connect(proxy).await.expect("connect");
+    let mut buf = vec![0u8; 4096];
+    for _ in 0..3 {
+        c.send(&query(0x4242)).await.expect("send");
+        let n = tokio::time::timeout(Duration::from_secs(3), c.recv(&mut buf))
+            .await
+            .expect("answered")
+            .expect("recv");
+        let m = Message::from_vec(&buf[..n]).expect("dns");
+        assert_eq!(m.metadata.id, 0x4242, "the client gets its own id back");
+    }
+    let ids = seen.lock().expect("ids").clone();
+    assert_eq!(ids.len(), 3);
+    assert!(
+        !ids.contains(&0x4242),
+        "the client's id reached the upstream: {ids:?}"
+    );
+    assert!(
+        ids[0] != ids[1] || ids[1] != ids[2],
+        "ids are not random: {ids:?}"
+    );
+}
