@@ -262,66 +262,77 @@ enum Reply {
     Failed(std::io::Error),
 }
 
-/// Ask one server; only an authentic answer (see the module doc) is returned.
-async fn ask(server: SocketAddr, asked: &Message, timeout: Duration) -> Reply {
-    let Ok(q) = asked.to_vec() else {
-        return Reply::Failed(std::io::Error::other("cannot encode the query"));
-    };
+/// Send `query` (the encoding of `asked`) to `server` over UDP and wait, up to `timeout`,
+/// for the datagram that answers it (see [`answers`]); anything else is ignored. A fresh
+/// socket on a random port, connected to the server, so the kernel drops datagrams from
+/// any other address or port. Silence is an error of kind `TimedOut`. Used by the resolver
+/// and the DNS proxy.
+pub async fn exchange_udp(
+    server: SocketAddr,
+    query: &[u8],
+    asked: &Message,
+    timeout: Duration,
+) -> std::io::Result<(Vec<u8>, Message)> {
     let bind: SocketAddr = if server.is_ipv4() {
         ([0, 0, 0, 0], 0).into()
     } else {
         (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
     };
-    let udp = async {
-        let sock = UdpSocket::bind(bind).await?;
-        // Connected: the kernel hands us datagrams from the server's address and port only.
-        sock.connect(server).await?;
-        sock.send(&q).await?;
-        Ok::<_, std::io::Error>(sock)
-    };
-    let sock = match udp.await {
-        Ok(s) => s,
-        Err(e) => return Reply::Failed(e),
-    };
+    let sock = UdpSocket::bind(bind).await?;
+    sock.connect(server).await?;
+    sock.send(query).await?;
     let deadline = Instant::now() + timeout;
+    // Whole datagrams (a reply may be larger than what was offered).
     let mut buf = vec![0u8; MAX_UDP];
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
-        let n = match tokio::time::timeout(left, sock.recv(&mut buf)).await {
-            Err(_) => return Reply::Silent,
-            Ok(Err(e)) => return Reply::Failed(e),
-            Ok(Ok(n)) => n,
-        };
+        let n = tokio::time::timeout(left, sock.recv(&mut buf))
+            .await
+            .map_err(|_| timed_out())??;
         let Ok(reply) = Message::from_vec(&buf[..n]) else {
             continue;
         };
-        if !answers(asked, &reply) {
-            // Forged or stale: not ours. Keep waiting for the real one.
-            continue;
+        if answers(asked, &reply) {
+            buf.truncate(n);
+            return Ok((buf, reply));
         }
-        if !reply.metadata.truncation {
-            return Reply::Answer(reply);
-        }
-        // Truncated: ask again over TCP (a new id, the same checks).
-        let mut again = asked.clone();
-        again.metadata.id = random_id();
-        let Ok(q) = again.to_vec() else {
-            return Reply::Failed(std::io::Error::other("cannot encode the query"));
-        };
-        let left = deadline
-            .saturating_duration_since(Instant::now())
-            .max(timeout / 2);
-        return match exchange_tcp(server, &q, left).await {
-            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => Reply::Silent,
-            Err(e) => Reply::Failed(e),
-            Ok(body) => match Message::from_vec(&body) {
-                Ok(m) if answers(&again, &m) => Reply::Answer(m),
-                _ => Reply::Failed(std::io::Error::new(
-                    std::io::ErrorKind::InvalidData,
-                    "the TCP answer does not match the question",
-                )),
-            },
-        };
+        // Forged or stale: not ours. Keep waiting for the real one.
+    }
+}
+
+/// Ask one server; only an authentic answer (see the module doc) is returned.
+async fn ask(server: SocketAddr, asked: &Message, timeout: Duration) -> Reply {
+    let Ok(q) = asked.to_vec() else {
+        return Reply::Failed(std::io::Error::other("cannot encode the query"));
+    };
+    let deadline = Instant::now() + timeout;
+    let reply = match exchange_udp(server, &q, asked, timeout).await {
+        Ok((_, reply)) => reply,
+        Err(e) if e.kind() == std::io::ErrorKind::TimedOut => return Reply::Silent,
+        Err(e) => return Reply::Failed(e),
+    };
+    if !reply.metadata.truncation {
+        return Reply::Answer(reply);
+    }
+    // Truncated: ask again over TCP (a new id, the same checks).
+    let mut again = asked.clone();
+    again.metadata.id = random_id();
+    let Ok(q) = again.to_vec() else {
+        return Reply::Failed(std::io::Error::other("cannot encode the query"));
+    };
+    let left = deadline
+        .saturating_duration_since(Instant::now())
+        .max(timeout / 2);
+    match exchange_tcp(server, &q, left).await {
+        Err(e) if e.kind() == std::io::ErrorKind::TimedOut => Reply::Silent,
+        Err(e) => Reply::Failed(e),
+        Ok(body) => match Message::from_vec(&body) {
+            Ok(m) if answers(&again, &m) => Reply::Answer(m),
+            _ => Reply::Failed(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                "the TCP answer does not match the question",
+            )),
+        },
     }
 }
 

@@ -205,35 +205,12 @@ async fn forward_tcp(
 
 /// Forward `query` to the upstream and return its answer, checked to be the answer to it.
 async fn forward(cfg: &Config, query: &[u8], q: &Message) -> Result<(Vec<u8>, Message), String> {
-    let bind: SocketAddr = if cfg.upstream.is_ipv4() {
-        ([0, 0, 0, 0], 0).into()
-    } else {
-        (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
-    };
-    let sock = UdpSocket::bind(bind).await.map_err(|e| e.to_string())?;
-    // Connected: the kernel drops datagrams from anyone but the upstream.
-    sock.connect(cfg.upstream)
+    crate::dns::exchange_udp(cfg.upstream, query, q, cfg.timeout)
         .await
-        .map_err(|e| e.to_string())?;
-    sock.send(query).await.map_err(|e| e.to_string())?;
-    // Whole datagrams: an upstream may answer with more than the client offered (the answer
-    // is then truncated for the client by `fit_udp`). At most `max_inflight` such buffers
-    // exist at once.
-    let mut buf = vec![0u8; MAX_UDP];
-    let deadline = Instant::now() + cfg.timeout;
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let n = tokio::time::timeout(left, sock.recv(&mut buf))
-            .await
-            .map_err(|_| "upstream timeout".to_string())?
-            .map_err(|e| e.to_string())?;
-        let Ok(m) = Message::from_vec(&buf[..n]) else {
-            continue;
-        };
-        if answers(q, &m) {
-            return Ok((buf[..n].to_vec(), m));
-        }
-    }
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::TimedOut => "upstream timeout".to_string(),
+            _ => e.to_string(),
+        })
 }
 
 fn error_reply(q: &Message, code: ResponseCode) -> Vec<u8> {
