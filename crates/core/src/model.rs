@@ -357,6 +357,29 @@ pub fn fold_dns_case(text: &str) -> Option<String> {
     name_like.then(|| text.to_ascii_lowercase())
 }
 
+/// [`fold_dns_case`] for a name read from a file: the lowercase form, with a note at `span`
+/// when it differs from what was written.
+pub fn lowercase_dns_name(
+    text: &str,
+    src: &Source,
+    span: std::ops::Range<usize>,
+    sink: &mut crate::diag::Sink,
+) -> String {
+    match fold_dns_case(text) {
+        Some(lower) => {
+            sink.push(
+                crate::diag::Diagnostic::note(format!(
+                    "`{}` is taken as `{lower}`: DNS names are case-insensitive",
+                    text.escape_debug()
+                ))
+                .at(src, span),
+            );
+            lower
+        }
+        None => text.to_string(),
+    }
+}
+
 /// The candidate closest to `word` by edit distance, if it is close enough to be a likely
 /// typo (at most a third of the word's length, and at least 1).
 pub fn closest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {

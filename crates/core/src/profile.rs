@@ -453,19 +453,7 @@ fn validate(raw: RawProfile, src: &Source) -> Result<(Profile, Vec<Diagnostic>),
                 );
             }
             for (text, span) in items {
-                let text = match fold_dns_case(&text) {
-                    Some(lower) => {
-                        sink.push(
-                            Diagnostic::note(format!(
-                                "`{}` is taken as `{lower}`: DNS names are case-insensitive",
-                                text.escape_debug()
-                            ))
-                            .at(src, span.clone()),
-                        );
-                        lower
-                    }
-                    None => text,
-                };
+                let text = lowercase_dns_name(&text, src, span.clone(), &mut sink);
                 match Endpoint::parse(&text) {
                     Ok(Endpoint::Role(r)) => {
                         if builtin_role(&r).is_none() && !roles.contains_key(&r) {

@@ -343,20 +343,8 @@ pub fn parse(src: &Source) -> Result<(Site, Vec<Diagnostic>), Errors> {
         roles.insert(name.get_ref().clone(), (n, Some(name.span())));
     }
 
-    let fold = |sink: &mut Sink, text: &str, span: Range<usize>| -> String {
-        match crate::model::fold_dns_case(text) {
-            Some(lower) => {
-                sink.push(
-                    Diagnostic::note(format!(
-                        "`{}` is taken as `{lower}`: DNS names are case-insensitive",
-                        text.escape_debug()
-                    ))
-                    .at(src, span),
-                );
-                lower
-            }
-            None => text.to_string(),
-        }
+    let fold = |sink: &mut Sink, text: &str, span: Range<usize>| {
+        crate::model::lowercase_dns_name(text, src, span, sink)
     };
     let mut hosts = BTreeMap::new();
     let mut host_spans = BTreeMap::new();
