@@ -28,10 +28,12 @@ fi
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 # Licences (no GPL code linked), banned crates (libnftnl wrappers) and sources (crates.io
-# only). The advisory database is fetched from GitHub, which this machine cannot reach:
-# `cargo deny check advisories` is run where it can be (see README).
+# only); then advisories, against the current RustSec database where GitHub is reachable and
+# against the committed snapshot where it is not (scripts/advisories.sh says which).
 command -v cargo-deny >/dev/null || cargo install cargo-deny --locked --quiet
 cargo deny --locked check licenses bans sources
+command -v git >/dev/null || { apt-get install -y -qq git >/dev/null; }
+./scripts/advisories.sh
 
 log="$(mktemp)"
 skipped_log="$(mktemp)"
