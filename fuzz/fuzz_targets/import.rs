@@ -10,9 +10,9 @@ fuzz_target!(|data: &[u8]| {
     if let Err(e) = profile::parse(&Source::new("draft.toml", d.toml.clone())) {
         panic!("draft fails the profile check: {e}\n{}", d.toml);
     }
-    // The chunked check the CLI uses must agree (it is the whole parse for small drafts).
-    if let Err(e) = import::check_draft("draft.toml", &d.toml) {
-        panic!("draft fails the chunked check: {e}\n{}", d.toml);
+    // The check the CLI uses (on the profile the text was written from) must agree.
+    if let Err(e) = d.check() {
+        panic!("draft fails the typed check: {e}\n{}", d.toml);
     }
     let _ = import::report_text(&d, "fuzz.txt");
 });

@@ -26,7 +26,7 @@ pub const MAX_TEXT_LEN: usize = 4096;
 // ---------------------------------------------------------------------------------------------
 
 /// A profile file: one appliance's firewall requirements.
-#[derive(Debug, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 #[schemars(title = "portolan profile")]
 pub struct RawProfile {
@@ -61,7 +61,7 @@ pub struct RawProfile {
     pub flows: Vec<Spanned<RawFlow>>,
 }
 
-#[derive(Debug, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawSourceDoc {
     /// Short id used by `source_lines` and caveats (`en`, `de`).
@@ -76,19 +76,19 @@ pub struct RawSourceDoc {
     pub url: Option<String>,
 }
 
-#[derive(Debug, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawRole {
     pub description: String,
 }
 
-#[derive(Debug, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawFeature {
     pub description: String,
 }
 
-#[derive(Debug, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawAlternative {
     pub description: String,
@@ -97,7 +97,7 @@ pub struct RawAlternative {
     pub default: Spanned<String>,
 }
 
-#[derive(Debug, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawCaveat {
     pub message: String,
@@ -114,7 +114,7 @@ pub struct RawCaveat {
 }
 
 /// One requirement: who talks to whom, over what.
-#[derive(Debug, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawFlow {
     /// Stable id, unique in the profile.
@@ -182,7 +182,7 @@ enum PortOrRange {
 }
 
 /// `from`/`to`: one endpoint string or a list of them, each with its own span.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Endpoints {
     pub items: Vec<Spanned<String>>,
     /// True when written as a single string: its span is then the outer one.
@@ -350,7 +350,7 @@ fn help_for_toml_error(message: &str, what: &str) -> Option<String> {
 /// beside it.
 pub fn parse(source: &Source) -> Result<(Profile, Vec<Diagnostic>), Errors> {
     let raw: RawProfile = from_toml(source, "profile")?;
-    validate(raw, source)
+    validate(&raw, source)
 }
 
 fn text_ok(sink: &mut Sink, src: &Source, span: Range<usize>, what: &str, text: &str) {
@@ -365,7 +365,10 @@ fn text_ok(sink: &mut Sink, src: &Source, span: Range<usize>, what: &str, text: 
     }
 }
 
-fn validate(raw: RawProfile, src: &Source) -> Result<(Profile, Vec<Diagnostic>), Errors> {
+pub(crate) fn validate(
+    raw: &RawProfile,
+    src: &Source,
+) -> Result<(Profile, Vec<Diagnostic>), Errors> {
     let mut sink = Sink::default();
     let id_ok = |sink: &mut Sink, s: &Spanned<String>, what: &str| -> bool {
         match check_id(s.get_ref(), what) {
@@ -745,18 +748,18 @@ fn validate(raw: RawProfile, src: &Source) -> Result<(Profile, Vec<Diagnostic>),
 
     let profile = Profile {
         id: raw.id.get_ref().clone(),
-        name: raw.name,
-        vendor: raw.vendor,
-        description: raw.description,
+        name: raw.name.clone(),
+        vendor: raw.vendor.clone(),
+        description: raw.description.clone(),
         sources: raw
             .sources
-            .into_iter()
+            .iter()
             .map(|s| SourceDoc {
-                id: s.id,
-                title: s.title,
-                language: s.language,
-                document: s.document,
-                url: s.url,
+                id: s.id.clone(),
+                title: s.title.clone(),
+                language: s.language.clone(),
+                document: s.document.clone(),
+                url: s.url.clone(),
             })
             .collect(),
         roles,

@@ -74,14 +74,52 @@ const DOCS: [&str; 5] = [
 ];
 
 /// Import a document: no panic, and the draft always passes the profile check.
-fn exercise_import(text: &str) {
-    let d = portolan_core::import::import(&Source::new("doc.txt", text), &Default::default());
-    if let Err(e) = profile::parse(&Source::new("draft.toml", d.toml.clone())) {
+/// Equal, or a panic showing where the two first differ.
+fn same(typed: &str, parsed: &str, what: &str) {
+    if typed != parsed {
+        let at = typed
+            .bytes()
+            .zip(parsed.bytes())
+            .position(|(a, b)| a != b)
+            .unwrap_or(typed.len().min(parsed.len()));
+        let from = at.saturating_sub(200);
+        let show = |s: &str| {
+            s.get(from..(at + 200).min(s.len()))
+                .unwrap_or("")
+                .to_string()
+        };
         panic!(
-            "draft fails the check: {e}\n--- document:\n{text}\n--- draft:\n{}",
-            d.toml
+            "the typed check and the parsed draft give different {what}:\n typed: ...{}\nparsed: ...{}",
+            show(typed),
+            show(parsed)
         );
     }
+}
+
+fn exercise_import(text: &str) {
+    let d = portolan_core::import::import(&Source::new("doc.txt", text), &Default::default());
+    let parsed = match profile::parse(&Source::new("draft.toml", d.toml.clone())) {
+        Ok(p) => p,
+        Err(e) => panic!(
+            "draft fails the check: {e}\n--- document:\n{text}\n--- draft:\n{}",
+            d.toml
+        ),
+    };
+    // The check `portolan import` runs reads the profile the text was written from: it must
+    // give the same profile and the same diagnostics, at the same places.
+    let typed = d
+        .profile()
+        .expect("the typed check agrees that the draft is valid");
+    same(
+        &format!("{:?}", typed.0),
+        &format!("{:?}", parsed.0),
+        "profile",
+    );
+    same(
+        &format!("{:?}", typed.1),
+        &format!("{:?}", parsed.1),
+        "diagnostics",
+    );
     let _ = portolan_core::import::report_text(&d, "doc.txt");
 }
 
@@ -174,34 +212,44 @@ fn large_documents_import_in_bounded_time() {
     assert!(took.as_secs() < 60, "2 MB took {took:?}");
 }
 
-/// `import::check_draft` checks large drafts chunk by chunk (bounded memory) and still finds
-/// an error in any chunk, a duplicate id across chunks, and keeps alternatives whole.
+/// The check `portolan import` runs (chunk by chunk, on the profile the draft was written
+/// from) finds what parsing the text finds, in any chunk: a duplicate id across chunks, a
+/// port out of range, an invalid DNS name; and it refuses a text that is not what was written.
 #[test]
-fn large_drafts_are_checked_in_chunks_without_losing_errors() {
-    use portolan_core::import::{check_draft, CHECK_CHUNK_FLOWS};
+fn the_draft_check_finds_planted_errors_in_any_chunk() {
+    use portolan_core::import::{Draft, Lang, CHECK_CHUNK_FLOWS};
     let n = 2 * CHECK_CHUNK_FLOWS + 500;
-    let draft = |bad: Option<usize>, dup: Option<usize>| {
-        let mut t = String::from(
-            "id = \"big\"\nname = \"Big\"\nvendor = \"V\"\n\n[alternatives.relay]\ndescription = \"relay\"\ndefault = \"f0\"\n",
-        );
-        for i in 0..n {
-            let id = if dup == Some(i) { 3 } else { i };
-            let port = if bad == Some(i) {
-                70000
-            } else {
-                1000 + i % 60000
-            };
-            t.push_str(&format!(
-                "\n[[flows]]\nid = \"f{id}\"\nfunction = \"flow {i}\"\nfrom = \"appliance\"\nto = \"h{i}.example.com\"\nprotocols = [\"tcp\"]\nports = [{port}]\n"
-            ));
-            if i < 2 {
-                t.push_str("alternative = \"relay\"\n");
-            }
-        }
-        t
+    let text: String = (0..n)
+        .map(|i| format!("- Port {}/tcp to h{i}.example.com for updates\n", 1000 + i))
+        .collect();
+    let d = portolan_core::import::import(&Source::new("doc.txt", text), &Default::default());
+    assert_eq!(d.flows.len(), n);
+    d.check().expect("the draft passes");
+    let planted = |f: &dyn Fn(&mut Vec<portolan_core::import::DraftFlow>)| {
+        let mut flows = d.flows.clone();
+        f(&mut flows);
+        let bad = Draft::new("doc.txt", "Doc", Lang::En, "doc", flows, d.report.clone());
+        // The text says the same as the check.
+        assert!(profile::parse(&Source::new("draft.toml", bad.toml.clone())).is_err());
+        bad.check()
+            .expect_err("a planted error is found")
+            .to_string()
     };
-    assert!(check_draft("draft.toml", &draft(None, None)).is_ok());
-    assert!(check_draft("draft.toml", &draft(Some(n - 3), None)).is_err());
-    assert!(check_draft("draft.toml", &draft(Some(CHECK_CHUNK_FLOWS + 7), None)).is_err());
-    assert!(check_draft("draft.toml", &draft(None, Some(n - 1))).is_err());
+    let dup = planted(&|f| f[n - 1].id = f[3].id.clone());
+    assert!(dup.contains("duplicate flow id"), "{dup}");
+    let port = planted(&|f| f[CHECK_CHUNK_FLOWS + 7].ports = vec![(0, 0)]);
+    assert!(port.contains("port"), "{port}");
+    let name = planted(&|f| f[n - 3].peers = vec!["bad..example.com".into()]);
+    assert!(name.contains("bad..example.com"), "{name}");
+    // A text changed after it was written is refused, not checked as if it were right.
+    let mut tampered = d.clone();
+    tampered.toml = tampered
+        .toml
+        .replacen("ports = [1500]", "ports = [1501]", 1);
+    assert_ne!(tampered.toml, d.toml);
+    let e = tampered
+        .check()
+        .expect_err("a changed text is found")
+        .to_string();
+    assert!(e.contains("not what the importer wrote"), "{e}");
 }

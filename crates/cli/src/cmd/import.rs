@@ -34,7 +34,7 @@ pub fn run(args: &ImportArgs, rep: &mut Reporter) -> i32 {
     let draft = import::import(&src, &opts);
     spinner.finish_and_clear();
     // The draft must be a valid profile; if not, that is a bug here, said plainly.
-    if let Err(e) = import::check_draft("draft.toml", &draft.toml) {
+    if let Err(e) = draft.check() {
         rep.emit(&Diagnostic::error(
             "the draft does not pass the profile check (a bug in the importer; please report it with the document)",
         ));

@@ -9,7 +9,7 @@
 //! [`empty_server_list`], [`or_alternatives`], [`optional_words`], [`section_heading`],
 //! [`icmp_words`].
 
-use crate::model::{check_dns_name, check_wildcard};
+use crate::model::{check_dns_name, check_wildcard, IcmpType};
 
 /// Which way a row points, seen from the appliance.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -19,13 +19,8 @@ pub enum Dir {
     Both,
 }
 
-/// Transport protocols of a port group.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum P {
-    Tcp,
-    Udp,
-    Icmp,
-}
+/// Transport protocols of a port group: the model's.
+pub use crate::model::Protocol as P;
 
 /// Port groups: (protocols, port ranges) in order of appearance.
 pub type Groups = Vec<(Vec<P>, Vec<(u16, u16)>)>;
@@ -950,12 +945,12 @@ pub fn app_in(cell: &str) -> Option<&'static str> {
 }
 
 /// `icmp_words`: the ICMP type a cell names.
-pub fn icmp_words(cell: &str) -> Option<&'static str> {
+pub fn icmp_words(cell: &str) -> Option<IcmpType> {
     let low = cell.to_lowercase();
     if low.contains("echo-request") || low.contains("echo request") || low.contains("ping") {
-        Some("echo-request")
+        Some(IcmpType::EchoRequest)
     } else if low.contains("echo-reply") {
-        Some("echo-reply")
+        Some(IcmpType::EchoReply)
     } else {
         None
     }
@@ -1570,7 +1565,10 @@ mod tests {
 
     #[test]
     fn icmp_and_app_words() {
-        assert_eq!(icmp_words("Echo-Request (Ping)"), Some("echo-request"));
+        assert_eq!(
+            icmp_words("Echo-Request (Ping)"),
+            Some(IcmpType::EchoRequest)
+        );
         assert_eq!(app_in("SFTP"), Some("sftp"));
         assert_eq!(app_in("FTPS (exp)"), Some("ftp"));
     }

@@ -8,16 +8,22 @@
 //! 3. read each row's cells: protocols and ports, direction, peers (DNS names, roles by
 //!    phrase, alternatives), optional or required;
 //! 4. write the draft in the catalog's format, with a confidence per flow and `# REVIEW`
-//!    comments for the doubtful ones. The draft passes `portolan check`.
+//!    comments for the doubtful ones ([`emit`]). The draft passes `portolan check`
+//!    ([`Draft::check`] runs the same checks without parsing the text again).
 
+pub mod emit;
 pub mod heuristics;
 
-use std::collections::{BTreeMap, BTreeSet};
+pub use emit::CHECK_CHUNK_FLOWS;
+
+use std::collections::BTreeSet;
 use std::fmt::Write as _;
 
 use heuristics::*;
 
 use crate::diag::Source;
+use crate::model::IcmpType;
+use crate::profile::RawProfile;
 
 /// Below this, a flow is marked for review in the draft.
 pub const REVIEW_BELOW: f32 = 0.6;
@@ -55,7 +61,7 @@ pub struct DraftFlow {
     pub peers: Vec<String>,
     pub protocols: Vec<P>,
     pub ports: Vec<(u16, u16)>,
-    pub icmp: Option<&'static str>,
+    pub icmp: Option<IcmpType>,
     pub optional: bool,
     pub alternative: Option<String>,
     pub no_tls_interception: bool,
@@ -84,18 +90,50 @@ pub struct Report {
 
 #[derive(Debug, Clone)]
 pub struct Draft {
+    /// The draft profile's text.
     pub toml: String,
+    /// Everything before the first flow, as the checker reads it from `toml` (no flows).
+    header: RawProfile,
+    /// Where each flow's text starts in `toml`, and where the last one ends.
+    flow_at: Vec<usize>,
+    lang: Lang,
     pub flows: Vec<DraftFlow>,
     pub report: Report,
     pub id: String,
 }
 
+/// Lines some row used, by number (1-based).
+struct Used(Vec<bool>);
+
+impl Used {
+    fn has(&self, line: usize) -> bool {
+        self.0.get(line).copied().unwrap_or(false)
+    }
+    fn add(&mut self, line: usize) {
+        if let Some(u) = self.0.get_mut(line) {
+            *u = true;
+        }
+    }
+    fn extend(&mut self, lines: impl IntoIterator<Item = usize>) {
+        lines.into_iter().for_each(|l| self.add(l));
+    }
+    fn lines(&self) -> BTreeSet<usize> {
+        (0..self.0.len()).filter(|&l| self.0[l]).collect()
+    }
+}
+
 /// Languages by cue words.
 fn detect_lang(text: &str) -> (Lang, String) {
-    let low = text.to_lowercase();
+    // Words are compared without case and without copying the text; no cue word is longer
+    // than 12 bytes.
+    let words: Vec<&str> = text
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| (2..=12).contains(&w.len()))
+        .collect();
     let count = |ws: &[&str]| -> usize {
-        low.split(|c: char| !c.is_alphanumeric())
-            .filter(|w| ws.contains(w))
+        words
+            .iter()
+            .filter(|w| ws.iter().any(|c| c.eq_ignore_ascii_case(w)))
             .count()
     };
     let de = count(&[
@@ -139,98 +177,6 @@ fn detect_lang(text: &str) -> (Lang, String) {
 }
 
 /// Import a document.
-/// Flows parsed at once when a draft is checked (see [`check_draft`]).
-pub const CHECK_CHUNK_FLOWS: usize = 1000;
-
-/// Check that a draft is a valid profile, in memory proportional to [`CHECK_CHUNK_FLOWS`]
-/// rather than to the draft: the declarations (everything before the first `[[flows]]`) are
-/// parsed with every flow that belongs to an alternative, then with each further chunk of
-/// flows. Flow ids must be unique across chunks. A draft of at most one chunk is parsed
-/// whole, exactly like `portolan check`.
-pub fn check_draft(name: &str, toml: &str) -> Result<(), crate::diag::Errors> {
-    use crate::diag::{Diagnostic, Errors};
-    // Flow blocks as slices of the draft: each starts at a `[[flows]]` line.
-    let mut starts: Vec<usize> = Vec::new();
-    let mut at = 0;
-    for line in toml.split_inclusive('\n') {
-        if line.trim_end() == "[[flows]]" {
-            starts.push(at);
-        }
-        at += line.len();
-    }
-    if starts.len() <= CHECK_CHUNK_FLOWS {
-        return crate::profile::parse(&Source::new(name, toml)).map(|_| ());
-    }
-    let header = &toml[..starts[0]];
-    let blocks: Vec<&str> = starts
-        .iter()
-        .zip(starts.iter().skip(1).chain(std::iter::once(&toml.len())))
-        .map(|(&a, &b)| &toml[a..b])
-        .collect();
-    // Ids must be unique across chunks (each chunk checks its own).
-    let mut ids: std::collections::HashSet<&str> = std::collections::HashSet::new();
-    for b in &blocks {
-        if let Some(id) = b.lines().find_map(|l| l.strip_prefix("id = ")) {
-            if !ids.insert(id) {
-                return Err(Errors(vec![Diagnostic::error(format!(
-                    "{name}: flow id {id} appears twice"
-                ))]));
-            }
-        }
-    }
-    drop(ids);
-    // Later chunks: the declarations without the alternatives (the flows of every
-    // alternative are all in the first chunk).
-    let mut plain_header = String::new();
-    let mut in_alternative = false;
-    for line in header.split_inclusive('\n') {
-        if line.starts_with('[') {
-            in_alternative = line.starts_with("[alternatives.");
-        }
-        if !in_alternative {
-            plain_header.push_str(line);
-        }
-    }
-    let (alternative, plain): (Vec<&str>, Vec<&str>) = blocks
-        .iter()
-        .partition(|b| b.lines().any(|l| l.starts_with("alternative = ")));
-    let groups: Vec<&[&str]> = plain.chunks(CHECK_CHUNK_FLOWS).collect();
-    let chunk = |i: usize| -> String {
-        let mut c = if i == 0 {
-            let mut c = header.to_string();
-            alternative.iter().for_each(|b| c.push_str(b));
-            c
-        } else {
-            plain_header.clone()
-        };
-        groups
-            .get(i)
-            .into_iter()
-            .flat_map(|g| g.iter())
-            .for_each(|b| c.push_str(b));
-        c
-    };
-    let n = groups.len().max(1);
-    // Chunks are independent: two threads, each building and checking every other one, so
-    // memory stays at two chunks.
-    let check = |parity: usize| -> Result<(), Errors> {
-        for i in (parity..n).step_by(2) {
-            crate::profile::parse(&Source::new(name, chunk(i)))?;
-        }
-        Ok(())
-    };
-    std::thread::scope(|s| {
-        let other = s.spawn(|| check(1));
-        let mine = check(0);
-        let theirs = other.join().unwrap_or_else(|_| {
-            Err(Errors(vec![Diagnostic::error(
-                "checking the draft failed (a thread panicked)",
-            )]))
-        });
-        mine.and(theirs)
-    })
-}
-
 pub fn import(src: &Source, opts: &Options) -> Draft {
     let text = html_leftovers(&src.text);
     let lines: Vec<&str> = text.lines().collect();
@@ -247,7 +193,8 @@ pub fn import(src: &Source, opts: &Options) -> Draft {
     };
 
     // Rows from every layout; a line belongs to at most one.
-    let mut used: BTreeSet<usize> = BTreeSet::new();
+    // Lines (1-based) some row used.
+    let mut used = Used(vec![false; lines.len() + 1]);
     let mut rows: Vec<Row> = Vec::new();
     for (table_rows, lines_used) in pipe_table(&lines) {
         if let Some(first) = table_rows.first() {
@@ -260,7 +207,7 @@ pub fn import(src: &Source, opts: &Options) -> Draft {
     }
     let mut i = 0;
     while i < lines.len() {
-        if used.contains(&(i + 1)) {
+        if used.has(i + 1) {
             i += 1;
             continue;
         }
@@ -280,7 +227,7 @@ pub fn import(src: &Source, opts: &Options) -> Draft {
     let free: Vec<&str> = lines
         .iter()
         .enumerate()
-        .map(|(k, l)| if used.contains(&(k + 1)) { "" } else { *l })
+        .map(|(k, l)| if used.has(k + 1) { "" } else { *l })
         .collect();
     let bullets = bullet_list(&free);
     if let Some(b) = bullets.first() {
@@ -289,20 +236,20 @@ pub fn import(src: &Source, opts: &Options) -> Draft {
             .push(("bullet_list".into(), bullets.len(), b.line));
     }
     for b in &bullets {
-        used.insert(b.line);
+        used.add(b.line);
     }
     rows.extend(bullets);
     // Prose: sentences (and their clauses) with ports written `443/tcp`, or services named.
     let mut prose_rows = 0;
     let mut k = 0;
     while k < lines.len() {
-        if used.contains(&(k + 1)) || lines[k].trim().is_empty() {
+        if used.has(k + 1) || lines[k].trim().is_empty() {
             k += 1;
             continue;
         }
         // A paragraph of free lines.
         let mut para: Vec<(usize, &str)> = Vec::new();
-        while k < lines.len() && !used.contains(&(k + 1)) && !lines[k].trim().is_empty() {
+        while k < lines.len() && !used.has(k + 1) && !lines[k].trim().is_empty() {
             para.push((k + 1, lines[k].trim()));
             k += 1;
         }
@@ -328,7 +275,7 @@ pub fn import(src: &Source, opts: &Options) -> Draft {
     // Sections: direction (and peer, and optional) from headings, by line.
     let mut sections: Vec<(usize, Dir, Option<&'static str>, bool)> = Vec::new();
     for (k, l) in lines.iter().enumerate() {
-        if used.contains(&(k + 1)) {
+        if used.has(k + 1) {
             continue;
         }
         if let Some((d, peer)) = section_heading(l) {
@@ -391,7 +338,7 @@ pub fn import(src: &Source, opts: &Options) -> Draft {
     drop(prepared);
     for (k, l) in lines.iter().enumerate() {
         let t = l.trim();
-        if t.is_empty() || used.contains(&(k + 1)) {
+        if t.is_empty() || used.has(k + 1) {
             continue;
         }
         let why = if section_heading(t).is_some() {
@@ -409,19 +356,24 @@ pub fn import(src: &Source, opts: &Options) -> Draft {
             .push((k + 1, t.chars().take(160).collect(), why.into()));
     }
 
-    report.placed = used;
+    report.placed = used.lines();
     unique_ids(&mut flows);
     let id = opts
         .id
         .clone()
         .unwrap_or_else(|| guess_id(src.name.as_ref()));
-    let toml = emit(src, opts, lang, &id, &flows, &report);
-    Draft {
-        toml,
-        flows,
-        report,
-        id,
-    }
+    let doc = std::path::Path::new(src.name.as_ref())
+        .file_name()
+        .map(|s| s.to_string_lossy().to_string())
+        .unwrap_or_default();
+    let name = opts.name.clone().unwrap_or_else(|| {
+        src.text
+            .lines()
+            .map(str::trim)
+            .find(|l| !l.is_empty())
+            .map_or_else(|| id.clone(), |l| l.chars().take(80).collect())
+    });
+    emit::draft(&doc, &name, lang, &id, flows, report)
 }
 
 /// Sentences of a paragraph, split into clauses at `, and` and `;`, that name ports
@@ -785,7 +737,7 @@ fn row_flows(
         for peers in alts {
             for (protos, ports) in &groups {
                 let icmp_type = if protos == &[P::Icmp] {
-                    Some(icmp.unwrap_or("echo-request"))
+                    Some(icmp.unwrap_or(IcmpType::EchoRequest))
                 } else {
                     None
                 };
@@ -1008,195 +960,6 @@ fn guess_id(file: &str) -> String {
     } else {
         s
     }
-}
-
-fn q(s: &str) -> String {
-    // Printable ASCII without quote or backslash needs no escaping: the common case, quoted
-    // directly. Anything else goes through the TOML writer.
-    if s.bytes()
-        .all(|b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\')
-    {
-        return format!("\"{s}\"");
-    }
-    toml::Value::String(s.to_string()).to_string()
-}
-
-/// The draft, in the catalog's format.
-fn emit(
-    src: &Source,
-    opts: &Options,
-    lang: Lang,
-    id: &str,
-    flows: &[DraftFlow],
-    report: &Report,
-) -> String {
-    let mut t = String::new();
-    let doc = std::path::Path::new(src.name.as_ref())
-        .file_name()
-        .map(|s| s.to_string_lossy().to_string())
-        .unwrap_or_default();
-    let review = flows.iter().filter(|f| f.confidence < REVIEW_BELOW).count();
-    let _ = writeln!(
-        t,
-        "# Draft profile imported by `portolan import` from {} ({}).",
-        crate::render::comment_text(&doc),
-        lang.code()
-    );
-    let _ = writeln!(
-        t,
-        "# {} flow(s), {} marked REVIEW. Check every flow against the source before use;",
-        flows.len(),
-        review
-    );
-    let _ = writeln!(
-        t,
-        "# lines the importer could not place are listed in its report (--report)."
-    );
-    let _ = writeln!(t, "id = {}", q(id));
-    let name = opts.name.clone().unwrap_or_else(|| {
-        src.text
-            .lines()
-            .map(str::trim)
-            .find(|l| !l.is_empty())
-            .map_or_else(|| id.to_string(), |l| l.chars().take(80).collect())
-    });
-    let _ = writeln!(t, "name = {}", q(&name));
-    let _ = writeln!(t, "vendor = \"unknown (imported)\"");
-    let _ = writeln!(
-        t,
-        "description = {}",
-        q(&format!("Imported from {doc}; a draft to review."))
-    );
-    let _ = writeln!(t);
-    let _ = writeln!(t, "[[sources]]");
-    let _ = writeln!(t, "id = {}", q(lang.code()));
-    let _ = writeln!(t, "title = {}", q(&name));
-    let _ = writeln!(t, "language = {}", q(lang.code()));
-    let _ = writeln!(t, "document = {}", q(&doc));
-
-    let mut roles: BTreeSet<&str> = BTreeSet::new();
-    for f in flows {
-        for p in &f.peers {
-            if !p.contains('.') && crate::model::builtin_role(p).is_none() {
-                roles.insert(p);
-            }
-        }
-    }
-    for r in &roles {
-        let _ = writeln!(t, "\n[roles.{r}]");
-        let _ = writeln!(
-            t,
-            "description = {}",
-            q(&format!("{r} (named in the source; bind it in the site)"))
-        );
-    }
-    let mut features: BTreeMap<String, String> = BTreeMap::new();
-    for f in flows
-        .iter()
-        .filter(|f| f.optional && f.alternative.is_none())
-    {
-        features
-            .entry(f.id.clone())
-            .or_insert_with(|| f.function.clone());
-    }
-    for (fid, desc) in &features {
-        let _ = writeln!(t, "\n[features.{fid}]");
-        let _ = writeln!(t, "description = {}", q(desc));
-    }
-    let mut alts: BTreeMap<String, (String, String)> = BTreeMap::new();
-    for f in flows {
-        if let Some(a) = &f.alternative {
-            alts.entry(a.clone())
-                .or_insert_with(|| (f.function.clone(), f.id.clone()));
-        }
-    }
-    for (aid, (desc, default)) in &alts {
-        let _ = writeln!(t, "\n[alternatives.{aid}]");
-        let _ = writeln!(t, "description = {}", q(desc));
-        let _ = writeln!(t, "default = {}", q(default));
-    }
-    if !report.corrections.is_empty() {
-        for (line, what) in &report.corrections {
-            let _ = writeln!(t, "\n[[caveats]]");
-            let _ = writeln!(t, "message = {}", q(&format!("Import: {what}.")));
-            let _ = writeln!(t, "source = {}", q(lang.code()));
-            let _ = writeln!(t, "line = {line}");
-        }
-    }
-    for f in flows {
-        let _ = writeln!(t);
-        if f.confidence < REVIEW_BELOW {
-            let mut reasons = f.doubts.clone();
-            reasons.extend(
-                f.why
-                    .iter()
-                    .filter(|w| w.contains("assumed") || w.contains("from the"))
-                    .cloned(),
-            );
-            let _ = writeln!(
-                t,
-                "# REVIEW (confidence {:.2}): {}",
-                f.confidence,
-                crate::render::comment_text(&reasons.join("; "))
-            );
-        }
-        let _ = writeln!(t, "[[flows]]");
-        let _ = writeln!(t, "id = {}", q(&f.id));
-        let _ = writeln!(t, "function = {}", q(&f.function));
-        let peers = if f.peers.len() == 1 {
-            q(&f.peers[0])
-        } else {
-            format!(
-                "[{}]",
-                f.peers.iter().map(|p| q(p)).collect::<Vec<_>>().join(", ")
-            )
-        };
-        let (from, to) = if f.outbound {
-            ("\"appliance\"".to_string(), peers)
-        } else {
-            (peers, "\"appliance\"".to_string())
-        };
-        let _ = writeln!(t, "from = {from}");
-        let _ = writeln!(t, "to = {to}");
-        let protos: Vec<&str> = f
-            .protocols
-            .iter()
-            .map(|p| match p {
-                P::Tcp => "\"tcp\"",
-                P::Udp => "\"udp\"",
-                P::Icmp => "\"icmp\"",
-            })
-            .collect();
-        let _ = writeln!(t, "protocols = [{}]", protos.join(", "));
-        if !f.ports.is_empty() {
-            let ports: Vec<String> = f
-                .ports
-                .iter()
-                .map(|(a, b)| {
-                    if a == b {
-                        a.to_string()
-                    } else {
-                        format!("\"{a}-{b}\"")
-                    }
-                })
-                .collect();
-            let _ = writeln!(t, "ports = [{}]", ports.join(", "));
-        }
-        if let Some(i) = f.icmp {
-            let _ = writeln!(t, "icmp_type = {}", q(i));
-        }
-        if f.optional && f.alternative.is_none() {
-            let _ = writeln!(t, "feature = {}", q(&f.id));
-        }
-        if let Some(a) = &f.alternative {
-            let _ = writeln!(t, "alternative = {}", q(a));
-        }
-        if f.no_tls_interception {
-            let _ = writeln!(t, "flags = [\"no_tls_interception\"]");
-        }
-        let _ = writeln!(t, "source_lines = {{ {} = {} }}", lang.code(), f.line);
-    }
-    t
 }
 
 /// The report as text.
