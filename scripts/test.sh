@@ -34,6 +34,23 @@ command -v cargo-deny >/dev/null || cargo install cargo-deny --locked --quiet
 cargo deny --locked check licenses bans sources
 command -v git >/dev/null || { apt-get install -y -qq git >/dev/null; }
 ./scripts/advisories.sh
+# The declared minimum Rust version (rust-version in Cargo.toml) must build everything:
+# `cargo check` of every target with that toolchain (installed by rustup if missing), in
+# its own target directory.
+msrv=$(sed -n 's/^rust-version = "\(.*\)"/\1/p' Cargo.toml)
+[[ $msrv == *.*.* ]] || msrv="$msrv.0" # rustup names releases 1.88.0
+if [ "${PORTOLAN_SKIP_MSRV:-}" = 1 ]; then
+    echo "test.sh: SKIPPED the build with Rust $msrv (PORTOLAN_SKIP_MSRV=1)" >&2
+else
+    command -v rustup >/dev/null || {
+        echo "test.sh: the build with the minimum Rust $msrv needs rustup (or PORTOLAN_SKIP_MSRV=1)" >&2
+        exit 1
+    }
+    rustup toolchain list | grep -q "^$msrv-" ||
+        rustup toolchain install "$msrv" --profile minimal --no-self-update
+    cargo "+$msrv" check --workspace --all-targets --locked --quiet --target-dir target/msrv
+    echo "test.sh: everything builds with the minimum Rust $msrv"
+fi
 
 log="$(mktemp)"
 skipped_log="$(mktemp)"

@@ -1,7 +1,8 @@
 //! The declared minimum Rust version (`rust-version` in the workspace) must be true: no
 //! dependency may need a newer compiler. (Regression: it said 1.85 while hickory-proto 0.26
 //! needs 1.88.) Our own use of the standard library is checked against it by clippy's
-//! `incompatible_msrv` lint, which CI runs with `-D warnings`.
+//! `incompatible_msrv` lint, which CI runs with `-D warnings`, and by `cargo +1.88 check` of
+//! every target in scripts/test.sh.
 
 use std::process::Command;
 
