@@ -340,6 +340,35 @@ pub struct SyncArgs {
     /// Output of --once: a table, or JSON.
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
+    /// Whose sets to fill: the nftables sets of table inet portolan, or the ipsets of the
+    /// iptables target (render and load the same target).
+    #[arg(long, value_enum, default_value_t = SetTarget::Nftables)]
+    pub target: SetTarget,
+    /// Log lines as text (with a UTC timestamp) or as JSON objects, one per line.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+/// The firewall target whose DNS-filled sets `sync` and `dns-proxy` keep.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SetTarget {
+    Nftables,
+    Iptables,
+}
+
+impl SetTarget {
+    pub fn sets(self) -> portolan_net::sets::Sets {
+        match self {
+            SetTarget::Nftables => portolan_net::sets::Sets::Nftables,
+            SetTarget::Iptables => portolan_net::sets::Sets::Ipset,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Debug, Args)]
@@ -362,6 +391,17 @@ pub struct DnsProxyArgs {
     /// Queries per second answered per client (the burst is twice this); more are dropped.
     #[arg(long, default_value_t = portolan_net::dns_proxy::CLIENT_RATE, value_name = "QPS")]
     pub rate: u32,
+    /// Addresses stay in the wildcard's set this long at least after each answer, even when
+    /// the TTL is shorter (clients cache addresses beyond the TTL); longer TTLs are followed.
+    #[arg(long, default_value = "10m", value_name = "DURATION")]
+    pub min_timeout: String,
+    /// Whose sets to fill: the nftables sets of table inet portolan, or the ipsets of the
+    /// iptables target.
+    #[arg(long, value_enum, default_value_t = SetTarget::Nftables)]
+    pub target: SetTarget,
+    /// Log lines as text (with a UTC timestamp) or as JSON objects, one per line.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
 }
 
 #[derive(Debug, Args)]

@@ -6,6 +6,7 @@
 mod args;
 mod cmd;
 mod inputs;
+mod log;
 mod output;
 mod progress;
 mod report;

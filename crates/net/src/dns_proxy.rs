@@ -32,15 +32,18 @@ use hickory_proto::rr::RecordType;
 use ipnet::IpNet;
 use portolan_core::model::wildcard_matches;
 use portolan_core::plan::{Plan, SetKind};
-use portolan_core::render::{self, nftables::nft_set_name, Family};
+use portolan_core::render::{self, iptables::ipset_name, nftables::nft_set_name, Family};
 use tokio::net::UdpSocket;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::dns::{answers, chain_addresses, read_framed, write_framed};
-use crate::sync::{apply, SetUpdate};
+use crate::sets::{Service, Sets, RECENT};
+use crate::sync::SetUpdate;
 
-/// Element timeouts are at least this long, whatever the TTL.
-pub const MIN_ELEMENT_TIMEOUT: Duration = Duration::from_secs(60);
+/// Element timeouts are at least this long, whatever the TTL (`--min-timeout`): clients
+/// cache addresses beyond the TTL (browsers, JVMs, connection pools), and an address must
+/// not leave the set while the appliance may still connect to it.
+pub const MIN_ELEMENT_TIMEOUT: Duration = Duration::from_secs(600);
 /// Added to the TTL for the element timeout; reply TTLs stay below the timeout by this much.
 pub const GRACE: Duration = Duration::from_secs(30);
 /// Largest DNS message read over UDP (from a client or the upstream).
@@ -64,8 +67,9 @@ pub struct Wildcard {
     pub set_v6: Option<String>,
 }
 
-/// The wildcards the rendered rules use (unpinned ones; pinned sets are static).
-pub fn wildcards(plan: &Plan) -> Vec<Wildcard> {
+/// The wildcards the rendered rules use (unpinned ones; pinned sets are static), with the
+/// names the target (`sets`) gives their sets.
+pub fn wildcards(plan: &Plan, sets: Sets) -> Vec<Wildcard> {
     let (rules, _) = render::lower(plan);
     let mut out: Vec<Wildcard> = Vec::new();
     for sref in rules.iter().flat_map(|r| [&r.saddr, &r.daddr]).flatten() {
@@ -86,7 +90,10 @@ pub fn wildcards(plan: &Plan) -> Vec<Wildcard> {
                 out.len() - 1
             }
         };
-        let n = nft_set_name(set, sref.family);
+        let n = match sets {
+            Sets::Nftables => nft_set_name(set, sref.family),
+            Sets::Ipset => ipset_name(set, sref.family),
+        };
         match sref.family {
             Family::V4 => out[idx].set_v4 = Some(n),
             Family::V6 => out[idx].set_v6 = Some(n),
@@ -107,6 +114,10 @@ pub struct Config {
     pub max_inflight: usize,
     pub max_tcp: usize,
     pub tcp_idle: Duration,
+    /// Which kernel sets the addresses go into.
+    pub sets: Sets,
+    /// Element timeouts are at least this long (see [`MIN_ELEMENT_TIMEOUT`]).
+    pub min_timeout: Duration,
 }
 
 impl Config {
@@ -120,6 +131,8 @@ impl Config {
             max_inflight: MAX_INFLIGHT,
             max_tcp: MAX_TCP_CONNECTIONS,
             tcp_idle: TCP_IDLE,
+            sets: Sets::Nftables,
+            min_timeout: MIN_ELEMENT_TIMEOUT,
         }
     }
 
@@ -259,6 +272,7 @@ pub struct Handled {
 pub async fn handle(
     cfg: &Config,
     wilds: &[Wildcard],
+    writer: &Service,
     query: &[u8],
     tcp: bool,
 ) -> (Option<Vec<u8>>, Option<Handled>) {
@@ -323,7 +337,7 @@ pub async fn handle(
     if addrs.is_empty() {
         return (Some(bytes), Some(handled));
     }
-    let timeout = Duration::from_secs(u64::from(ttl)).max(MIN_ELEMENT_TIMEOUT) + GRACE;
+    let timeout = Duration::from_secs(u64::from(ttl)).max(cfg.min_timeout) + GRACE;
     let mut updates = Vec::new();
     for (set, v4) in [(&w.set_v4, true), (&w.set_v6, false)] {
         if let Some(set) = set {
@@ -341,12 +355,14 @@ pub async fn handle(
             }
         }
     }
-    if let Err(e) = apply(updates).await {
+    // Addresses written within RECENT are in the set with at least `timeout - RECENT` to
+    // live; the others are written now. The answer goes out only after the kernel has them.
+    if let Err(e) = writer.commit(updates, true).await {
         handled.error = Some(e);
         return (Some(servfail(&q)), Some(handled));
     }
     // Cap TTLs so the client asks again before the elements expire.
-    let cap = (timeout - GRACE).as_secs() as u32;
+    let cap = timeout.saturating_sub(GRACE + RECENT).as_secs().max(1) as u32;
     for r in answer.answers.iter_mut() {
         r.ttl = r.ttl.min(cap);
     }
@@ -360,6 +376,7 @@ pub async fn handle(
 struct Server {
     cfg: Config,
     wilds: Vec<Wildcard>,
+    writer: Service,
     log: Arc<dyn Fn(&Handled) + Send + Sync>,
     limiter: Limiter,
     /// Queries worked on at once, UDP and TCP together.
@@ -411,7 +428,7 @@ impl Server {
     /// Answer one admitted query, holding `slot` (of the in-flight bound) while working.
     async fn answer(&self, slot: OwnedSemaphorePermit, query: &[u8], tcp: bool) -> Option<Vec<u8>> {
         let _slot = slot;
-        let (reply, handled) = handle(&self.cfg, &self.wilds, query, tcp).await;
+        let (reply, handled) = handle(&self.cfg, &self.wilds, &self.writer, query, tcp).await;
         if let Some(h) = &handled {
             (self.log)(h);
         }
@@ -431,7 +448,20 @@ pub async fn serve(
 ) {
     let sock = Arc::new(sock);
     let connections = Arc::new(Semaphore::new(cfg.max_tcp.max(1)));
+    let warn_log = log.clone();
+    let writer = Service::start(
+        cfg.sets,
+        Box::new(move |msg: &str| {
+            warn_log(&Handled {
+                name: String::new(),
+                wildcard: None,
+                added: vec![],
+                error: Some(format!("warning: {msg}")),
+            })
+        }),
+    );
     let server = Arc::new(Server {
+        writer,
         inflight: Arc::new(Semaphore::new(cfg.max_inflight.max(1))),
         limiter: Limiter::new(cfg.rate),
         refused_logged: Mutex::new(HashSet::new()),

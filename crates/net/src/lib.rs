@@ -7,6 +7,8 @@
 pub mod dns;
 pub mod dns_proxy;
 pub mod listen;
+pub mod nfnl;
 pub mod probe;
 pub mod report;
+pub mod sets;
 pub mod sync;

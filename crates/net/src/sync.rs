@@ -4,9 +4,10 @@
 //! written into the named sets the nftables renderer made, as elements with a timeout: the
 //! clamped TTL plus a grace of two refresh periods. Every pass re-asserts the current
 //! addresses, so an address the vendor dropped ages out and one still in use never
-//! disappears. All changes of a pass are one nft transaction (JSON through the `nftables`
-//! crate); to refresh an element's timeout on any kernel, each element is added, deleted and
-//! added again inside that transaction. Never flush-and-refill in two steps.
+//! disappears. The changes of a pass are written by the set writer ([`crate::sets`]): over
+//! netlink, in nf_tables transactions (each element added, deleted and added again inside
+//! one, which refreshes its timeout on any kernel), or into ipsets for the iptables target.
+//! Never flush-and-refill in two steps.
 //!
 //! Failures keep the last known good addresses (up to `max_stale`); NXDOMAIN or an empty
 //! answer removes nothing until seen `empty_threshold` times in a row. The last known good
@@ -23,10 +24,11 @@ use nftables::expr::{Elem, Expression, NamedExpression};
 use nftables::schema::{Element, NfListObject};
 use nftables::types::NfFamily;
 use portolan_core::plan::{Plan, SetKind};
-use portolan_core::render::{self, nftables::nft_set_name, Family};
+use portolan_core::render::{self, iptables::ipset_name, nftables::nft_set_name, Family};
 use serde::{Deserialize, Serialize};
 
 use crate::dns::{ResolveError, Resolver};
+use crate::sets::{Service, Sets};
 
 /// The nftables table the renderer owns.
 pub const TABLE: &str = portolan_core::render::nftables::TABLE;
@@ -163,8 +165,9 @@ pub struct Target {
     pub set_v6: Option<String>,
 }
 
-/// The names to keep current: DNS sets the rendered nftables rules use, by family.
-pub fn targets(plan: &Plan) -> Vec<Target> {
+/// The names to keep current: DNS sets the rendered rules use, by family, named as the
+/// target (`sets`) names them.
+pub fn targets(plan: &Plan, sets: Sets) -> Vec<Target> {
     let (rules, _) = render::lower(plan);
     let mut map: BTreeMap<String, Target> = BTreeMap::new();
     for sref in rules.iter().flat_map(|r| [&r.saddr, &r.daddr]).flatten() {
@@ -179,7 +182,10 @@ pub fn targets(plan: &Plan) -> Vec<Target> {
             set_v4: None,
             set_v6: None,
         });
-        let n = nft_set_name(set, sref.family);
+        let n = match sets {
+            Sets::Nftables => nft_set_name(set, sref.family),
+            Sets::Ipset => ipset_name(set, sref.family),
+        };
         match sref.family {
             Family::V4 => t.set_v4 = Some(n),
             Family::V6 => t.set_v6 = Some(n),
@@ -233,21 +239,6 @@ pub fn transaction(updates: &[SetUpdate]) -> nftables::schema::Nftables<'static>
     batch.to_nftables()
 }
 
-/// Apply a transaction with `nft -j -f -`.
-pub async fn apply(updates: Vec<SetUpdate>) -> Result<Duration, String> {
-    if updates.iter().all(|u| u.addresses.is_empty()) {
-        return Ok(Duration::ZERO);
-    }
-    tokio::task::spawn_blocking(move || {
-        let start = std::time::Instant::now();
-        let t = transaction(&updates);
-        nftables::helper::apply_ruleset(&t).map_err(|e| format!("nft: {e}"))?;
-        Ok(start.elapsed())
-    })
-    .await
-    .map_err(|e| e.to_string())?
-}
-
 fn updates_for(t: &Target, addrs: &[IpAddr], timeout: Duration) -> Vec<SetUpdate> {
     let mut out = Vec::new();
     if let Some(s) = &t.set_v4 {
@@ -288,6 +279,7 @@ pub struct Metrics {
     pub lookups: BTreeMap<(String, &'static str), u64>,
     pub last_success: BTreeMap<String, u64>,
     pub elements: BTreeMap<String, usize>,
+    /// Failed set writes.
     pub nft_errors: u64,
     pub last_apply_seconds: f64,
 }
@@ -319,11 +311,11 @@ impl Metrics {
             ));
         }
         s.push_str(&format!(
-            "# HELP portolan_sync_nft_errors_total Failed nft transactions.\n# TYPE portolan_sync_nft_errors_total counter\nportolan_sync_nft_errors_total {}\n",
+            "# HELP portolan_sync_nft_errors_total Failed set writes (nf_tables transactions or ipset updates).\n# TYPE portolan_sync_nft_errors_total counter\nportolan_sync_nft_errors_total {}\n",
             self.nft_errors
         ));
         s.push_str(&format!(
-            "# HELP portolan_sync_apply_seconds Time the last nft transaction took.\n# TYPE portolan_sync_apply_seconds gauge\nportolan_sync_apply_seconds {:.6}\n",
+            "# HELP portolan_sync_apply_seconds Time the last set write took.\n# TYPE portolan_sync_apply_seconds gauge\nportolan_sync_apply_seconds {:.6}\n",
             self.last_apply_seconds
         ));
         s
@@ -343,6 +335,7 @@ pub struct Syncer {
     pub metrics: Metrics,
     /// Names with consecutive failures (for backoff).
     failures: BTreeMap<String, u32>,
+    writer: Service,
 }
 
 impl Syncer {
@@ -351,6 +344,7 @@ impl Syncer {
         resolver: Resolver,
         targets: Vec<Target>,
         state_dir: Option<PathBuf>,
+        writer: Service,
     ) -> Result<Syncer, String> {
         let state = match &state_dir {
             Some(d) => State::load(d)?,
@@ -364,6 +358,7 @@ impl Syncer {
             state_dir,
             metrics: Metrics::default(),
             failures: BTreeMap::new(),
+            writer,
         })
     }
 
@@ -398,7 +393,7 @@ impl Syncer {
                 .elements
                 .insert(u.set.clone(), u.addresses.len());
         }
-        match apply(updates).await {
+        match self.writer.commit(updates, false).await {
             Ok(d) => {
                 self.metrics.last_apply_seconds = d.as_secs_f64();
                 Ok(())
@@ -505,9 +500,9 @@ impl Syncer {
             if result == "ok" {
                 self.metrics.last_success.insert(t.name.clone(), now);
             }
-            if !asserted.is_empty() {
-                updates.extend(updates_for(t, &asserted, self.config.element_timeout(ttl)));
-            }
+            // Every set of the name, empty ones too: the element count of a set whose
+            // addresses were let go drops to zero.
+            updates.extend(updates_for(t, &asserted, self.config.element_timeout(ttl)));
             let next = self.next_due(&t.name, ttl);
             outcomes.push(Outcome {
                 name: t.name.clone(),

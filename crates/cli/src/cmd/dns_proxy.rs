@@ -8,6 +8,7 @@ use portolan_net::dns;
 use portolan_net::dns_proxy::{self, Config, Handled};
 
 use crate::args::DnsProxyArgs;
+use crate::log::Log;
 use crate::report::{Reporter, EXIT_ERROR, EXIT_OK};
 
 pub fn run(args: &DnsProxyArgs, rep: &mut Reporter) -> i32 {
@@ -18,6 +19,14 @@ pub fn run(args: &DnsProxyArgs, rep: &mut Reporter) -> i32 {
     let timeout = match super::probe::parse_duration(&args.timeout) {
         Ok(t) => t,
         Err(d) => return fail(rep, d),
+    };
+    let min_timeout = match super::probe::parse_duration(&args.min_timeout) {
+        Ok(t) => t,
+        Err(d) => return fail(rep, d),
+    };
+    let log = Log {
+        format: args.log_format,
+        program: "dns-proxy",
     };
     let Ok(listen) = args.listen.parse::<SocketAddr>() else {
         return fail(
@@ -54,7 +63,9 @@ pub fn run(args: &DnsProxyArgs, rep: &mut Reporter) -> i32 {
     }
     let mut config = Config::new(upstream, timeout, allow);
     config.rate = args.rate.max(1);
-    let wilds = dns_proxy::wildcards(&loaded.plan);
+    config.sets = args.target.sets();
+    config.min_timeout = min_timeout;
+    let wilds = dns_proxy::wildcards(&loaded.plan, config.sets);
     if wilds.is_empty() {
         rep.emit(&Diagnostic::warning(
             "the plan has no unpinned wildcard name: the proxy only forwards",
@@ -71,48 +82,76 @@ pub fn run(args: &DnsProxyArgs, rep: &mut Reporter) -> i32 {
         let sock = match tokio::net::UdpSocket::bind(listen).await {
             Ok(s) => s,
             Err(e) => {
-                eprintln!("error: cannot listen on {listen} (UDP): {e}");
+                log.error(&format!("cannot listen on {listen} (UDP): {e}"), &[]);
                 return EXIT_ERROR;
             }
         };
         let tcp = match tokio::net::TcpListener::bind(listen).await {
             Ok(s) => s,
             Err(e) => {
-                eprintln!("error: cannot listen on {listen} (TCP): {e}");
+                log.error(&format!("cannot listen on {listen} (TCP): {e}"), &[]);
                 return EXIT_ERROR;
             }
         };
-        eprintln!(
-            "dns-proxy: answering {} and loopback on {listen}, forwarding to {upstream}; wildcards: {}",
-            config
-                .allow
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join(" "),
-            wilds
-                .iter()
-                .map(|w| w.pattern.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
-        let log: Arc<dyn Fn(&Handled) + Send + Sync> = Arc::new(|h: &Handled| match &h.error {
-            Some(e) if h.name.is_empty() => eprintln!("dns-proxy: {e}"),
-            Some(e) => eprintln!(
-                "dns-proxy: {} ({}): SERVFAIL: {e}",
-                h.name,
-                h.wildcard.as_deref().unwrap_or("-")
-            ),
-            None => eprintln!(
-                "dns-proxy: {} ({}): added {}",
-                h.name,
-                h.wildcard.as_deref().unwrap_or("-"),
-                h.added
+        log.info(
+            &format!(
+                "answering {} and loopback on {listen}, forwarding to {upstream}; wildcards: {}",
+                config
+                    .allow
                     .iter()
                     .map(ToString::to_string)
                     .collect::<Vec<_>>()
-                    .join(" ")
+                    .join(" "),
+                wilds
+                    .iter()
+                    .map(|w| w.pattern.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ),
+            &[],
+        );
+        let log: Arc<dyn Fn(&Handled) + Send + Sync> = Arc::new(move |h: &Handled| {
+            let fields = |extra: Vec<(&'static str, serde_json::Value)>| {
+                let mut f: Vec<(&str, serde_json::Value)> = vec![
+                    ("name", h.name.clone().into()),
+                    ("wildcard", h.wildcard.clone().into()),
+                ];
+                f.extend(extra);
+                f
+            };
+            match &h.error {
+                // Messages of the proxy itself (refusals, the writer's warnings).
+                Some(e) if h.name.is_empty() => match e.strip_prefix("warning: ") {
+                    Some(w) => log.warn(w, &[]),
+                    None => log.info(e, &[]),
+                },
+                Some(e) => log.error(
+                    &format!("{}: SERVFAIL: {e}", h.name),
+                    &fields(vec![("error", e.clone().into())]),
+                ),
+                // An answer without addresses changed nothing: not worth a line.
+                None if h.added.is_empty() => {}
+                None => log.info(
+                    &format!(
+                        "{} ({}): in the set: {}",
+                        h.name,
+                        h.wildcard.as_deref().unwrap_or("-"),
+                        h.added
+                            .iter()
+                            .map(ToString::to_string)
+                            .collect::<Vec<_>>()
+                            .join(" ")
+                    ),
+                    &fields(vec![(
+                        "addresses",
+                        h.added
+                            .iter()
+                            .map(|a| a.to_string().into())
+                            .collect::<Vec<serde_json::Value>>()
+                            .into(),
+                    )]),
+                ),
+            }
         });
         let stop = async {
             let term = async {

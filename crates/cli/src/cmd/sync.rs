@@ -8,7 +8,8 @@ use portolan_core::diag::Diagnostic;
 use portolan_net::dns::Resolver;
 use portolan_net::sync::{self, Config, Outcome, Syncer};
 
-use crate::args::{Format, SyncArgs};
+use crate::args::{Format, SetTarget, SyncArgs};
+use crate::log::Log;
 use crate::report::{Reporter, EXIT_ERROR, EXIT_OK, EXIT_WARNINGS};
 
 use super::probe::parse_duration;
@@ -76,10 +77,30 @@ pub fn run(args: &SyncArgs, rep: &mut Reporter) -> i32 {
         },
         None => None,
     };
+    // The metrics file's directory must exist now, not at the first pass.
+    if let Some(f) = &args.metrics_file {
+        let dir = f.parent().filter(|d| !d.as_os_str().is_empty());
+        if let Some(d) = dir.filter(|d| !d.is_dir()) {
+            return fail(
+                rep,
+                Diagnostic::error(format!(
+                    "--metrics-file {}: the directory {} does not exist",
+                    f.display(),
+                    d.display()
+                ))
+                .with_help("create it, or give a file in an existing directory"),
+            );
+        }
+    }
+    let log = Log {
+        format: args.log_format,
+        program: "sync",
+    };
     let Some(loaded) = crate::inputs::load_reported(&args.sel, rep) else {
         return EXIT_ERROR;
     };
-    let targets = sync::targets(&loaded.plan);
+    let sets = args.target.sets();
+    let targets = sync::targets(&loaded.plan, sets);
     if targets.is_empty() {
         rep.emit(&Diagnostic::warning(
             "the plan has no DNS name to keep current (all pinned, or none used)",
@@ -97,6 +118,7 @@ pub fn run(args: &SyncArgs, rep: &mut Reporter) -> i32 {
         Resolver::new(server, timeout),
         targets,
         args.state_dir.clone(),
+        portolan_net::sets::Service::start(sets, Box::new(move |m: &str| log.warn(m, &[]))),
     ) {
         Ok(s) => s,
         Err(e) => {
@@ -125,7 +147,10 @@ pub fn run(args: &SyncArgs, rep: &mut Reporter) -> i32 {
     };
     runtime.block_on(async {
         if let Err(e) = syncer.restore().await {
-            eprintln!("warning: could not apply the last known good addresses: {e}");
+            log.warn(
+                &format!("could not apply the last known good addresses: {e}"),
+                &[],
+            );
         }
         if args.once {
             let (outcomes, committed) = syncer.pass(None).await;
@@ -133,14 +158,21 @@ pub fn run(args: &SyncArgs, rep: &mut Reporter) -> i32 {
             let text = match args.format {
                 Format::Json => format!(
                     "{}\n",
-                    serde_json::to_string_pretty(&serde_json::json!({"names": outcomes})).unwrap_or_default()
+                    serde_json::to_string_pretty(&serde_json::json!({"names": outcomes}))
+                        .unwrap_or_default()
                 ),
                 Format::Table => table(&outcomes),
             };
             let _ = crate::output::write(None, &text);
             if let Err(e) = committed {
-                eprintln!("error: the nft transaction failed: {e}");
-                eprintln!("  help: load the rendered ruleset first: portolan render --target nftables ... | nft -f -");
+                let target = match args.target {
+                    SetTarget::Nftables => "nftables",
+                    SetTarget::Iptables => "iptables",
+                };
+                eprintln!("error: writing the sets failed: {e}");
+                eprintln!(
+                    "  help: load the rendered ruleset first: portolan load --target {target} ..."
+                );
                 return EXIT_WARNINGS;
             }
             if outcomes.iter().any(|o| o.asserted.is_empty()) {
@@ -154,7 +186,7 @@ pub fn run(args: &SyncArgs, rep: &mut Reporter) -> i32 {
                 Ok(l) => {
                     tokio::spawn(serve_metrics(l, text));
                 }
-                Err(e) => eprintln!("warning: cannot serve metrics on {addr}: {e}"),
+                Err(e) => log.warn(&format!("cannot serve metrics on {addr}: {e}"), &[]),
             }
         }
         let mut due: std::collections::BTreeMap<String, tokio::time::Instant> = syncer
@@ -162,29 +194,49 @@ pub fn run(args: &SyncArgs, rep: &mut Reporter) -> i32 {
             .iter()
             .map(|t| (t.name.clone(), tokio::time::Instant::now()))
             .collect();
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
         loop {
             let now = tokio::time::Instant::now();
-            let names: Vec<String> = due.iter().filter(|(_, t)| **t <= now).map(|(n, _)| n.clone()).collect();
+            let names: Vec<String> = due
+                .iter()
+                .filter(|(_, t)| **t <= now)
+                .map(|(n, _)| n.clone())
+                .collect();
             if !names.is_empty() {
                 let (outcomes, committed) = syncer.pass(Some(&names)).await;
                 for o in &outcomes {
-                    eprintln!(
-                        "sync: {} {} {} [{}] next in {}s",
-                        o.name,
-                        o.result,
-                        o.asserted.iter().map(ToString::to_string).collect::<Vec<_>>().join(","),
-                        o.detail,
-                        o.next_in
+                    let level = if o.result == "ok" { "info" } else { "warning" };
+                    log.line(
+                        level,
+                        &format!("{} {}: {}", o.name, o.result, o.detail),
+                        &[
+                            ("name", o.name.clone().into()),
+                            ("result", o.result.into()),
+                            (
+                                "addresses",
+                                o.asserted
+                                    .iter()
+                                    .map(|a| a.to_string().into())
+                                    .collect::<Vec<serde_json::Value>>()
+                                    .into(),
+                            ),
+                            ("stale", o.stale.into()),
+                            ("next_in", o.next_in.into()),
+                        ],
                     );
                     due.insert(o.name.clone(), now + Duration::from_secs(o.next_in.max(1)));
                 }
                 if let Err(e) = committed {
-                    eprintln!("sync: nft transaction failed: {e}");
+                    log.error(&format!("writing the sets failed: {e}"), &[]);
                 }
                 write_metrics(&syncer, &metrics_text);
             }
-            let next = due.values().min().copied().unwrap_or(now + Duration::from_secs(60));
+            let next = due
+                .values()
+                .min()
+                .copied()
+                .unwrap_or(now + Duration::from_secs(60));
             let stop = async {
                 match term.as_mut() {
                     Some(t) => {
@@ -199,7 +251,7 @@ pub fn run(args: &SyncArgs, rep: &mut Reporter) -> i32 {
                 _ = stop => break,
             }
         }
-        eprintln!("sync: stopping");
+        log.info("stopping", &[]);
         EXIT_OK
     })
 }
