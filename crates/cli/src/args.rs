@@ -47,6 +47,9 @@ pub enum Command {
         after_help = "Targets:\n  nftables  an `nft -f` script: one `inet portolan` table, named sets, default-drop chains\n  iptables  a shell script applying `ipset restore`, `iptables-restore` and `ip6tables-restore`\n\nWith -o, the file is written completely or not at all."
     )]
     Render(RenderArgs),
+    /// Render and load the rules on this host, keeping the addresses of DNS-filled sets.
+    #[command(after_help = LOAD_HELP)]
+    Load(LoadArgs),
     /// Try every planned flow from this host, for real, and say exactly what is wrong.
     #[command(after_help = PROBE_HELP)]
     Probe(ProbeArgs),
@@ -73,6 +76,21 @@ pub enum Command {
     /// Print the JSON Schema of the profile or site file format (for editor completion).
     Schema(SchemaArgs),
 }
+
+const LOAD_HELP: &str = "\
+Renders the target and loads it here (as root), in one step that fails as a whole:
+  nftables  `table inet portolan` is replaced in one `nft` transaction; the addresses that
+            `sync` and `dns-proxy` had put into its DNS-filled sets are read just before and
+            added back inside the same transaction, with the time they had left, so a reload
+            never blocks a flow until the next refresh. Nothing else in the ruleset is touched.
+  iptables  the rendered script is run: the PORTOLAN chains are replaced, static ipsets are
+            swapped in atomically, and the ipsets of DNS names are never flushed.
+
+Use it wherever the rules are (re)loaded: by hand, from a systemd unit (contrib/), after a
+site change. --dry-run prints the exact script instead of loading it.
+
+Example:
+  portolan load --site /etc/portolan/site.toml --target nftables";
 
 const IMPORT_HELP: &str = "\
 Reads plain text, Markdown tables or text with leftover HTML, in English or German: pipe
@@ -246,6 +264,18 @@ pub struct RenderArgs {
     /// iptables only: print one part (`ipset`, `v4` or `v6`) in its tool's native format.
     #[arg(long, value_name = "PART")]
     pub part: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct LoadArgs {
+    #[command(flatten)]
+    pub sel: Selection,
+    /// Firewall target on this host.
+    #[arg(long, value_enum, default_value_t = SetTarget::Nftables)]
+    pub target: SetTarget,
+    /// Print the script that would be loaded (with the addresses kept), load nothing.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 #[derive(Debug, Args)]

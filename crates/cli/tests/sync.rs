@@ -466,3 +466,233 @@ fn forged_dns_answers_never_enter_a_set() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Connect from the appliance to `addr`; true when the handshake completes within 1 s.
+fn connects(topo: &Topology, addr: SocketAddr) -> bool {
+    in_ns(&topo.ns(Zone::App), move || {
+        std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(1)).is_ok()
+    })
+}
+
+/// Regression (issue: every reload threw away what sync had put into the sets): `portolan
+/// load` replaces the table while connections to a synced address keep passing, and the
+/// address is still in its set afterwards. A plain `nft -f` of the rendered script (what the
+/// unit used to do) empties the set and blocks the flow: the test can tell the difference.
+#[test]
+fn reloading_with_portolan_load_keeps_synced_addresses_and_connections() {
+    let Some(Setup { mut topo, dir, .. }) = setup() else {
+        return;
+    };
+    let target = ip("203.0.113.10");
+    topo.add_addr(target, Zone::Wan);
+    let sa = SocketAddr::new(target, 443);
+    let listener = in_ns(&topo.ns(Zone::Wan), move || {
+        TcpListener::bind(sa).expect("listen 443")
+    });
+    std::thread::spawn(move || {
+        for c in listener.incoming() {
+            drop(c);
+        }
+    });
+    let set = "dns_update.intra2net.com_v4";
+    let (code, doc) = sync_once(&topo, &dir, &[]);
+    assert_eq!(code, Some(0), "{doc}");
+    assert_eq!(set_elements(&topo, set), ["203.0.113.10"]);
+    assert!(connects(&topo, sa), "the synced address is reachable");
+
+    // Connections every 20 ms while the rules are reloaded five times.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (stop2, ns) = (stop.clone(), topo.ns(Zone::App));
+    let prober = std::thread::spawn(move || {
+        in_ns(&ns, move || {
+            let (mut ok, mut failed) = (0, 0);
+            while !stop2.load(std::sync::atomic::Ordering::SeqCst) {
+                match std::net::TcpStream::connect_timeout(&sa, Duration::from_secs(1)) {
+                    Ok(_) => ok += 1,
+                    Err(_) => failed += 1,
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            (ok, failed)
+        })
+    });
+    let site = dir.join("site.toml").to_string_lossy().to_string();
+    for _ in 0..5 {
+        let out = topo.exec(
+            Zone::App,
+            &[env!("CARGO_BIN_EXE_portolan"), "load", "--site", &site],
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("kept 2 address(es)"),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let (ok, failed) = prober.join().expect("prober");
+    assert!(ok > 10, "{ok} connections");
+    assert_eq!(
+        failed,
+        0,
+        "{failed} of {} connections failed across the reloads",
+        ok + failed
+    );
+    assert_eq!(set_elements(&topo, set), ["203.0.113.10"]);
+
+    // The old way: the rendered script alone. The set is empty and the flow is blocked.
+    load_table(&topo, &dir);
+    assert!(set_elements(&topo, set).is_empty());
+    assert!(!connects(&topo, sa), "an emptied set blocks the flow");
+}
+
+/// Addresses (with their timeouts) in an ipset of the appliance namespace.
+fn ipset_elements(topo: &Topology, set: &str) -> Vec<(String, u64)> {
+    let out = topo.exec(Zone::App, &["ipset", "list", set]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let mut found: Vec<(String, u64)> = text
+        .lines()
+        .skip_while(|l| !l.starts_with("Members:"))
+        .skip(1)
+        .filter_map(|l| {
+            let mut w = l.split_whitespace();
+            let a = w.next()?.to_string();
+            let t = w.nth(1).and_then(|t| t.parse().ok()).unwrap_or(0);
+            Some((a, t))
+        })
+        .collect();
+    found.sort();
+    found
+}
+
+/// Regression (issue: nothing filled the iptables target's DNS ipsets): `sync --target
+/// iptables` fills them with timeouts, follows a changed record, and the flow passes
+/// through the iptables rules; a reload with `portolan load --target iptables` keeps them.
+#[test]
+fn sync_fills_the_ipsets_of_an_iptables_site_and_follows_a_record_change() {
+    let Some(Setup {
+        mut topo,
+        dir,
+        zone,
+    }) = setup()
+    else {
+        return;
+    };
+    // Only the iptables rules guard this appliance.
+    let o = topo.exec(Zone::App, &["nft", "delete", "table", "inet", "portolan"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let site = dir.join("site.toml").to_string_lossy().to_string();
+    let bin = env!("CARGO_BIN_EXE_portolan");
+    let load = |topo: &Topology| {
+        let out = topo.exec(
+            Zone::App,
+            &[bin, "load", "--site", &site, "--target", "iptables"],
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    load(&topo);
+    let set = "pt4-dns-update.intra2net.com";
+    assert!(ipset_elements(&topo, set).is_empty());
+    for a in ["203.0.113.10", "203.0.113.12"] {
+        topo.add_addr(ip(a), Zone::Wan);
+    }
+    let listen = |a: &str| {
+        let sa = SocketAddr::new(ip(a), 443);
+        let l = in_ns(&topo.ns(Zone::Wan), move || {
+            TcpListener::bind(sa).expect("443")
+        });
+        std::thread::spawn(move || {
+            for c in l.incoming() {
+                drop(c);
+            }
+        });
+        sa
+    };
+    let (old, new) = (listen("203.0.113.10"), listen("203.0.113.12"));
+    let sync = |topo: &Topology| {
+        let out = topo.exec(
+            Zone::App,
+            &[
+                bin,
+                "sync",
+                "--once",
+                "--site",
+                &site,
+                "--target",
+                "iptables",
+                "--resolver",
+                DNS,
+                "--min-refresh",
+                "1s",
+                "--timeout",
+                "500ms",
+                "--format",
+                "json",
+            ],
+        );
+        assert!(
+            out.status.success(),
+            "{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            !String::from_utf8_lossy(&out.stderr).contains("instead"),
+            "netlink must be used: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    sync(&topo);
+    let e = ipset_elements(&topo, set);
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert_eq!(e[0].0, "203.0.113.10");
+    // TTL 2 s, min refresh 1 s: the element lives TTL + 2 refresh periods, about 4 s.
+    assert!((1..=4).contains(&e[0].1), "{e:?}");
+    assert!(
+        connects(&topo, old),
+        "the synced address passes the iptables rules"
+    );
+    assert!(
+        !connects(&topo, new),
+        "an address not in the ipset is dropped"
+    );
+
+    // The record changes: the new address enters at once, the old one ages out.
+    zone.lock()
+        .expect("zone")
+        .records
+        .insert("update.intra2net.com".into(), vec![ip("203.0.113.12")]);
+    sync(&topo);
+    let e = ipset_elements(&topo, set);
+    assert!(e.iter().any(|(a, _)| a == "203.0.113.12"), "{e:?}");
+    assert!(connects(&topo, new));
+    // A reload keeps the ipset's addresses.
+    load(&topo);
+    assert!(ipset_elements(&topo, set)
+        .iter()
+        .any(|(a, _)| a == "203.0.113.12"));
+    assert!(connects(&topo, new), "the flow passes after the reload");
+    wait_for("the old address to age out", Duration::from_secs(8), || {
+        ipset_elements(&topo, set)
+            .iter()
+            .all(|(a, _)| a != "203.0.113.10")
+    });
+    assert!(
+        !connects(&topo, old),
+        "the address the vendor dropped is closed again"
+    );
+}

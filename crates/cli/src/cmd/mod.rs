@@ -6,6 +6,7 @@ pub mod check;
 pub mod dns_proxy;
 pub mod import;
 pub mod listen;
+pub mod load;
 pub mod plan;
 pub mod probe;
 pub mod render;

@@ -131,8 +131,8 @@ impl Target for Iptables {
             }
         }
 
-        // Nothing fills the iptables target's DNS ipsets yet (sync and dns-proxy write nft
-        // sets only): say so plainly instead of leaving those flows closed in silence.
+        // The DNS-filled ipsets are kept by `sync` and `dns-proxy` given `--target iptables`:
+        // say so, naming them, so that nobody runs them for the nftables sets by mistake.
         let unfilled: BTreeSet<&str> = used
             .iter()
             .filter_map(|r| plan.set(&r.set))
@@ -141,13 +141,10 @@ impl Target for Iptables {
             .collect();
         let mut warnings = Vec::new();
         if !unfilled.is_empty() {
-            warnings.push(
-                crate::diag::Diagnostic::warning(format!(
-                    "iptables target: `portolan sync` and `dns-proxy` fill nftables sets only, so the ipsets of {} stay empty and their flows stay closed",
-                    unfilled.into_iter().collect::<Vec<_>>().join(", ")
-                ))
-                .with_help("pin these names under [hosts] in the site, or use --target nftables"),
-            );
+            warnings.push(crate::diag::Diagnostic::note(format!(
+                "iptables target: the ipsets of {} are filled by `portolan sync --target iptables` (DNS names) and `portolan dns-proxy --target iptables` (wildcards); until then their flows stay closed",
+                unfilled.into_iter().collect::<Vec<_>>().join(", ")
+            )));
         }
 
         Rendered {
