@@ -14,6 +14,7 @@ command -v iptables-restore >/dev/null || need+=(iptables)
 command -v ipset >/dev/null || need+=(ipset)
 command -v ip >/dev/null || need+=(iproute2)
 command -v ping >/dev/null || need+=(iputils-ping)
+command -v systemd-analyze >/dev/null || need+=(systemd)
 if ((${#need[@]})); then
     if [ "$(id -u)" -ne 0 ]; then
         echo "test.sh: missing ${need[*]}; run as root (or install them) so the kernel tests can run" >&2
