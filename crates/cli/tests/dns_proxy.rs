@@ -194,6 +194,45 @@ fn proxy_adds_wildcard_answers_before_the_first_packet() {
             .stdout,
     )
     .to_string();
+    // A reload with `portolan load` while the proxy runs keeps every address it added, and
+    // the first destination still connects.
+    let count = |text: &str| text.matches("\"val\"").count();
+    let site = lab.dir.join("site.toml").to_string_lossy().to_string();
+    let out = topo.exec(
+        Zone::Fw,
+        &[env!("CARGO_BIN_EXE_portolan"), "load", "--site", &site],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let after = String::from_utf8_lossy(
+        &topo
+            .exec(
+                Zone::Fw,
+                &[
+                    "nft",
+                    "-j",
+                    "list",
+                    "set",
+                    "inet",
+                    "portolan",
+                    "wild_avcloud.intra2net.com_v4",
+                ],
+            )
+            .stdout,
+    )
+    .to_string();
+    assert_eq!(count(&after), count(&elements), "{after}");
+    assert!(count(&after) > NAMES, "{after}");
+    let first: SocketAddr = "198.18.1.1:443".parse().expect("a");
+    assert!(
+        in_ns(&topo.ns(Zone::App), move || {
+            TcpStream::connect_timeout(&first, Duration::from_millis(800)).is_ok()
+        }),
+        "a proxied address connects after the reload"
+    );
     // If the set cannot be updated (here: the table is gone), the client gets SERVFAIL.
     must(&[
         "ip",

@@ -282,3 +282,63 @@ fn ipsets_are_filled_and_refreshed_over_netlink() {
     );
     assert!(list("pt6-dns-a").contains("2001:db8::2"));
 }
+
+/// The fallback (no netlink): the same elements and timeouts through `nft` and `ipset`, with
+/// one warning.
+#[test]
+fn the_command_line_fallback_writes_the_same() {
+    if !require_root_tools() {
+        return;
+    }
+    let topo = Topology::build(&[]);
+    load_table(&topo);
+    let out = topo.exec(
+        Zone::App,
+        &[
+            "ipset",
+            "create",
+            "pt4-dns-b",
+            "hash:ip",
+            "family",
+            "inet",
+            "timeout",
+            "0",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let warnings = Arc::new(Mutex::new(Vec::new()));
+    let (w2, w3) = (warnings.clone(), warnings.clone());
+    let results = in_ns(&topo.ns(Zone::App), move || {
+        let mut nft = Writer::tools_only(
+            Sets::Nftables,
+            Box::new(move |m: &str| w2.lock().expect("lock").push(m.to_string())),
+        );
+        let mut ipset = Writer::tools_only(
+            Sets::Ipset,
+            Box::new(move |m: &str| w3.lock().expect("lock").push(m.to_string())),
+        );
+        vec![
+            nft.write(&[update("dns_a_v4", &["192.0.2.30"], 100)], false),
+            nft.write(&[update("dns_a_v4", &["192.0.2.30"], 200)], false),
+            ipset.write(&[update("pt4-dns-b", &["192.0.2.31"], 100)], false),
+            nft.write(&[update("dns_nothere_v4", &["192.0.2.32"], 100)], false),
+        ]
+    });
+    assert!(results[..3].iter().all(Result::is_ok), "{results:?}");
+    assert!(
+        results[3].as_ref().is_err_and(|e| e.contains("nft")),
+        "{results:?}"
+    );
+    let e = elements(&topo, "dns_a_v4");
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert_eq!((e[0].0.as_str(), e[0].1), ("192.0.2.30", 200), "{e:?}");
+    let list = topo.exec(Zone::App, &["ipset", "list", "pt4-dns-b"]);
+    assert!(String::from_utf8_lossy(&list.stdout).contains("192.0.2.31 timeout"));
+    let w = warnings.lock().expect("lock");
+    assert_eq!(w.len(), 2, "one warning per writer: {w:?}");
+    assert!(w.iter().all(|m| m.contains("instead")), "{w:?}");
+}

@@ -238,9 +238,27 @@ fn sync_once_fills_sets_keeps_last_known_good_and_restores_after_restart() {
         z.down = false;
         z.records.remove("avupdate.intra2net.com");
     }
+    let metrics = dir.join("metrics.prom");
+    let metrics_arg = metrics.to_string_lossy().to_string();
+    let elements_metric = || {
+        let m = std::fs::read_to_string(&metrics).expect("metrics file");
+        m.lines()
+            .find(|l| {
+                l.starts_with("portolan_sync_set_elements{set=\"dns_avupdate.intra2net.com_v4\"}")
+            })
+            .and_then(|l| l.rsplit(' ').next())
+            .map(str::to_string)
+            .unwrap_or_default()
+    };
     for round in 1..=3 {
-        let (code, doc) = sync_once(&topo, &dir, &[]);
+        let (code, doc) = sync_once(&topo, &dir, &["--metrics-file", &metrics_arg]);
         let o = outcome(&doc, "avupdate.intra2net.com");
+        // Regression: the element count stayed at its last value when addresses were let go.
+        assert_eq!(
+            elements_metric(),
+            if round < 3 { "1" } else { "0" },
+            "round {round}"
+        );
         assert_eq!(o["result"], "nxdomain");
         if round < 3 {
             assert_eq!(o["asserted"][0], "203.0.113.11", "round {round}: {doc}");
@@ -694,5 +712,28 @@ fn sync_fills_the_ipsets_of_an_iptables_site_and_follows_a_record_change() {
     assert!(
         !connects(&topo, old),
         "the address the vendor dropped is closed again"
+    );
+}
+
+/// `--metrics-file` into a directory that does not exist is an error at start (exit 2), not
+/// a silent failure at every pass.
+#[test]
+fn a_metrics_file_in_a_missing_directory_is_refused_at_start() {
+    let out = Command::new(env!("CARGO_BIN_EXE_portolan"))
+        .args([
+            "sync",
+            "--once",
+            "--profile",
+            "intra2net",
+            "--metrics-file",
+            "/nonexistent-portolan-dir/m.prom",
+        ])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("/nonexistent-portolan-dir") && err.contains("does not exist"),
+        "{err}"
     );
 }

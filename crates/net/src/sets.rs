@@ -82,6 +82,15 @@ impl Writer {
         }
     }
 
+    /// A writer that never tries netlink: the `nft` / `ipset` commands only (the fallback,
+    /// on purpose; `warn` is called once, at the first write).
+    pub fn tools_only(sets: Sets, warn: Box<dyn Fn(&str) + Send>) -> Writer {
+        let mut w = Writer::new(sets, warn);
+        w.tried = true;
+        w.fall_back("netlink not used (tools only)");
+        w
+    }
+
     fn netlink(&mut self) -> Option<&mut Nfnl> {
         if !self.tried {
             self.tried = true;
@@ -208,14 +217,50 @@ impl Writer {
 
 /// Fallback: one `nft -j -f -` transaction (add, delete, add each element).
 fn nft_command(updates: &[SetUpdate]) -> Result<(), String> {
-    let t = crate::sync::transaction(updates);
-    nftables::helper::apply_ruleset(&t).map_err(|e| format!("nft: {e}"))
+    let json = serde_json::to_string(&crate::sync::transaction(updates))
+        .map_err(|e| format!("nft: {e}"))?;
+    run_tool("nft", &["-j", "-f", "-"], &json)
+}
+
+/// Run a tool with `input` on its standard input; its complaint, made readable, on failure.
+fn run_tool(tool: &str, args: &[&str], input: &str) -> Result<(), String> {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(tool)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot run {tool}: {e}"))?;
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin
+            .write_all(input.as_bytes())
+            .map_err(|e| format!("{tool}: {e}"))?;
+    }
+    let out = child
+        .wait_with_output()
+        .map_err(|e| format!("{tool}: {e}"))?;
+    if out.status.success() {
+        return Ok(());
+    }
+    let err = String::from_utf8_lossy(&out.stderr);
+    let err = err
+        .lines()
+        .map(|l| l.trim_start_matches("internal:0:0-0: ").trim())
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join("; ");
+    let hint = if err.contains("No such file") || err.contains("does not exist") {
+        " (no such table or set: is the ruleset loaded? `portolan load`)"
+    } else {
+        ""
+    };
+    Err(format!("{tool}: {err}{hint}"))
 }
 
 /// Fallback: `ipset -exist restore`, one `add` per element.
 fn ipset_command(elems: &[Element]) -> Result<(), String> {
-    use std::io::Write;
-    use std::process::{Command, Stdio};
     let mut script = String::new();
     for e in elems {
         script.push_str(&format!(
@@ -225,29 +270,7 @@ fn ipset_command(elems: &[Element]) -> Result<(), String> {
             e.timeout.as_secs().max(1)
         ));
     }
-    let mut child = Command::new("ipset")
-        .args(["-exist", "restore"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("cannot run ipset: {e}"))?;
-    if let Some(mut stdin) = child.stdin.take() {
-        stdin
-            .write_all(script.as_bytes())
-            .map_err(|e| format!("ipset: {e}"))?;
-    }
-    let out = child
-        .wait_with_output()
-        .map_err(|e| format!("ipset: {e}"))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(format!(
-            "ipset: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        ))
-    }
+    run_tool("ipset", &["-exist", "restore"], &script)
 }
 
 struct Job {
