@@ -416,8 +416,8 @@ fn rule_lines(plan: &Plan, r: &Rule, chain: &str, pass: &str) -> Vec<String> {
 mod tests {
     use super::*;
 
-    /// Nothing fills the ipsets of unpinned names: rendering says so instead of leaving
-    /// those flows closed in silence; nftables (filled by sync) does not warn.
+    /// The ipsets of unpinned names are named in a note with the commands that fill them
+    /// (`--target iptables`); nftables (the default of sync) has no such note.
     #[test]
     fn unfilled_dns_ipsets_are_reported() {
         let Some(Ok(p)) = crate::catalog::load("intra2net") else {
@@ -429,7 +429,7 @@ mod tests {
             ipt.warnings
                 .iter()
                 .any(|w| w.message.contains("update.intra2net.com")
-                    && w.message.contains("stay empty")),
+                    && w.message.contains("sync --target iptables")),
             "{:?}",
             ipt.warnings
         );
@@ -437,7 +437,7 @@ mod tests {
         assert!(!nft
             .warnings
             .iter()
-            .any(|w| w.message.contains("stay empty")));
+            .any(|w| w.message.contains("sync --target iptables")));
     }
 
     #[test]
