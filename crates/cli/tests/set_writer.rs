@@ -193,7 +193,9 @@ fn recent_elements_are_skipped_only_while_nobody_else_commits() {
     );
     assert!(results.iter().all(Result::is_ok), "{results:?}");
     let e = elements(&topo, "dns_a_v4");
-    assert!(e[0].2 < 299, "skipped, so not refreshed: {e:?}");
+    // (The first write may add a second to one element: the writer's check of whether a
+    // plain add refreshes timeouts in this kernel.)
+    assert!(e[0].2 + 1 < e[0].1, "skipped, so not refreshed: {e:?}");
 
     // Someone else commits (here: flushes the set, as a reload would): the writer notices
     // the new generation and writes again, although the element is recent.

@@ -45,6 +45,7 @@ const AF_INET: u8 = 2;
 const AF_INET6: u8 = 10;
 
 const NFT_MSG_NEWSETELEM: u16 = 12;
+const NFT_MSG_GETSETELEM: u16 = 13;
 const NFT_MSG_DELSETELEM: u16 = 14;
 const NFT_MSG_NEWGEN: u16 = 15;
 const NFT_MSG_GETGEN: u16 = 16;
@@ -293,17 +294,37 @@ impl Nfnl {
     }
 
     /// Write elements into sets of `table` (family `inet`), refreshing the timeout of those
-    /// that are there already: each element is added, deleted and added again in the same
-    /// transaction, which works on every kernel (a plain add keeps the old timeout).
-    /// Transactions hold at most [`MAX_TRANSACTION`] bytes; a larger update is several.
-    /// Returns how many transactions were committed.
-    pub fn nft_refresh(&mut self, table: &str, elements: &[Element]) -> Result<u32, Error> {
+    /// that are there already. With `single_add` false, each element is added, deleted and
+    /// added again in the same transaction, which works on every kernel; with it true, one
+    /// add per element, which refreshes the timeout only on kernels that update it (see
+    /// [`Nfnl::nft_element_timeout`] for how the writer finds out). Transactions hold at most
+    /// [`MAX_TRANSACTION`] bytes; a larger update is several. Returns how many transactions
+    /// were committed.
+    pub fn nft_refresh(
+        &mut self,
+        table: &str,
+        elements: &[Element],
+        single_add: bool,
+    ) -> Result<u32, Error> {
+        let ops: &[(u16, bool)] = if single_add {
+            &[(NFT_MSG_NEWSETELEM, true)]
+        } else {
+            &[
+                (NFT_MSG_NEWSETELEM, true),
+                (NFT_MSG_DELSETELEM, false),
+                (NFT_MSG_NEWSETELEM, true),
+            ]
+        };
         // Group by set, in order.
         let mut by_set: Vec<(&str, Vec<&Element>)> = Vec::new();
+        let mut index: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
         for e in elements {
-            match by_set.iter_mut().find(|(s, _)| *s == e.set) {
-                Some((_, v)) => v.push(e),
-                None => by_set.push((&e.set, vec![e])),
+            match index.get(e.set.as_str()) {
+                Some(&i) => by_set[i].1.push(e),
+                None => {
+                    index.insert(&e.set, by_set.len());
+                    by_set.push((&e.set, vec![e]));
+                }
             }
         }
         let mut chunks: Vec<(&str, &[&Element])> = Vec::new();
@@ -334,11 +355,7 @@ impl Nfnl {
             while i < chunks.len() {
                 let (set, c) = chunks[i];
                 let mut part = Vec::new();
-                for (op, timed) in [
-                    (NFT_MSG_NEWSETELEM, true),
-                    (NFT_MSG_DELSETELEM, false),
-                    (NFT_MSG_NEWSETELEM, true),
-                ] {
+                for &(op, timed) in ops {
                     let seq = self.next_seq();
                     let flags = NLM_F_REQUEST
                         | NLM_F_ACK
@@ -379,10 +396,9 @@ impl Nfnl {
                     let verb = if timed { "add to" } else { "refresh in" };
                     names.push((seq, format!("{verb} set {set} ({} element(s))", c.len())));
                 }
-                if !bytes.is_empty() && bytes.len() + part.len() > MAX_TRANSACTION && acks.len() > 3
-                {
+                if bytes.len() + part.len() > MAX_TRANSACTION && acks.len() > ops.len() {
                     // This chunk goes into the next transaction.
-                    for _ in 0..3 {
+                    for _ in 0..ops.len() {
                         acks.pop();
                     }
                     break;
@@ -411,6 +427,80 @@ impl Nfnl {
             committed += 1;
         }
         Ok(committed)
+    }
+
+    /// The timeout (in milliseconds) of one element as the kernel has it, or `None` when the
+    /// element is not there.
+    pub fn nft_element_timeout(
+        &mut self,
+        table: &str,
+        set: &str,
+        addr: IpAddr,
+    ) -> Result<Option<u64>, Error> {
+        let seq = self.next_seq();
+        let mut m = Msg::new(
+            (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_GETSETELEM,
+            NLM_F_REQUEST | NLM_F_ACK,
+            seq,
+            NFPROTO_INET,
+            0,
+        );
+        m.attr_str(NFTA_SET_ELEM_LIST_TABLE, table);
+        m.attr_str(NFTA_SET_ELEM_LIST_SET, set);
+        m.begin(NFTA_SET_ELEM_LIST_ELEMENTS);
+        m.begin(NFTA_LIST_ELEM);
+        m.begin(NFTA_SET_ELEM_KEY);
+        match addr {
+            IpAddr::V4(a) => m.attr(NFTA_DATA_VALUE, &a.octets()),
+            IpAddr::V6(a) => m.attr(NFTA_DATA_VALUE, &a.octets()),
+        }
+        m.end();
+        m.end();
+        m.end();
+        self.sock
+            .send(&m.finish())
+            .map_err(|e| Error::Refused(format!("sending to the kernel: {e}")))?;
+        let mut buf = vec![0u8; 8192];
+        let mut timeout = None;
+        loop {
+            let n = (&self.sock)
+                .read(&mut buf)
+                .map_err(|e| Error::Refused(format!("no element from the kernel: {e}")))?;
+            for (ty, s, payload) in messages(&buf[..n]) {
+                if s != seq {
+                    continue;
+                }
+                if ty == NLMSG_ERROR {
+                    let errno = payload
+                        .get(0..4)
+                        .and_then(|b| b.try_into().ok())
+                        .map(i32::from_ne_bytes)
+                        .unwrap_or(0);
+                    return match -errno {
+                        0 => Ok(timeout),
+                        libc::ENOENT => Ok(None),
+                        e => Err(Error::Refused(format!("get element: {}", errno_text(e)))),
+                    };
+                }
+                if ty == (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_NEWSETELEM {
+                    let list = attrs(payload.get(4..).unwrap_or(&[]));
+                    for (aty, elems) in list {
+                        if aty != NFTA_SET_ELEM_LIST_ELEMENTS {
+                            continue;
+                        }
+                        for (_, elem) in attrs(elems) {
+                            for (ety, value) in attrs(elem) {
+                                if ety == NFTA_SET_ELEM_TIMEOUT && value.len() == 8 {
+                                    let mut b = [0u8; 8];
+                                    b.copy_from_slice(value);
+                                    timeout = Some(u64::from_be_bytes(b));
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
     }
 
     /// The ruleset's generation: it changes with every committed nf_tables transaction

@@ -55,6 +55,10 @@ pub struct Writer {
     generation: Option<u32>,
     /// When each (set, address) was last written, and when it expires, for `skip_recent`.
     recent: HashMap<(String, IpAddr), (Instant, Instant)>,
+    /// Does a plain add refresh an element's timeout in this kernel? Unknown until the
+    /// first write, which finds out by trying on one element and reading it back; until
+    /// then, and when it does not, each element is added, deleted and added again.
+    single_add: Option<bool>,
 }
 
 fn elements(updates: &[SetUpdate]) -> Vec<Element> {
@@ -79,6 +83,7 @@ impl Writer {
             warn,
             generation: None,
             recent: HashMap::new(),
+            single_add: None,
         }
     }
 
@@ -170,8 +175,19 @@ impl Writer {
         let result = match (sets, self.nl.as_mut()) {
             (Sets::Nftables, Some(nl)) => {
                 let before = nl.nft_generation().ok();
-                match nl.nft_refresh(TABLE, &elems) {
+                // The first write finds out, on its first element, whether a plain add
+                // refreshes timeouts here; the rest is written the way that works.
+                let mut probes = 0;
+                if self.single_add.is_none() {
+                    if let Some((works, n)) = single_add_refreshes(nl, &elems[0]) {
+                        self.single_add = Some(works);
+                        probes = n;
+                    }
+                }
+                let single = self.single_add == Some(true);
+                match nl.nft_refresh(TABLE, &elems, single) {
                     Ok(transactions) => {
+                        let transactions = transactions + probes;
                         let after = nl.nft_generation().ok();
                         self.generation = match (before, after) {
                             (Some(b), Some(a)) if a == b.wrapping_add(transactions) => Some(a),
@@ -213,6 +229,36 @@ impl Writer {
             Err(nfnl::Error::Refused(why)) => Err(why),
         }
     }
+}
+
+/// Does a plain add refresh the timeout of an element that is there? Tried on `e`: written
+/// the safe way (add, delete, add), then added again with one second more and read back.
+/// Returns the answer and how many transactions the try committed; any doubt is "no" (the
+/// safe way). `None` if `e` cannot be written at all (the real write then says why, and the
+/// next write tries again).
+fn single_add_refreshes(nl: &mut Nfnl, e: &Element) -> Option<(bool, u32)> {
+    if nl
+        .nft_refresh(TABLE, std::slice::from_ref(e), false)
+        .is_err()
+    {
+        return None;
+    }
+    let longer = Element {
+        timeout: e.timeout + Duration::from_secs(1),
+        ..e.clone()
+    };
+    if nl
+        .nft_refresh(TABLE, std::slice::from_ref(&longer), true)
+        .is_err()
+    {
+        return Some((false, 1));
+    }
+    let want = u64::try_from(longer.timeout.as_millis()).unwrap_or(u64::MAX);
+    let works = matches!(
+        nl.nft_element_timeout(TABLE, &e.set, e.addr),
+        Ok(Some(ms)) if ms.abs_diff(want) < 500
+    );
+    Some((works, 2))
 }
 
 /// Fallback: one `nft -j -f -` transaction (add, delete, add each element).

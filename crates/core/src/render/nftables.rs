@@ -236,17 +236,9 @@ fn rule_text(plan: &Plan, r: &Rule) -> String {
     if let Some(o) = &r.oif {
         parts.push(format!("oifname \"{o}\""));
     }
-    let ipk = match r.family {
-        Family::V4 => "ip",
-        Family::V6 => "ip6",
-    };
-    for (dir, s) in [("saddr", &r.saddr), ("daddr", &r.daddr)] {
-        if let Some(sref) = s {
-            if let Some(set) = plan.set(&sref.set) {
-                parts.push(format!("{ipk} {dir} @{}", nft_set_name(set, sref.family)));
-            }
-        }
-    }
+    // The protocol and port first: they are cheap to compare, so a packet of another
+    // protocol or port leaves the rule before any set is looked up (a chain of many
+    // DNS-set rules costs every packet that passes it one lookup per rule otherwise).
     match r.protocol {
         Protocol::Tcp | Protocol::Udp => {
             parts.push(format!("{} dport {}", r.protocol, ports_text(&r.ports)));
@@ -262,6 +254,17 @@ fn rule_text(plan: &Plan, r: &Rule) -> String {
                 format!("{{ {} }}", names.join(", "))
             };
             parts.push(format!("{kw} type {list}"));
+        }
+    }
+    let ipk = match r.family {
+        Family::V4 => "ip",
+        Family::V6 => "ip6",
+    };
+    for (dir, s) in [("saddr", &r.saddr), ("daddr", &r.daddr)] {
+        if let Some(sref) = s {
+            if let Some(set) = plan.set(&sref.set) {
+                parts.push(format!("{ipk} {dir} @{}", nft_set_name(set, sref.family)));
+            }
         }
     }
     parts.push("counter accept".into());
