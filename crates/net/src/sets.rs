@@ -8,6 +8,11 @@
 //! then). If a merged transaction fails, each request is written again on its own, so one
 //! bad request does not fail the others.
 //!
+//! A transaction is all or nothing (a large write is several, each below the socket's
+//! buffer). The first write of a writer first writes its first element on its own, to find
+//! out whether a plain add refreshes a timeout in this kernel (one message per set instead
+//! of three: the kernel looks each set up by name in a list).
+//!
 //! Targets: the nftables table `inet portolan` ([`Sets::Nftables`]), or the ipsets of the
 //! iptables target ([`Sets::Ipset`], created with `timeout`). When netlink is refused (an
 //! old kernel, a sandbox), the writer falls back to the `nft` / `ipset` commands, with one
