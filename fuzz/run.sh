@@ -18,6 +18,7 @@ cp ../tests/errors/site-*.toml corpus/site/
 cp seeds/jump-bomb.rules corpus/audit_iptables/
 cp seeds/pipes.txt seeds/bullets.txt corpus/import/
 cp seeds/errors.toml corpus/profile/
+cp seeds/multibyte-json-error.json corpus/audit_nft/
 shift || true
 targets=("${@:-profile site audit_nft audit_iptables import}")
 for target in ${targets[@]}; do

@@ -279,7 +279,13 @@ pub fn offset_of(text: &str, line: usize, col: usize) -> usize {
     let mut off = 0;
     for (i, l) in text.split_inclusive('\n').enumerate() {
         if i + 1 == line {
-            return (off + col.saturating_sub(1)).min(text.len());
+            // Regression (found by proptest): the column can point inside a multi-byte
+            // character; slicing there panicked. Step back to the character's start.
+            let mut at = (off + col.saturating_sub(1)).min(text.len());
+            while !text.is_char_boundary(at) {
+                at -= 1;
+            }
+            return at;
         }
         off += l.len();
     }
@@ -904,4 +910,19 @@ pub fn prefix(fam: u8, a: &str, len: u64) -> R<IvSet> {
     };
     let lo = base & !mask;
     Ok(IvSet::single(lo, lo | mask))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Regression (found by proptest): `{"𑙐` made the error position fall inside a
+    /// character and the audit panicked instead of reporting bad JSON.
+    #[test]
+    fn a_json_error_inside_a_multibyte_character_is_reported() {
+        let src = Source::new("r.json", "{\"\u{11650}");
+        let e = parse(&src).expect_err("invalid");
+        assert!(e.to_string().contains("JSON"), "{e}");
+        assert_eq!(offset_of("a\u{11650}", 1, 3), 1);
+    }
 }
