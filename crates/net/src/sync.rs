@@ -34,6 +34,8 @@ use crate::sets::{Service, Sets};
 pub const TABLE: &str = portolan_core::render::nftables::TABLE;
 /// Lookups in flight at once (each holds a socket).
 pub const LOOKUP_CONCURRENCY: usize = 256;
+/// Answered names per write while a pass resolves.
+pub const WRITE_EVERY: usize = 256;
 /// The state file inside `--state-dir`.
 pub const STATE_FILE: &str = "sync-state.json";
 
@@ -405,7 +407,10 @@ impl Syncer {
         }
     }
 
-    /// Look up the given names (all when `None`) and commit one transaction.
+    /// Look up the given names (all when `None`) and write their sets. Writing starts while
+    /// lookups are still under way: every [`WRITE_EVERY`] answered names go to the set writer
+    /// (which merges what queues up), so a large pass costs about the longer of resolving and
+    /// writing, not their sum.
     pub async fn pass(&mut self, only: Option<&[String]>) -> (Vec<Outcome>, Result<(), String>) {
         let now = now();
         let chosen: Vec<Target> = self
@@ -425,101 +430,150 @@ impl Syncer {
                 (i, r.lookup_ttl(&name).await)
             });
         }
-        let mut answers: Vec<Option<Lookup>> = vec![None; chosen.len()];
-        while let Some(Ok((i, r))) = set.join_next().await {
-            answers[i] = Some(r);
-        }
-        let mut updates = Vec::new();
-        let mut outcomes = Vec::new();
-        for (t, answer) in chosen.iter().zip(answers) {
-            let answer =
-                answer.unwrap_or_else(|| Err(ResolveError::Other("lookup task failed".into())));
-            let prev = self.state.names.get(&t.name).cloned().unwrap_or_default();
-            let (result, detail, asserted, stale, ttl) = match answer {
-                Ok((addrs, ttl)) => {
-                    self.failures.remove(&t.name);
-                    self.state.names.insert(
-                        t.name.clone(),
-                        NameState {
-                            addresses: addrs.clone(),
-                            resolved_at: now,
-                            ttl,
-                            empty_in_a_row: 0,
-                        },
-                    );
-                    (
-                        "ok",
-                        format!("{} address(es), TTL {ttl}", addrs.len()),
-                        addrs,
-                        false,
-                        ttl,
-                    )
-                }
-                Err(e) => {
-                    let result = match &e {
-                        ResolveError::NxDomain(_) => "nxdomain",
-                        ResolveError::NoData(_) => "nodata",
-                        ResolveError::Timeout(..) => "timeout",
-                        ResolveError::ServerError(..) => "servfail",
-                        ResolveError::Other(_) => "error",
-                    };
-                    *self.failures.entry(t.name.clone()).or_insert(0) += 1;
-                    let empty = matches!(e, ResolveError::NxDomain(_) | ResolveError::NoData(_));
-                    let mut st = prev.clone();
-                    if empty {
-                        st.empty_in_a_row += 1;
-                    }
-                    let fresh_enough =
-                        now.saturating_sub(st.resolved_at) <= self.config.max_stale.as_secs();
-                    let keep = fresh_enough
-                        && !(empty && st.empty_in_a_row >= self.config.empty_threshold);
-                    let detail = if keep && !st.addresses.is_empty() {
-                        format!(
-                            "{e}; keeping {} last known good address(es)",
-                            st.addresses.len()
-                        )
-                    } else if !st.addresses.is_empty() {
-                        format!("{e}; letting the last known addresses age out")
-                    } else {
-                        e.to_string()
-                    };
-                    let asserted = if keep { st.addresses.clone() } else { vec![] };
-                    let ttl = st.ttl;
-                    if !keep {
-                        st.addresses.clear();
-                    }
-                    self.state.names.insert(t.name.clone(), st);
-                    (result, detail, asserted, true, ttl)
-                }
-            };
-            *self
-                .metrics
-                .lookups
-                .entry((t.name.clone(), result))
-                .or_insert(0) += 1;
-            if result == "ok" {
-                self.metrics.last_success.insert(t.name.clone(), now);
+        let mut answered = vec![false; chosen.len()];
+        let mut outcomes: Vec<(usize, Outcome)> = Vec::with_capacity(chosen.len());
+        let mut writes = tokio::task::JoinSet::new();
+        let mut pending: Vec<SetUpdate> = Vec::new();
+        let mut pending_names = 0;
+        loop {
+            let next = set.join_next().await;
+            let done = next.is_none();
+            if let Some(Ok((i, answer))) = next {
+                answered[i] = true;
+                let (outcome, updates) = self.settle(&chosen[i], answer, now);
+                outcomes.push((i, outcome));
+                pending.extend(updates);
+                pending_names += 1;
             }
-            // Every set of the name, empty ones too: the element count of a set whose
-            // addresses were let go drops to zero.
-            updates.extend(updates_for(t, &asserted, self.config.element_timeout(ttl)));
-            let next = self.next_due(&t.name, ttl);
-            outcomes.push(Outcome {
-                name: t.name.clone(),
-                result,
-                detail,
-                asserted,
-                stale,
-                next_in: next.as_secs(),
-            });
+            if done {
+                // Names whose lookup task failed.
+                for (i, t) in chosen.iter().enumerate().filter(|(i, _)| !answered[*i]) {
+                    let failed = Err(ResolveError::Other("lookup task failed".into()));
+                    let (outcome, updates) = self.settle(t, failed, now);
+                    outcomes.push((i, outcome));
+                    pending.extend(updates);
+                }
+            }
+            if (done || pending_names >= WRITE_EVERY) && !pending.is_empty() {
+                for u in &pending {
+                    self.metrics
+                        .elements
+                        .insert(u.set.clone(), u.addresses.len());
+                }
+                let (writer, updates) = (self.writer.clone(), std::mem::take(&mut pending));
+                writes.spawn(async move { writer.commit(updates, false).await });
+                pending_names = 0;
+            }
+            if done {
+                break;
+            }
         }
-        let committed = self.commit(updates).await;
+        let mut committed = Ok(());
+        let mut took = Duration::ZERO;
+        while let Some(r) = writes.join_next().await {
+            match r.map_err(|e| e.to_string()).and_then(|r| r) {
+                Ok(d) => took += d,
+                Err(e) => {
+                    self.metrics.nft_errors += 1;
+                    if committed.is_ok() {
+                        committed = Err(e);
+                    }
+                }
+            }
+        }
+        self.metrics.last_apply_seconds = took.as_secs_f64();
+        outcomes.sort_by_key(|(i, _)| *i);
+        let outcomes = outcomes.into_iter().map(|(_, o)| o).collect();
         if let Some(d) = &self.state_dir {
             if let Err(e) = self.state.save(d) {
                 return (outcomes, Err(e));
             }
         }
         (outcomes, committed)
+    }
+
+    /// One name's answer: its new state, what happened, and the set updates to write.
+    fn settle(&mut self, t: &Target, answer: Lookup, now: u64) -> (Outcome, Vec<SetUpdate>) {
+        let mut updates = Vec::new();
+        let prev = self.state.names.get(&t.name).cloned().unwrap_or_default();
+        let (result, detail, asserted, stale, ttl) = match answer {
+            Ok((addrs, ttl)) => {
+                self.failures.remove(&t.name);
+                self.state.names.insert(
+                    t.name.clone(),
+                    NameState {
+                        addresses: addrs.clone(),
+                        resolved_at: now,
+                        ttl,
+                        empty_in_a_row: 0,
+                    },
+                );
+                (
+                    "ok",
+                    format!("{} address(es), TTL {ttl}", addrs.len()),
+                    addrs,
+                    false,
+                    ttl,
+                )
+            }
+            Err(e) => {
+                let result = match &e {
+                    ResolveError::NxDomain(_) => "nxdomain",
+                    ResolveError::NoData(_) => "nodata",
+                    ResolveError::Timeout(..) => "timeout",
+                    ResolveError::ServerError(..) => "servfail",
+                    ResolveError::Other(_) => "error",
+                };
+                *self.failures.entry(t.name.clone()).or_insert(0) += 1;
+                let empty = matches!(e, ResolveError::NxDomain(_) | ResolveError::NoData(_));
+                let mut st = prev.clone();
+                if empty {
+                    st.empty_in_a_row += 1;
+                }
+                let fresh_enough =
+                    now.saturating_sub(st.resolved_at) <= self.config.max_stale.as_secs();
+                let keep =
+                    fresh_enough && !(empty && st.empty_in_a_row >= self.config.empty_threshold);
+                let detail = if keep && !st.addresses.is_empty() {
+                    format!(
+                        "{e}; keeping {} last known good address(es)",
+                        st.addresses.len()
+                    )
+                } else if !st.addresses.is_empty() {
+                    format!("{e}; letting the last known addresses age out")
+                } else {
+                    e.to_string()
+                };
+                let asserted = if keep { st.addresses.clone() } else { vec![] };
+                let ttl = st.ttl;
+                if !keep {
+                    st.addresses.clear();
+                }
+                self.state.names.insert(t.name.clone(), st);
+                (result, detail, asserted, true, ttl)
+            }
+        };
+        *self
+            .metrics
+            .lookups
+            .entry((t.name.clone(), result))
+            .or_insert(0) += 1;
+        if result == "ok" {
+            self.metrics.last_success.insert(t.name.clone(), now);
+        }
+        // Every set of the name, empty ones too: the element count of a set whose
+        // addresses were let go drops to zero.
+        updates.extend(updates_for(t, &asserted, self.config.element_timeout(ttl)));
+        let next = self.next_due(&t.name, ttl);
+        let outcome = Outcome {
+            name: t.name.clone(),
+            result,
+            detail,
+            asserted,
+            stale,
+            next_in: next.as_secs(),
+        };
+        (outcome, updates)
     }
 
     /// When a name is due again: its refresh period, or a backoff after failures.
