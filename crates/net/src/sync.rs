@@ -317,7 +317,7 @@ impl Metrics {
             self.nft_errors
         ));
         s.push_str(&format!(
-            "# HELP portolan_sync_apply_seconds Time the last set write took.\n# TYPE portolan_sync_apply_seconds gauge\nportolan_sync_apply_seconds {:.6}\n",
+            "# HELP portolan_sync_apply_seconds Time the last pass spent writing sets (first write to last acknowledgement).\n# TYPE portolan_sync_apply_seconds gauge\nportolan_sync_apply_seconds {:.6}\n",
             self.last_apply_seconds
         ));
         s
@@ -435,6 +435,7 @@ impl Syncer {
         let mut writes = tokio::task::JoinSet::new();
         let mut pending: Vec<SetUpdate> = Vec::new();
         let mut pending_names = 0;
+        let mut first_write: Option<std::time::Instant> = None;
         loop {
             let next = set.join_next().await;
             let done = next.is_none();
@@ -461,6 +462,7 @@ impl Syncer {
                         .insert(u.set.clone(), u.addresses.len());
                 }
                 let (writer, updates) = (self.writer.clone(), std::mem::take(&mut pending));
+                first_write.get_or_insert_with(std::time::Instant::now);
                 writes.spawn(async move { writer.commit(updates, false).await });
                 pending_names = 0;
             }
@@ -469,10 +471,9 @@ impl Syncer {
             }
         }
         let mut committed = Ok(());
-        let mut took = Duration::ZERO;
         while let Some(r) = writes.join_next().await {
             match r.map_err(|e| e.to_string()).and_then(|r| r) {
-                Ok(d) => took += d,
+                Ok(_) => {}
                 Err(e) => {
                     self.metrics.nft_errors += 1;
                     if committed.is_ok() {
@@ -481,7 +482,8 @@ impl Syncer {
                 }
             }
         }
-        self.metrics.last_apply_seconds = took.as_secs_f64();
+        // From the pass's first write to its last acknowledgement.
+        self.metrics.last_apply_seconds = first_write.map_or(0.0, |t| t.elapsed().as_secs_f64());
         outcomes.sort_by_key(|(i, _)| *i);
         let outcomes = outcomes.into_iter().map(|(_, o)| o).collect();
         if let Some(d) = &self.state_dir {
