@@ -104,6 +104,23 @@ fn tcp_query(proxy: SocketAddr, name: &str) -> Result<(String, Option<IpAddr>), 
     Ok((format!("{:?}", m.metadata.response_code), a))
 }
 
+/// The wildcard's IPv4 set on the firewall, as `nft -j` lists it.
+fn wild_set(topo: &Topology) -> String {
+    let out = topo.exec(
+        Zone::Fw,
+        &[
+            "nft",
+            "-j",
+            "list",
+            "set",
+            "inet",
+            "portolan",
+            "wild_avcloud.intra2net.com_v4",
+        ],
+    );
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
+
 #[test]
 fn proxy_adds_wildcard_answers_before_the_first_packet() {
     // The dedicated gateway drops everything the plan does not name.
@@ -177,23 +194,7 @@ fn proxy_adds_wildcard_answers_before_the_first_packet() {
         connected,
         "{tcp_addr}: first connection after a TCP answer was dropped"
     );
-    let elements = String::from_utf8_lossy(
-        &topo
-            .exec(
-                Zone::Fw,
-                &[
-                    "nft",
-                    "-j",
-                    "list",
-                    "set",
-                    "inet",
-                    "portolan",
-                    "wild_avcloud.intra2net.com_v4",
-                ],
-            )
-            .stdout,
-    )
-    .to_string();
+    let elements = wild_set(topo);
     // A reload with `portolan load` while the proxy runs keeps every address it added, and
     // the first destination still connects.
     let count = |text: &str| text.matches("\"val\"").count();
@@ -207,23 +208,7 @@ fn proxy_adds_wildcard_answers_before_the_first_packet() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let after = String::from_utf8_lossy(
-        &topo
-            .exec(
-                Zone::Fw,
-                &[
-                    "nft",
-                    "-j",
-                    "list",
-                    "set",
-                    "inet",
-                    "portolan",
-                    "wild_avcloud.intra2net.com_v4",
-                ],
-            )
-            .stdout,
-    )
-    .to_string();
+    let after = wild_set(topo);
     assert_eq!(count(&after), count(&elements), "{after}");
     assert!(count(&after) > NAMES, "{after}");
     let first: SocketAddr = "198.18.1.1:443".parse().expect("a");

@@ -133,6 +133,15 @@ impl Msg {
             self.buf[at..at + 2].copy_from_slice(&len.to_ne_bytes());
         }
     }
+    /// `NFTA_SET_ELEM_KEY` holding an address.
+    fn key(&mut self, addr: IpAddr) {
+        self.begin(NFTA_SET_ELEM_KEY);
+        match addr {
+            IpAddr::V4(a) => self.attr(NFTA_DATA_VALUE, &a.octets()),
+            IpAddr::V6(a) => self.attr(NFTA_DATA_VALUE, &a.octets()),
+        }
+        self.end();
+    }
     fn finish(mut self) -> Vec<u8> {
         let len = u32::try_from(self.buf.len()).unwrap_or(u32::MAX);
         self.buf[0..4].copy_from_slice(&len.to_ne_bytes());
@@ -263,11 +272,7 @@ impl Nfnl {
             for (ty, seq, payload) in messages(&buf[..n]) {
                 match ty {
                     NLMSG_ERROR => {
-                        let errno = payload
-                            .get(0..4)
-                            .and_then(|b| b.try_into().ok())
-                            .map(i32::from_ne_bytes)
-                            .unwrap_or(0);
+                        let errno = errno_of(payload);
                         pending.remove(&seq);
                         if errno != 0 && first_error.is_none() {
                             let text = format!("{}: {}", what(seq), errno_text(-errno));
@@ -376,12 +381,7 @@ impl Nfnl {
                     m.begin(NFTA_SET_ELEM_LIST_ELEMENTS);
                     for e in c {
                         m.begin(NFTA_LIST_ELEM);
-                        m.begin(NFTA_SET_ELEM_KEY);
-                        match e.addr {
-                            IpAddr::V4(a) => m.attr(NFTA_DATA_VALUE, &a.octets()),
-                            IpAddr::V6(a) => m.attr(NFTA_DATA_VALUE, &a.octets()),
-                        }
-                        m.end();
+                        m.key(e.addr);
                         if timed {
                             let ms = u64::try_from(e.timeout.as_millis())
                                 .unwrap_or(u64::MAX)
@@ -449,12 +449,7 @@ impl Nfnl {
         m.attr_str(NFTA_SET_ELEM_LIST_SET, set);
         m.begin(NFTA_SET_ELEM_LIST_ELEMENTS);
         m.begin(NFTA_LIST_ELEM);
-        m.begin(NFTA_SET_ELEM_KEY);
-        match addr {
-            IpAddr::V4(a) => m.attr(NFTA_DATA_VALUE, &a.octets()),
-            IpAddr::V6(a) => m.attr(NFTA_DATA_VALUE, &a.octets()),
-        }
-        m.end();
+        m.key(addr);
         m.end();
         m.end();
         self.sock
@@ -471,11 +466,7 @@ impl Nfnl {
                     continue;
                 }
                 if ty == NLMSG_ERROR {
-                    let errno = payload
-                        .get(0..4)
-                        .and_then(|b| b.try_into().ok())
-                        .map(i32::from_ne_bytes)
-                        .unwrap_or(0);
+                    let errno = errno_of(payload);
                     return match -errno {
                         0 => Ok(timeout),
                         libc::ENOENT => Ok(None),
@@ -527,11 +518,7 @@ impl Nfnl {
                     continue;
                 }
                 if ty == NLMSG_ERROR {
-                    let errno = payload
-                        .get(0..4)
-                        .and_then(|b| b.try_into().ok())
-                        .map(i32::from_ne_bytes)
-                        .unwrap_or(0);
+                    let errno = errno_of(payload);
                     return Err(Error::Unavailable(format!(
                         "generation: {}",
                         errno_text(-errno)
@@ -612,6 +599,15 @@ impl Nfnl {
         }
         Ok(())
     }
+}
+
+/// The error number of an `NLMSG_ERROR` payload (0: an acknowledgement).
+fn errno_of(payload: &[u8]) -> i32 {
+    payload
+        .get(0..4)
+        .and_then(|b| b.try_into().ok())
+        .map(i32::from_ne_bytes)
+        .unwrap_or(0)
 }
 
 /// The messages in a datagram: (type, sequence, payload after the header).

@@ -274,7 +274,7 @@ fn nft_command(updates: &[SetUpdate]) -> Result<(), String> {
 }
 
 /// Run a tool with `input` on its standard input; its complaint, made readable, on failure.
-fn run_tool(tool: &str, args: &[&str], input: &str) -> Result<(), String> {
+pub fn run_tool(tool: &str, args: &[&str], input: &str) -> Result<(), String> {
     use std::io::Write;
     use std::process::{Command, Stdio};
     let mut child = Command::new(tool)

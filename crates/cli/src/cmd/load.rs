@@ -8,9 +8,8 @@
 //! with `-exist`), so their elements survive as they are.
 
 use std::collections::BTreeSet;
-use std::io::Write;
 use std::net::IpAddr;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use portolan_core::diag::Diagnostic;
 use portolan_core::render;
@@ -107,33 +106,6 @@ fn carry_over(kept: &[Kept]) -> String {
     s
 }
 
-fn run_with_stdin(cmd: &str, args: &[&str], input: &str) -> Result<(), String> {
-    let mut child = Command::new(cmd)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("cannot run {cmd}: {e}"))?;
-    if let Some(mut stdin) = child.stdin.take() {
-        stdin
-            .write_all(input.as_bytes())
-            .map_err(|e| format!("{cmd}: {e}"))?;
-    }
-    let out = child
-        .wait_with_output()
-        .map_err(|e| format!("{cmd}: {e}"))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(format!(
-            "{cmd} failed: {}{}",
-            String::from_utf8_lossy(&out.stderr).trim(),
-            String::from_utf8_lossy(&out.stdout).trim()
-        ))
-    }
-}
-
 pub fn run(args: &LoadArgs, rep: &mut Reporter) -> i32 {
     let Some(loaded) = crate::inputs::load_reported(&args.sel, rep) else {
         return EXIT_ERROR;
@@ -177,8 +149,8 @@ pub fn run(args: &LoadArgs, rep: &mut Reporter) -> i32 {
         };
     }
     let result = match args.target {
-        SetTarget::Nftables => run_with_stdin("nft", &["-f", "-"], &script),
-        SetTarget::Iptables => run_with_stdin("sh", &["-s"], &script),
+        SetTarget::Nftables => portolan_net::sets::run_tool("nft", &["-f", "-"], &script),
+        SetTarget::Iptables => portolan_net::sets::run_tool("sh", &["-s"], &script),
     };
     match result {
         Ok(()) => {

@@ -129,38 +129,6 @@ impl Writer {
     }
 }
 
-/// Write the draft: the declarations, then every flow.
-pub(super) fn draft(
-    doc: &str,
-    name: &str,
-    lang: Lang,
-    id: &str,
-    flows: Vec<DraftFlow>,
-    report: Report,
-) -> Draft {
-    // About the size of a flow in the catalog's format, so the text is not copied as it grows.
-    let mut w = Writer {
-        t: String::with_capacity(4096 + 256 * flows.len()),
-        base: 0,
-    };
-    let header = declarations(&mut w, doc, name, lang, id, &flows, &report);
-    let mut flow_at = Vec::with_capacity(flows.len() + 1);
-    for f in &flows {
-        flow_at.push(w.at());
-        flow(&mut w, f, lang);
-    }
-    flow_at.push(w.at());
-    Draft {
-        toml: w.t,
-        header,
-        flow_at,
-        lang,
-        flows,
-        report,
-        id: id.to_string(),
-    }
-}
-
 /// Everything before the first flow.
 fn declarations(
     w: &mut Writer,
@@ -381,7 +349,27 @@ impl Draft {
         flows: Vec<DraftFlow>,
         report: Report,
     ) -> Draft {
-        draft(doc, name, lang, id, flows, report)
+        // About the size of a flow in the catalog's format, so the text is not copied as it grows.
+        let mut w = Writer {
+            t: String::with_capacity(4096 + 256 * flows.len()),
+            base: 0,
+        };
+        let header = declarations(&mut w, doc, name, lang, id, &flows, &report);
+        let mut flow_at = Vec::with_capacity(flows.len() + 1);
+        for f in &flows {
+            flow_at.push(w.at());
+            flow(&mut w, f, lang);
+        }
+        flow_at.push(w.at());
+        Draft {
+            toml: w.t,
+            header,
+            flow_at,
+            lang,
+            flows,
+            report,
+            id: id.to_string(),
+        }
     }
 
     /// Flow `i` as the checker reads it from the text, or an error if the text there is not

@@ -373,7 +373,7 @@ pub fn import(src: &Source, opts: &Options) -> Draft {
             .find(|l| !l.is_empty())
             .map_or_else(|| id.clone(), |l| l.chars().take(80).collect())
     });
-    emit::draft(&doc, &name, lang, &id, flows, report)
+    Draft::new(&doc, &name, lang, &id, flows, report)
 }
 
 /// Sentences of a paragraph, split into clauses at `, and` and `;`, that name ports
