@@ -176,6 +176,9 @@ pub struct Element {
     pub timeout: Duration,
 }
 
+/// Replies to a request: (message type, payload).
+type Replies = Vec<(u16, Vec<u8>)>;
+
 /// A netfilter netlink socket.
 pub struct Nfnl {
     sock: Socket,
@@ -452,44 +455,53 @@ impl Nfnl {
         m.key(addr);
         m.end();
         m.end();
-        self.sock
-            .send(&m.finish())
-            .map_err(|e| Error::Refused(format!("sending to the kernel: {e}")))?;
-        let mut buf = vec![0u8; 8192];
+        let (replies, errno) = self.ask(m.finish(), seq)?;
+        match errno {
+            0 => {}
+            libc::ENOENT => return Ok(None),
+            e => return Err(Error::Refused(format!("get element: {}", errno_text(e)))),
+        }
         let mut timeout = None;
+        for (ty, payload) in replies {
+            if ty != (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_NEWSETELEM {
+                continue;
+            }
+            for (aty, elems) in attrs(payload.get(4..).unwrap_or(&[])) {
+                if aty != NFTA_SET_ELEM_LIST_ELEMENTS {
+                    continue;
+                }
+                for (_, elem) in attrs(elems) {
+                    for (ety, value) in attrs(elem) {
+                        if let (NFTA_SET_ELEM_TIMEOUT, Ok(b)) = (ety, <[u8; 8]>::try_from(value)) {
+                            timeout = Some(u64::from_be_bytes(b));
+                        }
+                    }
+                }
+            }
+        }
+        Ok(timeout)
+    }
+
+    /// Send one request (asking for an acknowledgement) and collect its replies until the
+    /// acknowledgement: (replies as (type, payload), the acknowledgement's errno, positive).
+    fn ask(&mut self, bytes: Vec<u8>, seq: u32) -> Result<(Replies, i32), Error> {
+        self.sock
+            .send(&bytes)
+            .map_err(|e| Error::Unavailable(format!("sending to the kernel: {e}")))?;
+        let mut buf = vec![0u8; 8192];
+        let mut replies = Vec::new();
         loop {
             let n = (&self.sock)
                 .read(&mut buf)
-                .map_err(|e| Error::Refused(format!("no element from the kernel: {e}")))?;
+                .map_err(|e| Error::Refused(format!("no answer from the kernel: {e}")))?;
             for (ty, s, payload) in messages(&buf[..n]) {
                 if s != seq {
                     continue;
                 }
                 if ty == NLMSG_ERROR {
-                    let errno = errno_of(payload);
-                    return match -errno {
-                        0 => Ok(timeout),
-                        libc::ENOENT => Ok(None),
-                        e => Err(Error::Refused(format!("get element: {}", errno_text(e)))),
-                    };
+                    return Ok((replies, -errno_of(payload)));
                 }
-                if ty == (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_NEWSETELEM {
-                    let list = attrs(payload.get(4..).unwrap_or(&[]));
-                    for (aty, elems) in list {
-                        if aty != NFTA_SET_ELEM_LIST_ELEMENTS {
-                            continue;
-                        }
-                        for (_, elem) in attrs(elems) {
-                            for (ety, value) in attrs(elem) {
-                                if ety == NFTA_SET_ELEM_TIMEOUT && value.len() == 8 {
-                                    let mut b = [0u8; 8];
-                                    b.copy_from_slice(value);
-                                    timeout = Some(u64::from_be_bytes(b));
-                                }
-                            }
-                        }
-                    }
-                }
+                replies.push((ty, payload.to_vec()));
             }
         }
     }
@@ -500,43 +512,27 @@ impl Nfnl {
         let seq = self.next_seq();
         let m = Msg::new(
             (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_GETGEN,
-            NLM_F_REQUEST,
+            NLM_F_REQUEST | NLM_F_ACK,
             seq,
             AF_UNSPEC,
             0,
         );
-        self.sock
-            .send(&m.finish())
-            .map_err(|e| Error::Unavailable(format!("sending to the kernel: {e}")))?;
-        let mut buf = vec![0u8; 8192];
-        loop {
-            let n = (&self.sock)
-                .read(&mut buf)
-                .map_err(|e| Error::Refused(format!("no generation from the kernel: {e}")))?;
-            for (ty, s, payload) in messages(&buf[..n]) {
-                if s != seq {
-                    continue;
-                }
-                if ty == NLMSG_ERROR {
-                    let errno = errno_of(payload);
-                    return Err(Error::Unavailable(format!(
-                        "generation: {}",
-                        errno_text(-errno)
-                    )));
-                }
-                if ty == (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_NEWGEN {
-                    // After nfgenmsg: attributes.
-                    for (aty, value) in attrs(payload.get(4..).unwrap_or(&[])) {
-                        if aty == NFTA_GEN_ID && value.len() == 4 {
-                            return Ok(u32::from_be_bytes([
-                                value[0], value[1], value[2], value[3],
-                            ]));
-                        }
-                    }
-                    return Err(Error::Refused("generation without an id".into()));
-                }
-            }
+        let (replies, errno) = self.ask(m.finish(), seq)?;
+        if errno != 0 {
+            return Err(Error::Unavailable(format!(
+                "generation: {}",
+                errno_text(errno)
+            )));
         }
+        replies
+            .iter()
+            .filter(|(ty, _)| *ty == (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_NEWGEN)
+            .flat_map(|(_, payload)| attrs(payload.get(4..).unwrap_or(&[])))
+            .find_map(|(aty, value)| {
+                let b = <[u8; 4]>::try_from(value).ok()?;
+                (aty == NFTA_GEN_ID).then(|| u32::from_be_bytes(b))
+            })
+            .ok_or_else(|| Error::Refused("generation without an id".into()))
     }
 
     /// Add addresses to ipsets (created with `timeout`), each with its timeout; an element
