@@ -58,13 +58,13 @@ pub enum Command {
         after_help = "Each arrival is one JSON line on standard output (with the peer address, so source NAT shows). Ports that cannot be bound (taken by a real service, or below 1024 without privileges) are reported and skipped.\n\nStops on Ctrl-C, SIGTERM, or after --duration."
     )]
     Listen(ListenArgs),
-    /// Keep the DNS-filled sets of the nftables table current (TTL-aware, atomic).
+    /// Keep the DNS-filled sets current (nftables sets or ipsets; TTL-aware, over netlink).
     #[command(after_help = SYNC_HELP)]
     Sync(SyncArgs),
     /// A DNS forwarder that adds the addresses of wildcard names to their sets before answering.
     #[command(
         name = "dns-proxy",
-        after_help = "Point the appliance's resolver at --listen. A query under a wildcard of the plan (e.g. *.avcloud.intra2net.com) is forwarded to --upstream; its addresses enter the wildcard's nft set, and only then is the answer sent, so the first connection is never dropped. If the set cannot be updated, the client gets SERVFAIL. Other queries are forwarded unchanged. It is not an open resolver: only the appliance's addresses (from the site) and loopback are answered, others get REFUSED unless --allow names them; each client is rate-limited (--rate), at most 256 queries are worked on at once and 64 TCP connections are open, idle ones closed after 10 s. Runs until Ctrl-C or SIGTERM; logs each wildcard answer to stderr."
+        after_help = "Point the appliance's resolver at --listen. A query under a wildcard of the plan (e.g. *.avcloud.intra2net.com) is forwarded to --upstream; its addresses enter the wildcard's set (nftables, or with --target iptables its ipset), and only then is the answer sent, so the first connection is never dropped. If the set cannot be updated, the client gets SERVFAIL. Other queries are forwarded unchanged. It is not an open resolver: only the appliance's addresses (from the site) and loopback are answered, others get REFUSED unless --allow names them; each client is rate-limited (--rate), at most 256 queries are worked on at once and 64 TCP connections are open, idle ones closed after 10 s. Runs until Ctrl-C or SIGTERM; logs each wildcard answer to stderr."
     )]
     DnsProxy(DnsProxyArgs),
     /// Read an existing ruleset: which planned flows it blocks, what it allows beyond them.
@@ -78,7 +78,7 @@ pub enum Command {
 }
 
 const LOAD_HELP: &str = "\
-Renders the target and loads it here (as root), in one step that fails as a whole:
+Renders the target and loads it here (as root):
   nftables  `table inet portolan` is replaced in one `nft` transaction; the addresses that
             `sync` and `dns-proxy` had put into its DNS-filled sets are read just before and
             added back inside the same transaction, with the time they had left, so a reload
@@ -122,13 +122,18 @@ from the appliance that no planned flow needs, largest first.
 Exit codes: 0 every planned flow is allowed, 1 one is not, 2 bad input.";
 
 const SYNC_HELP: &str = "\
-Load the rendered nftables ruleset first (`portolan render --target nftables | nft -f -`);
-sync fills its DNS sets. Each name is refreshed at half its TTL (clamped to --min-refresh and
---max-refresh); elements expire after the TTL plus two refresh periods unless re-asserted.
-When the resolver fails, the last known good addresses are kept (up to --max-stale); with
+Load the rules first (`portolan load --site FILE --target nftables|iptables`); sync fills
+their DNS sets (the nftables sets, or with --target iptables the ipsets), over netlink.
+Each name is refreshed at half its TTL (clamped to --min-refresh and --max-refresh);
+elements expire after the TTL plus two refresh periods unless re-asserted. When the
+resolver fails, the last known good addresses are kept (up to --max-stale); with
 --state-dir they survive a restart and are applied before the first lookup.
 
-Exit codes (--once): 0 every name has addresses, 1 some name has none or nft failed, 2 bad input.";
+With cron (--once), run it at least every --min-refresh (elements then live at least three
+times that), e.g. every 5 minutes with --min-refresh 5m.
+
+Exit codes (--once): 0 every name has addresses, 1 some name has none or writing the sets
+failed, 2 bad input.";
 
 const PROBE_HELP: &str = "\
 Outbound (default): run on the appliance, or a machine standing in its place; probes every
