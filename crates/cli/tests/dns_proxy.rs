@@ -301,6 +301,12 @@ struct Lab {
 impl Lab {
     /// `others`: the gateway's `others` setting ("drop" or "accept").
     fn start(others: &str, extra: &[&str]) -> Option<Lab> {
+        Lab::start_for("nftables", others, extra)
+    }
+
+    /// The same lab with the firewall's rules for `target` (`nftables` or `iptables`),
+    /// loaded with `portolan load`, and the proxy filling that target's sets.
+    fn start_for(target: &str, others: &str, extra: &[&str]) -> Option<Lab> {
         if !require_root_tools() {
             return None;
         }
@@ -332,17 +338,32 @@ impl Lab {
         let (s, _) = site::parse(&Source::new("site.toml", site_text.as_str())).expect("site");
         let (p, _) = profile::parse(&Source::new("profile.toml", PROFILE)).expect("profile");
         let plan = plan::build(&p, &s, None).expect("plan");
-        let rules = render::render(&plan, render::target("nftables").expect("t")).text;
-        std::fs::write(dir.join("fw.nft"), rules).expect("rules");
-        must(&[
-            "ip",
-            "netns",
-            "exec",
-            &topo.ns(Zone::Fw),
-            "nft",
-            "-f",
-            &dir.join("fw.nft").to_string_lossy(),
-        ]);
+        if target == "nftables" {
+            let rules = render::render(&plan, render::target("nftables").expect("t")).text;
+            std::fs::write(dir.join("fw.nft"), rules).expect("rules");
+            must(&[
+                "ip",
+                "netns",
+                "exec",
+                &topo.ns(Zone::Fw),
+                "nft",
+                "-f",
+                &dir.join("fw.nft").to_string_lossy(),
+            ]);
+        } else {
+            must(&[
+                "ip",
+                "netns",
+                "exec",
+                &topo.ns(Zone::Fw),
+                env!("CARGO_BIN_EXE_portolan"),
+                "load",
+                "--site",
+                &dir.join("site.toml").to_string_lossy(),
+                "--target",
+                target,
+            ]);
+        }
         let proxy = Command::new("ip")
             .args([
                 "netns",
@@ -354,6 +375,7 @@ impl Lab {
             ])
             .arg(dir.join("site.toml"))
             .args(["--listen", "192.0.2.1:53", "--upstream", UPSTREAM])
+            .args(["--target", target])
             .args(extra)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -552,4 +574,88 @@ fn a_query_flood_costs_bounded_memory() {
         after.map(|m| m.metadata.response_code),
         Ok(hickory_proto::op::ResponseCode::NoError)
     );
+}
+
+/// Regression (issue: nothing filled the iptables target's ipsets): on an iptables gateway,
+/// the proxy puts each wildcard answer into the wildcard's ipset before answering, and the
+/// first connection to each fresh address passes the iptables rules; a name outside the
+/// wildcard is answered but not let through.
+#[test]
+fn proxy_fills_the_ipsets_of_an_iptables_gateway() {
+    const N: u32 = 20;
+    let Some(lab) = Lab::start_for("iptables", "drop", &[]) else {
+        return;
+    };
+    let topo = &lab.topo;
+    lab.zone.lock().expect("zone").records.insert(
+        "other.intra2net.com".into(),
+        vec!["198.18.2.1".parse().expect("a")],
+    );
+    let wan = topo.ns(Zone::Wan);
+    let leaf = format!("{}l{}", topo.id, Zone::Wan.tag());
+    for i in 1..=N {
+        must(&[
+            "ip",
+            "-n",
+            &wan,
+            "addr",
+            "add",
+            &format!("198.18.1.{i}/32"),
+            "dev",
+            &leaf,
+        ]);
+    }
+    must(&[
+        "ip",
+        "-n",
+        &wan,
+        "addr",
+        "add",
+        "198.18.2.1/32",
+        "dev",
+        &leaf,
+    ]);
+    must(&[
+        "ip",
+        "-n",
+        &topo.ns(Zone::Fw),
+        "route",
+        "add",
+        "198.18.0.0/15",
+        "dev",
+        &topo.fw_if(Zone::Wan),
+    ]);
+    let l443 = in_ns(&wan, || TcpListener::bind("0.0.0.0:443").expect("bind 443"));
+    std::thread::spawn(move || for _ in l443.incoming() {});
+    let proxy: SocketAddr = "192.0.2.1:53".parse().expect("a");
+    let results = in_ns(&topo.ns(Zone::App), move || {
+        let tag = std::process::id();
+        let mut out: Vec<_> = (1..=N)
+            .map(|i| resolve_and_connect(proxy, &format!("n{i}-{tag}.avcloud.intra2net.com")))
+            .collect();
+        out.push(resolve_and_connect(proxy, "other.intra2net.com"));
+        out
+    });
+    let (wild, other) = results.split_at(N as usize);
+    for (i, r) in wild.iter().enumerate() {
+        match r {
+            Ok((_, _, true)) => {}
+            other => panic!("n{}: {other:?}: the first connection must pass", i + 1),
+        }
+    }
+    assert!(
+        matches!(&other[0], Ok((_, _, false))),
+        "outside the wildcard: answered, not let through: {:?}",
+        other[0]
+    );
+    let list = topo.exec(
+        Zone::Fw,
+        &["ipset", "list", "pt4-wild-avcloud.intra2net.com"],
+    );
+    let text = String::from_utf8_lossy(&list.stdout);
+    let members = text
+        .lines()
+        .filter(|l| l.starts_with("198.18.1.") && l.contains(" timeout "))
+        .count();
+    assert_eq!(members, N as usize, "{text}");
 }
