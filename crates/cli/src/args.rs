@@ -73,9 +73,25 @@ pub enum Command {
     /// Turn a vendor's port table (copied from a web page or PDF) into a draft profile.
     #[command(after_help = IMPORT_HELP)]
     Import(ImportArgs),
+    /// What changes between two profile versions: flows, and the rules of a site.
+    #[command(after_help = DIFF_HELP)]
+    Diff(DiffArgs),
     /// Print the JSON Schema of the profile or site file format (for editor completion).
     Schema(SchemaArgs),
 }
+
+const DIFF_HELP: &str = "\
+OLD and NEW are catalog ids or profile files (e.g. the catalog's `intra2net` and a vendor's
+new version imported with `portolan import`). Flows are matched by id: added, removed, and
+for each changed flow the fields that differ (ports, protocols, peers, required or feature,
+alternative, flags, function). Then both are bound to the same site (--site; default: each
+profile's demo site) and rendered for --target: the rule lines that appear and disappear,
+comments aside.
+
+Exit codes: 0 no difference, 1 differences (like diff), 2 bad input.
+
+Example:
+  portolan diff intra2net ./intra2net-2027.toml --site /etc/portolan/site.toml";
 
 const LOAD_HELP: &str = "\
 Renders the target and loads it here (as root):
@@ -269,6 +285,34 @@ pub struct RenderArgs {
     /// iptables only: print one part (`ipset`, `v4` or `v6`) in its tool's native format.
     #[arg(long, value_name = "PART")]
     pub part: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct DiffArgs {
+    /// The profile as it was: catalog id or file.
+    #[arg(value_name = "OLD")]
+    pub old: String,
+    /// The profile as it is now: catalog id or file.
+    #[arg(value_name = "NEW")]
+    pub new: String,
+    /// Bind both to this site (its `profile` is ignored) to compare the rendered rules.
+    #[arg(long, value_name = "FILE")]
+    pub site: Option<PathBuf>,
+    /// Optional features to enable: `all`, or a comma-separated list. Replaces the site's list.
+    #[arg(long, value_name = "all|a,b")]
+    pub features: Option<String>,
+    /// Target whose rules are compared.
+    #[arg(long, default_value = "nftables", value_name = "TARGET")]
+    pub target: String,
+    /// Markdown or JSON.
+    #[arg(long, value_enum, default_value_t = DiffFormat::Markdown)]
+    pub format: DiffFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DiffFormat {
+    Markdown,
+    Json,
 }
 
 #[derive(Debug, Args)]

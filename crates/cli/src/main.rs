@@ -27,6 +27,7 @@ fn main() {
         args::Command::Plan(a) => cmd::plan::run(a, &mut rep),
         args::Command::Render(a) => cmd::render::run(a, &mut rep),
         args::Command::Load(a) => cmd::load::run(a, &mut rep),
+        args::Command::Diff(a) => cmd::diff::run(a, &mut rep),
         args::Command::Probe(a) => cmd::probe::run(a, &mut rep),
         args::Command::Listen(a) => cmd::listen::run(a, &mut rep),
         args::Command::Sync(a) => cmd::sync::run(a, &mut rep),

@@ -9,6 +9,7 @@ pub mod addr;
 pub mod audit;
 pub mod catalog;
 pub mod diag;
+pub mod diff;
 pub mod import;
 pub mod load;
 pub mod model;

@@ -3,6 +3,7 @@
 pub mod audit;
 pub mod catalog;
 pub mod check;
+pub mod diff;
 pub mod dns_proxy;
 pub mod import;
 pub mod listen;
