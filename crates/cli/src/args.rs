@@ -78,6 +78,23 @@ pub enum Command {
     Diff(DiffArgs),
     /// Print the JSON Schema of the profile or site file format (for editor completion).
     Schema(SchemaArgs),
+    /// Print shell completions (generated from the command-line definitions).
+    #[command(
+        after_help = "Install, e.g.:\n  portolan completions bash > /etc/bash_completion.d/portolan\n  portolan completions zsh > \"${fpath[1]}/_portolan\"\n  portolan completions fish > ~/.config/fish/completions/portolan.fish"
+    )]
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff), of portolan or of one subcommand.
+    #[command(
+        after_help = "Read it with: portolan man | man -l -\nInstall: portolan man > /usr/share/man/man1/portolan.1; portolan man sync > .../portolan-sync.1"
+    )]
+    Man {
+        /// A subcommand, e.g. `sync`.
+        #[arg(value_name = "COMMAND")]
+        command: Option<String>,
+    },
 }
 
 const DIFF_HELP: &str = "\

@@ -28,6 +28,8 @@ fn main() {
         args::Command::Render(a) => cmd::render::run(a, &mut rep),
         args::Command::Load(a) => cmd::load::run(a, &mut rep),
         args::Command::Diff(a) => cmd::diff::run(a, &mut rep),
+        args::Command::Completions { shell } => cmd::docs::completions(*shell, &mut rep),
+        args::Command::Man { command } => cmd::docs::man(command.as_deref(), &mut rep),
         args::Command::Probe(a) => cmd::probe::run(a, &mut rep),
         args::Command::Listen(a) => cmd::listen::run(a, &mut rep),
         args::Command::Sync(a) => cmd::sync::run(a, &mut rep),

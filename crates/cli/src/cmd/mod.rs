@@ -5,6 +5,7 @@ pub mod catalog;
 pub mod check;
 pub mod diff;
 pub mod dns_proxy;
+pub mod docs;
 pub mod import;
 pub mod listen;
 pub mod load;
