@@ -17,27 +17,23 @@ use crate::report::{Reporter, EXIT_ERROR};
 /// `3s`, `500ms`, `1.5s`, `2m`, or a bare number of seconds.
 pub fn parse_duration(s: &str) -> Result<Duration, Diagnostic> {
     let t = s.trim();
-    let (num, unit) = match t.find(|c: char| c.is_ascii_alphabetic()) {
-        Some(i) => (&t[..i], &t[i..]),
-        None => (t, "s"),
+    // humantime reads `3s`, `500ms`, `2m`, `1h 30m`, ...; a bare number is seconds.
+    let d = match humantime::parse_duration(t) {
+        Ok(d) => d,
+        Err(_) => match t.parse::<f64>() {
+            Ok(n) if n.is_finite() && n > 0.0 => Duration::from_secs_f64(n),
+            _ => return Err(bad_duration(s)),
+        },
     };
-    let n: f64 = num.parse().map_err(|_| bad_duration(s))?;
-    let secs = match unit {
-        "ms" => n / 1000.0,
-        "s" => n,
-        "m" => n * 60.0,
-        "h" => n * 3600.0,
-        _ => return Err(bad_duration(s)),
-    };
-    if !(secs > 0.0 && secs <= 86_400.0) {
+    if d.is_zero() || d > Duration::from_secs(86_400) {
         return Err(bad_duration(s));
     }
-    Ok(Duration::from_secs_f64(secs))
+    Ok(d)
 }
 
 fn bad_duration(s: &str) -> Diagnostic {
     Diagnostic::error(format!("`{}` is not a duration", s.escape_debug()))
-        .with_help("write e.g. 3s, 500ms or 2m (more than 0, at most 24h)")
+        .with_help("write e.g. 3s, 500ms, 2m or 1h 30m (more than 0, at most 24h)")
 }
 
 fn load_ca(path: &std::path::Path) -> Result<Vec<CertificateDer<'static>>, Diagnostic> {
@@ -184,4 +180,25 @@ pub fn run(args: &ProbeArgs, rep: &mut Reporter) -> i32 {
         return fail(rep, d);
     }
     report::exit_code(&results)
+}
+
+#[cfg(test)]
+mod duration_tests {
+    use super::*;
+
+    #[test]
+    fn durations_are_read_by_humantime_and_bounded() {
+        assert_eq!(
+            parse_duration("500ms").ok(),
+            Some(Duration::from_millis(500))
+        );
+        assert_eq!(
+            parse_duration("1h 30m").ok(),
+            Some(Duration::from_secs(5400))
+        );
+        assert_eq!(parse_duration(" 3 ").ok(), Some(Duration::from_secs(3)));
+        for bad in ["0s", "25h", "soon", "", "-1"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+    }
 }
