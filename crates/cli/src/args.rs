@@ -204,11 +204,13 @@ pub struct CheckArgs {
     pub format: Format,
 }
 
-/// Where the plan comes from: a site file, or a profile with the built-in demo site.
+/// Where the plan comes from: a site file, or a profile with the built-in demo site. With
+/// neither, the site file named by `$PORTOLAN_SITE`, else `/etc/portolan/site.toml`.
 #[derive(Debug, Args)]
-#[group(required = true, multiple = false)]
+#[group(required = false, multiple = false)]
 pub struct Input {
-    /// Site file: binds a profile to your network.
+    /// Site file: binds a profile to your network [default: $PORTOLAN_SITE, else
+    /// /etc/portolan/site.toml].
     #[arg(long, value_name = "FILE", group = "input")]
     pub site: Option<PathBuf>,
     /// Catalog id or profile file, bound to the built-in demo site (documentation addresses).

@@ -30,21 +30,54 @@ pub struct Loaded {
     pub tls_ca: Option<std::path::PathBuf>,
 }
 
+/// The site file used when neither `--site` nor `--profile` is given.
+pub const DEFAULT_SITE: &str = "/etc/portolan/site.toml";
+
+/// The site file to read when neither `--site` nor `--profile` is given, and where its name
+/// came from: `$PORTOLAN_SITE`, else [`DEFAULT_SITE`] if it exists.
+fn default_site() -> Result<(std::path::PathBuf, &'static str), Errors> {
+    if let Some(p) = std::env::var_os("PORTOLAN_SITE").filter(|p| !p.is_empty()) {
+        return Ok((p.into(), "$PORTOLAN_SITE"));
+    }
+    let p = std::path::PathBuf::from(DEFAULT_SITE);
+    if p.exists() {
+        return Ok((p, "the default location"));
+    }
+    Err(Diagnostic::error(format!(
+        "no site given: no --site, no --profile, no $PORTOLAN_SITE, and no {DEFAULT_SITE}"
+    ))
+    .with_help("give --site FILE, or --profile ID to try a catalog profile on its demo site")
+    .into())
+}
+
 pub fn load(sel: &Selection) -> Result<Loaded, Errors> {
     let features = sel.features.as_deref().map(parse_features);
-    let (site, profile, warnings) = match (&sel.input.site, &sel.input.profile) {
-        (Some(path), _) => load::site_and_profile(path)?,
-        (None, Some(p)) => {
-            let profile = load::profile(p, None)?;
-            (site::demo(&profile), profile, vec![])
-        }
+    let mut notes = Vec::new();
+    let site_path = match (&sel.input.site, &sel.input.profile) {
+        (Some(path), _) => Some(path.clone()),
+        (None, Some(_)) => None,
         (None, None) => {
-            return Err(Diagnostic::error("give --site FILE or --profile ID|FILE").into());
+            let (path, from) = default_site()?;
+            notes.push(Diagnostic::note(format!(
+                "using the site file {} ({from})",
+                path.display()
+            )));
+            Some(path)
         }
     };
+    let (site, profile, mut warnings) = match &site_path {
+        Some(path) => load::site_and_profile(path)?,
+        None => {
+            // No site path means --profile was given.
+            let profile = load::profile(sel.input.profile.as_deref().unwrap_or_default(), None)?;
+            (site::demo(&profile), profile, vec![])
+        }
+    };
+    notes.append(&mut warnings);
+    let warnings = notes;
     let plan = plan::build(&profile, &site, features.as_ref())?;
     let tls_ca = site.tls_ca.as_ref().map(|c| {
-        let base = sel.input.site.as_deref().and_then(std::path::Path::parent);
+        let base = site_path.as_deref().and_then(std::path::Path::parent);
         match base {
             Some(b) if std::path::Path::new(c).is_relative() => b.join(c),
             _ => std::path::PathBuf::from(c),
@@ -57,10 +90,14 @@ pub fn load(sel: &Selection) -> Result<Loaded, Errors> {
     })
 }
 
-/// [`load`], reporting the errors; `None` means exit 2.
+/// [`load`], reporting the errors, or the warnings and notes of reading the site (which
+/// site file was used, when it was the default); `None` means exit 2.
 pub fn load_reported(sel: &Selection, rep: &mut crate::report::Reporter) -> Option<Loaded> {
     match load(sel) {
-        Ok(l) => Some(l),
+        Ok(l) => {
+            rep.emit_all(&l.warnings);
+            Some(l)
+        }
         Err(e) => {
             rep.emit_all(&e.0);
             None

@@ -238,3 +238,43 @@ fn thousands_of_errors_show_the_first_hundred_and_a_count() {
     // 4000 duplicate ids (all but the first) and 4000 bad names: every one counted.
     assert!(last.contains("(7999 error(s)"), "{last}");
 }
+
+/// Without --site and --profile, the site comes from $PORTOLAN_SITE (or
+/// /etc/portolan/site.toml), and the command says which file it used; with none of them it
+/// is exit 2 naming all three.
+#[test]
+fn the_site_defaults_to_portolan_site_and_says_so() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let site = root.join("tests/golden/intra2net-host/site.toml");
+    let out = Command::new(env!("CARGO_BIN_EXE_portolan"))
+        .args(["plan", "--format", "json"])
+        .env("PORTOLAN_SITE", &site)
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("run");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(
+        err.contains("using the site file") && err.contains("$PORTOLAN_SITE"),
+        "{err}"
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("\"intra2net\""));
+    if std::path::Path::new("/etc/portolan/site.toml").exists() {
+        eprintln!("NOTE: /etc/portolan/site.toml exists on this host: the no-site error case is not shown");
+        return;
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_portolan"))
+        .arg("plan")
+        .env_remove("PORTOLAN_SITE")
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("run");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("--site")
+            && err.contains("$PORTOLAN_SITE")
+            && err.contains("/etc/portolan/site.toml"),
+        "{err}"
+    );
+}

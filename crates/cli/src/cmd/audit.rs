@@ -10,7 +10,6 @@ pub fn run(args: &AuditArgs, rep: &mut Reporter) -> i32 {
     let Some(loaded) = crate::inputs::load_reported(&args.sel, rep) else {
         return EXIT_ERROR;
     };
-    rep.emit_all(&loaded.warnings);
     let src = match load::read_ruleset(&args.ruleset) {
         Ok(s) => s,
         Err(e) => {

@@ -110,7 +110,6 @@ pub fn run(args: &LoadArgs, rep: &mut Reporter) -> i32 {
     let Some(loaded) = crate::inputs::load_reported(&args.sel, rep) else {
         return EXIT_ERROR;
     };
-    rep.emit_all(&loaded.warnings);
     rep.emit_all(&loaded.plan.warnings);
     let name = match args.target {
         SetTarget::Nftables => "nftables",

@@ -9,7 +9,6 @@ pub fn run(args: &PlanArgs, rep: &mut Reporter) -> i32 {
     let Some(loaded) = crate::inputs::load_reported(&args.sel, rep) else {
         return EXIT_ERROR;
     };
-    rep.emit_all(&loaded.warnings);
     rep.emit_all(&loaded.plan.warnings);
     let text = match args.format {
         Format::Json => format!(

@@ -18,7 +18,6 @@ pub fn run(args: &RenderArgs, rep: &mut Reporter) -> i32 {
     let Some(loaded) = crate::inputs::load_reported(&args.sel, rep) else {
         return EXIT_ERROR;
     };
-    rep.emit_all(&loaded.warnings);
     rep.emit_all(&loaded.plan.warnings);
     let out = render::render(&loaded.plan, target);
     rep.emit_all(&out.warnings);
