@@ -21,6 +21,11 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 fn main() {
     let cli = args::Cli::parse();
     let mut rep = report::Reporter::default();
+    rep.color = match cli.color {
+        args::ColorArg::Auto => None,
+        args::ColorArg::Always => Some(true),
+        args::ColorArg::Never => Some(false),
+    };
     let code = match &cli.command {
         args::Command::Catalog(c) => cmd::catalog::run(c, &mut rep),
         args::Command::Check(a) => cmd::check::run(a, &mut rep),

@@ -1,7 +1,8 @@
 //! Printing diagnostics and tracking what they mean for the exit code.
 //!
 //! Diagnostics with a source position are rendered with codespan-reporting (the offending line
-//! with a caret); others as one line. Colour only on a terminal, and never with NO_COLOR.
+//! with a caret); others as one line. Colour only on a terminal, and never with NO_COLOR,
+//! unless `--color always|never` says otherwise.
 //! At most [`MAX_SHOWN`] are printed; the rest are counted and summed up by
 //! [`Reporter::finish`]. Each file is prepared for display once, however many diagnostics
 //! point into it.
@@ -31,6 +32,9 @@ pub struct Reporter {
     hidden: usize,
     /// The last file prepared for display: its name and text (as shared) and the display copy.
     file: Option<(Source, SimpleFile<String, String>)>,
+    /// `--color`: `Some(true)` always, `Some(false)` never, `None` on a terminal without
+    /// NO_COLOR.
+    pub color: Option<bool>,
 }
 
 impl Reporter {
@@ -51,10 +55,12 @@ impl Reporter {
             return;
         }
         self.shown += 1;
-        let choice = if std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none() {
-            termcolor::ColorChoice::Auto
-        } else {
-            termcolor::ColorChoice::Never
+        let auto = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+        let choice = match self.color {
+            Some(true) => termcolor::ColorChoice::Always,
+            Some(false) => termcolor::ColorChoice::Never,
+            None if auto => termcolor::ColorChoice::Auto,
+            None => termcolor::ColorChoice::Never,
         };
         let mut out = termcolor::StandardStream::stderr(choice);
         let cs = match d.severity {
@@ -80,7 +86,30 @@ impl Reporter {
             _ => false,
         };
         if !done {
-            eprintln!("{d}");
+            let colored = !matches!(choice, termcolor::ColorChoice::Never) && {
+                use std::io::Write;
+                use termcolor::WriteColor;
+                let mut spec = termcolor::ColorSpec::new();
+                spec.set_bold(true).set_fg(Some(match d.severity {
+                    Severity::Error => termcolor::Color::Red,
+                    Severity::Warning => termcolor::Color::Yellow,
+                    Severity::Note => termcolor::Color::Green,
+                }));
+                let loc = d.location().map(|l| format!("{l}: ")).unwrap_or_default();
+                let help = d
+                    .help
+                    .as_ref()
+                    .map(|h| format!("\n  help: {h}"))
+                    .unwrap_or_default();
+                write!(out, "{loc}").is_ok()
+                    && out.set_color(&spec).is_ok()
+                    && write!(out, "{}", d.severity).is_ok()
+                    && out.reset().is_ok()
+                    && writeln!(out, ": {}{help}", d.message).is_ok()
+            };
+            if !colored {
+                eprintln!("{d}");
+            }
         }
     }
 

@@ -278,3 +278,23 @@ fn the_site_defaults_to_portolan_site_and_says_so() {
         "{err}"
     );
 }
+
+/// `--color always|never|auto`: escape codes only when asked for (or on a terminal).
+#[test]
+fn color_is_chosen_with_the_color_option() {
+    let run = |extra: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_portolan"))
+            .args(extra)
+            .args(["check", "/nonexistent-portolan.toml"])
+            .output()
+            .expect("run");
+        assert_eq!(out.status.code(), Some(2));
+        String::from_utf8_lossy(&out.stderr).to_string()
+    };
+    assert!(run(&["--color", "always"]).contains("\u{1b}["));
+    assert!(!run(&["--color", "never"]).contains('\u{1b}'));
+    assert!(
+        !run(&[]).contains('\u{1b}'),
+        "not a terminal: no colour by default"
+    );
+}
