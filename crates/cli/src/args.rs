@@ -255,6 +255,9 @@ pub struct ImportArgs {
     /// of standard output; `-` is standard output.
     #[arg(short = 'o', long = "output", value_name = "PROFILE.toml")]
     pub output: Option<PathBuf>,
+    /// The draft profile (text), or a JSON object with the draft, its flows and the report.
+    #[arg(long, value_enum, default_value_t = TextFormat::Text)]
+    pub format: TextFormat,
     /// Write the import report (flows, confidence, unplaced lines) to FILE.
     #[arg(long, value_name = "FILE")]
     pub report: Option<PathBuf>,
@@ -314,6 +317,16 @@ pub struct RenderArgs {
     /// iptables only: print one part (`ipset`, `v4` or `v6`) in its tool's native format.
     #[arg(long, value_name = "PART")]
     pub part: Option<String>,
+    /// The configuration as is (text), or a JSON object with it, its parts and the
+    /// diagnostics.
+    #[arg(long, value_enum, default_value_t = TextFormat::Text)]
+    pub format: TextFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TextFormat {
+    Text,
+    Json,
 }
 
 #[derive(Debug, Args)]

@@ -142,3 +142,47 @@ fn a_regular_file_is_replaced_whole_and_dash_is_stdout() {
     no_temporaries_left(&d);
     let _ = std::fs::remove_dir_all(&d);
 }
+
+/// `--format json` of render and import carries exactly what the text output is, plus the
+/// diagnostics (render) or the report (import).
+#[test]
+fn render_and_import_json_carry_the_text_output() {
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_portolan"))
+            .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
+            .args(args)
+            .output()
+            .expect("run");
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    let text = run(&["render", "--profile", "intra2net", "--target", "iptables"]);
+    let json = run(&[
+        "render",
+        "--profile",
+        "intra2net",
+        "--target",
+        "iptables",
+        "--format",
+        "json",
+    ]);
+    let v: serde_json::Value = serde_json::from_str(&json).expect("json");
+    assert_eq!(v["text"], text.as_str());
+    assert_eq!(v["target"], "iptables");
+    assert!(v["parts"]["v4"]
+        .as_str()
+        .is_some_and(|p| p.contains("PORTOLAN-OUTPUT")));
+    assert!(v["diagnostics"].as_array().is_some_and(|d| !d.is_empty()));
+    let doc = "tests/import/nimbus-bullets-en.txt";
+    let draft = run(&["import", doc]);
+    let json = run(&["import", doc, "--format", "json"]);
+    let v: serde_json::Value = serde_json::from_str(&json).expect("json");
+    assert_eq!(v["profile"], draft.as_str());
+    assert_eq!(v["report"]["lang"], "en");
+    assert!(v["flows"].as_array().is_some_and(|f| !f.is_empty()));
+}

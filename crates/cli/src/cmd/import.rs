@@ -4,7 +4,7 @@ use portolan_core::diag::Diagnostic;
 use portolan_core::import::{self, Lang, Options, REVIEW_BELOW};
 use portolan_core::load;
 
-use crate::args::{ImportArgs, LangArg};
+use crate::args::{ImportArgs, LangArg, TextFormat};
 use crate::report::{Reporter, EXIT_ERROR, EXIT_OK};
 
 pub fn run(args: &ImportArgs, rep: &mut Reporter) -> i32 {
@@ -48,7 +48,48 @@ pub fn run(args: &ImportArgs, rep: &mut Reporter) -> i32 {
             return EXIT_ERROR;
         }
     }
-    if let Err(d) = crate::output::write(args.output.as_deref(), &draft.toml) {
+    let text = match args.format {
+        TextFormat::Text => draft.toml.clone(),
+        TextFormat::Json => {
+            let r = &draft.report;
+            let flows: Vec<serde_json::Value> = draft
+                .flows
+                .iter()
+                .map(|f| {
+                    serde_json::json!({
+                        "id": f.id,
+                        "line": f.line,
+                        "confidence": f.confidence,
+                        "review": f.confidence < REVIEW_BELOW,
+                        "why": f.why,
+                        "doubts": f.doubts,
+                    })
+                })
+                .collect();
+            let pairs = |v: &[(usize, String)]| -> Vec<serde_json::Value> {
+                v.iter()
+                    .map(|(l, w)| serde_json::json!({"line": l, "what": w}))
+                    .collect()
+            };
+            format!(
+                "{}\n",
+                serde_json::to_string_pretty(&serde_json::json!({
+                    "profile": draft.toml,
+                    "flows": flows,
+                    "report": {
+                        "lang": r.lang,
+                        "lang_reason": r.lang_reason,
+                        "layouts": r.layouts.iter().map(|(l, n, at)| serde_json::json!({"layout": l, "rows": n, "first_line": at})).collect::<Vec<_>>(),
+                        "unplaced": r.unplaced.iter().map(|(l, t, w)| serde_json::json!({"line": l, "text": t, "why": w})).collect::<Vec<_>>(),
+                        "corrections": pairs(&r.corrections),
+                        "rejected_rows": pairs(&r.rejected_rows),
+                    },
+                }))
+                .unwrap_or_default()
+            )
+        }
+    };
+    if let Err(d) = crate::output::write(args.output.as_deref(), &text) {
         rep.emit(&d);
         return EXIT_ERROR;
     }

@@ -3,7 +3,7 @@
 use portolan_core::diag::Diagnostic;
 use portolan_core::render;
 
-use crate::args::RenderArgs;
+use crate::args::{RenderArgs, TextFormat};
 use crate::report::{Reporter, EXIT_ERROR, EXIT_OK};
 
 pub fn run(args: &RenderArgs, rep: &mut Reporter) -> i32 {
@@ -21,6 +21,37 @@ pub fn run(args: &RenderArgs, rep: &mut Reporter) -> i32 {
     rep.emit_all(&loaded.plan.warnings);
     let out = render::render(&loaded.plan, target);
     rep.emit_all(&out.warnings);
+    if args.format == TextFormat::Json && args.part.is_none() {
+        let diagnostics: Vec<_> = loaded
+            .warnings
+            .iter()
+            .chain(&loaded.plan.warnings)
+            .chain(&out.warnings)
+            .collect();
+        let parts: serde_json::Map<String, serde_json::Value> = out
+            .parts
+            .iter()
+            .map(|(n, t)| (n.clone(), serde_json::Value::String(t.clone())))
+            .collect();
+        let text = format!(
+            "{}\n",
+            serde_json::to_string_pretty(&serde_json::json!({
+                "target": target.name(),
+                "profile": loaded.plan.profile,
+                "text": out.text,
+                "parts": parts,
+                "diagnostics": diagnostics,
+            }))
+            .unwrap_or_default()
+        );
+        return match crate::output::write(args.output.as_deref(), &text) {
+            Ok(()) => EXIT_OK,
+            Err(d) => {
+                rep.emit(&d);
+                EXIT_ERROR
+            }
+        };
+    }
     let text = match &args.part {
         None => out.text,
         Some(p) => match out.parts.iter().find(|(n, _)| n == p) {
