@@ -15,6 +15,7 @@ command -v ipset >/dev/null || need+=(ipset)
 command -v ip >/dev/null || need+=(iproute2)
 command -v ping >/dev/null || need+=(iputils-ping)
 command -v systemd-analyze >/dev/null || need+=(systemd)
+command -v fakeroot >/dev/null || need+=(fakeroot)
 if ((${#need[@]})); then
     if [ "$(id -u)" -ne 0 ]; then
         echo "test.sh: missing ${need[*]}; run as root (or install them) so the kernel tests can run" >&2
