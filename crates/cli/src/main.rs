@@ -1,7 +1,8 @@
 //! The `portolan` binary: arguments -> one function per subcommand -> exit code.
 //!
 //! Thin on purpose: all logic lives in `portolan-core`. Exit codes: 0 ok, 1 a check failed
-//! (warnings with --strict), 2 bad input. Never a panic message for bad input.
+//! (warnings with --strict), 2 bad input, 3 the kernel refused valid input. Never a panic
+//! message for bad input.
 
 mod args;
 mod cmd;

@@ -18,6 +18,8 @@ use portolan_core::{Diagnostic, Severity, Source};
 pub const EXIT_OK: i32 = 0;
 pub const EXIT_WARNINGS: i32 = 1;
 pub const EXIT_ERROR: i32 = 2;
+/// The kernel (or the firewall tool) refused what was valid input: distinct from bad input.
+pub const EXIT_REFUSED: i32 = 3;
 
 /// Diagnostics printed at most; the rest are counted.
 pub const MAX_SHOWN: usize = 100;

@@ -350,3 +350,33 @@ fn the_command_line_fallback_writes_the_same() {
     assert_eq!(w.len(), 2, "one warning per writer: {w:?}");
     assert!(w.iter().all(|m| m.contains("instead")), "{w:?}");
 }
+
+/// `portolan load` without the right to change the firewall: exit 3 (refused), not 2 (bad
+/// input), with the tool's own words and what to do.
+#[test]
+fn load_without_privilege_is_refused_with_exit_3() {
+    if !require_root_tools() {
+        return;
+    }
+    // A copy nobody can run, outside the build directory.
+    let dir = tempfile::tempdir().expect("tmp");
+    let bin = dir.path().join("portolan");
+    std::fs::copy(env!("CARGO_BIN_EXE_portolan"), &bin).expect("copy");
+    use std::os::unix::fs::PermissionsExt;
+    for p in [dir.path(), bin.as_path()] {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    }
+    let out = std::process::Command::new("runuser")
+        .args(["-u", "nobody", "--"])
+        .arg(&bin)
+        .args(["load", "--profile", "intra2net"])
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("runuser");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(
+        err.contains("Operation not permitted") && err.contains("root"),
+        "{err}"
+    );
+}

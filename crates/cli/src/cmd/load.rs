@@ -17,7 +17,7 @@ use portolan_net::sets::Sets;
 use portolan_net::{dns_proxy, sync};
 
 use crate::args::{LoadArgs, SetTarget};
-use crate::report::{Reporter, EXIT_ERROR, EXIT_OK};
+use crate::report::{Reporter, EXIT_ERROR, EXIT_OK, EXIT_REFUSED};
 
 /// An address kept across the reload: (set, address, seconds left).
 type Kept = (String, IpAddr, Option<u64>);
@@ -131,7 +131,7 @@ pub fn run(args: &LoadArgs, rep: &mut Reporter) -> i32 {
                     rep.emit(&Diagnostic::error(e).with_help(
                         "run as root (CAP_NET_ADMIN) on the host whose firewall this is",
                     ));
-                    return EXIT_ERROR;
+                    return EXIT_REFUSED;
                 }
             };
             (format!("{}{}", out.text, carry_over(&kept)), kept.len())
@@ -177,7 +177,7 @@ pub fn run(args: &LoadArgs, rep: &mut Reporter) -> i32 {
                 }
             };
             rep.emit(&Diagnostic::error(e).with_help(help));
-            EXIT_ERROR
+            EXIT_REFUSED
         }
     }
 }
