@@ -119,8 +119,15 @@ fn netlink_writes_refreshes_and_splits_nftables_elements() {
                 ],
                 false,
             ),
-            // The same again with a longer timeout: refreshed, not duplicated.
-            (vec![update("dns_a_v4", &["192.0.2.1"], 300)], false),
+            // The same again with a longer timeout, asked for twice (as merged requests
+            // may): refreshed to the longer one, not duplicated.
+            (
+                vec![
+                    update("dns_a_v4", &["192.0.2.1"], 300),
+                    update("dns_a_v4", &["192.0.2.1"], 250),
+                ],
+                false,
+            ),
         ],
     );
     assert!(results.iter().all(Result::is_ok), "{results:?}");

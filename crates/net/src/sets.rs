@@ -66,17 +66,28 @@ pub struct Writer {
     single_add: Option<bool>,
 }
 
+/// Each (set, address) once, with the longest timeout asked for: requests merged from two
+/// clients may name the same element, and one transaction must not add (or delete) an
+/// element twice.
 fn elements(updates: &[SetUpdate]) -> Vec<Element> {
-    updates
-        .iter()
-        .flat_map(|u| {
-            u.addresses.iter().map(|a| Element {
-                set: u.set.clone(),
-                addr: *a,
-                timeout: u.timeout,
-            })
-        })
-        .collect()
+    let mut index: HashMap<(&str, IpAddr), usize> = HashMap::new();
+    let mut out: Vec<Element> = Vec::new();
+    for u in updates {
+        for a in &u.addresses {
+            match index.get(&(u.set.as_str(), *a)) {
+                Some(&i) => out[i].timeout = out[i].timeout.max(u.timeout),
+                None => {
+                    index.insert((u.set.as_str(), *a), out.len());
+                    out.push(Element {
+                        set: u.set.clone(),
+                        addr: *a,
+                        timeout: u.timeout,
+                    });
+                }
+            }
+        }
+    }
+    out
 }
 
 impl Writer {
@@ -388,6 +399,27 @@ impl Service {
             .await
             .map_err(|_| "the set writer has stopped".to_string())??;
         Ok(start.elapsed())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_element_asked_for_twice_is_written_once_with_the_longer_timeout() {
+        let u = |set: &str, a: &str, secs| SetUpdate {
+            set: set.into(),
+            addresses: vec![a.parse().expect("addr")],
+            timeout: Duration::from_secs(secs),
+        };
+        let e = elements(&[
+            u("s", "192.0.2.1", 60),
+            u("t", "192.0.2.1", 60),
+            u("s", "192.0.2.1", 600),
+        ]);
+        assert_eq!(e.len(), 2);
+        assert_eq!(e[0].timeout, Duration::from_secs(600));
     }
 }
 
