@@ -402,6 +402,24 @@ impl Service {
     }
 }
 
+/// Write merged jobs in one go; if that fails, each on its own.
+fn run(w: &mut Writer, jobs: Vec<Job>) {
+    if jobs.len() > 1 {
+        let skip = jobs.iter().all(|j| j.skip_recent);
+        let merged: Vec<SetUpdate> = jobs.iter().flat_map(|j| j.updates.clone()).collect();
+        if w.write(&merged, skip).is_ok() {
+            for j in jobs {
+                let _ = j.reply.send(Ok(()));
+            }
+            return;
+        }
+    }
+    for j in jobs {
+        let r = w.write(&j.updates, j.skip_recent);
+        let _ = j.reply.send(r);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -420,23 +438,5 @@ mod tests {
         ]);
         assert_eq!(e.len(), 2);
         assert_eq!(e[0].timeout, Duration::from_secs(600));
-    }
-}
-
-/// Write merged jobs in one go; if that fails, each on its own.
-fn run(w: &mut Writer, jobs: Vec<Job>) {
-    if jobs.len() > 1 {
-        let skip = jobs.iter().all(|j| j.skip_recent);
-        let merged: Vec<SetUpdate> = jobs.iter().flat_map(|j| j.updates.clone()).collect();
-        if w.write(&merged, skip).is_ok() {
-            for j in jobs {
-                let _ = j.reply.send(Ok(()));
-            }
-            return;
-        }
-    }
-    for j in jobs {
-        let r = w.write(&j.updates, j.skip_recent);
-        let _ = j.reply.send(r);
     }
 }
