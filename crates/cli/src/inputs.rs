@@ -128,3 +128,22 @@ pub fn runtime() -> Result<tokio::runtime::Runtime, Diagnostic> {
         .build()
         .map_err(|e| Diagnostic::error(format!("cannot start the async runtime: {e}")))
 }
+
+/// `--target NAME`: a built-in target, or an error naming them all.
+pub fn target(
+    name: &str,
+    rep: &mut crate::report::Reporter,
+) -> Option<&'static dyn portolan_core::render::Target> {
+    let t = portolan_core::render::target(name);
+    if t.is_none() {
+        let names: Vec<&str> = portolan_core::render::TARGETS
+            .iter()
+            .map(|t| t.name())
+            .collect();
+        rep.emit(
+            &Diagnostic::error(format!("unknown target `{}`", name.escape_debug()))
+                .with_help(format!("use one of: {}", names.join(", "))),
+        );
+    }
+    t
+}

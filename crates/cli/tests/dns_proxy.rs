@@ -104,6 +104,40 @@ fn tcp_query(proxy: SocketAddr, name: &str) -> Result<(String, Option<IpAddr>), 
     Ok((format!("{:?}", m.metadata.response_code), a))
 }
 
+/// Destinations behind the internet interface: 198.18.1.1 up to 198.18.1.`n` and `extra`,
+/// routed from the firewall, each with a listener on TCP 443.
+fn destinations(topo: &Topology, n: u32, extra: &[&str]) {
+    let wan = topo.ns(Zone::Wan);
+    let leaf = format!("{}l{}", topo.id, Zone::Wan.tag());
+    let addrs = (1..=n)
+        .map(|i| format!("198.18.1.{i}"))
+        .chain(extra.iter().map(|a| a.to_string()));
+    for a in addrs {
+        must(&[
+            "ip",
+            "-n",
+            &wan,
+            "addr",
+            "add",
+            &format!("{a}/32"),
+            "dev",
+            &leaf,
+        ]);
+    }
+    must(&[
+        "ip",
+        "-n",
+        &topo.ns(Zone::Fw),
+        "route",
+        "add",
+        "198.18.0.0/15",
+        "dev",
+        &topo.fw_if(Zone::Wan),
+    ]);
+    let l443 = in_ns(&wan, || TcpListener::bind("0.0.0.0:443").expect("bind 443"));
+    std::thread::spawn(move || for _ in l443.incoming() {});
+}
+
 /// The wildcard's IPv4 set on the firewall, as `nft -j` lists it.
 fn wild_set(topo: &Topology) -> String {
     let out = topo.exec(
@@ -133,32 +167,7 @@ fn proxy_adds_wildcard_answers_before_the_first_packet() {
         vec!["198.18.2.1".parse().expect("a")],
     );
     // 200 fresh destinations behind the internet interface.
-    let wan = topo.ns(Zone::Wan);
-    let leaf = format!("{}l{}", topo.id, Zone::Wan.tag());
-    for i in 1..=NAMES + 1 {
-        must(&[
-            "ip",
-            "-n",
-            &wan,
-            "addr",
-            "add",
-            &format!("198.18.1.{i}/32"),
-            "dev",
-            &leaf,
-        ]);
-    }
-    must(&[
-        "ip",
-        "-n",
-        &topo.ns(Zone::Fw),
-        "route",
-        "add",
-        "198.18.0.0/15",
-        "dev",
-        &topo.fw_if(Zone::Wan),
-    ]);
-    let l443 = in_ns(&wan, || TcpListener::bind("0.0.0.0:443").expect("bind 443"));
-    std::thread::spawn(move || for _ in l443.incoming() {});
+    destinations(topo, NAMES as u32 + 1, &[]);
 
     let proxy_addr: SocketAddr = "192.0.2.1:53".parse().expect("a");
     let results = in_ns(&topo.ns(Zone::App), move || {
@@ -591,42 +600,7 @@ fn proxy_fills_the_ipsets_of_an_iptables_gateway() {
         "other.intra2net.com".into(),
         vec!["198.18.2.1".parse().expect("a")],
     );
-    let wan = topo.ns(Zone::Wan);
-    let leaf = format!("{}l{}", topo.id, Zone::Wan.tag());
-    for i in 1..=N {
-        must(&[
-            "ip",
-            "-n",
-            &wan,
-            "addr",
-            "add",
-            &format!("198.18.1.{i}/32"),
-            "dev",
-            &leaf,
-        ]);
-    }
-    must(&[
-        "ip",
-        "-n",
-        &wan,
-        "addr",
-        "add",
-        "198.18.2.1/32",
-        "dev",
-        &leaf,
-    ]);
-    must(&[
-        "ip",
-        "-n",
-        &topo.ns(Zone::Fw),
-        "route",
-        "add",
-        "198.18.0.0/15",
-        "dev",
-        &topo.fw_if(Zone::Wan),
-    ]);
-    let l443 = in_ns(&wan, || TcpListener::bind("0.0.0.0:443").expect("bind 443"));
-    std::thread::spawn(move || for _ in l443.incoming() {});
+    destinations(topo, N, &["198.18.2.1"]);
     let proxy: SocketAddr = "192.0.2.1:53".parse().expect("a");
     let results = in_ns(&topo.ns(Zone::App), move || {
         let tag = std::process::id();

@@ -237,14 +237,15 @@ impl Nfnl {
     }
 
     /// Send `bytes` (messages whose sequence numbers are `acks`, each asking for an
-    /// acknowledgement) and read every acknowledgement. `what(seq)` names a message for an
-    /// error.
-    fn talk(
-        &mut self,
-        bytes: &[u8],
-        acks: &[u32],
-        what: &dyn Fn(u32) -> String,
-    ) -> Result<(), Error> {
+    /// acknowledgement) and read every acknowledgement. `names` says what each message does,
+    /// by sequence number, for an error.
+    fn talk(&mut self, bytes: &[u8], acks: &[u32], names: &[(u32, String)]) -> Result<(), Error> {
+        let what = |seq: u32| {
+            names
+                .iter()
+                .find(|(s, _)| *s == seq)
+                .map_or_else(|| format!("message {seq}"), |(_, n)| n.clone())
+        };
         let sent = self.sock.send(bytes).map_err(|e| match e.raw_os_error() {
             Some(libc::EPERM) | Some(libc::EACCES) => {
                 Error::Unavailable(format!("sending to the kernel: {e} (needs CAP_NET_ADMIN)"))
@@ -420,13 +421,7 @@ impl Nfnl {
                 )
                 .finish(),
             );
-            let what = |seq: u32| {
-                names
-                    .iter()
-                    .find(|(s, _)| *s == seq)
-                    .map_or_else(|| format!("message {seq}"), |(_, n)| n.clone())
-            };
-            self.talk(&bytes, &acks, &what)?;
+            self.talk(&bytes, &acks, &names)?;
             committed += 1;
         }
         Ok(committed)
@@ -585,13 +580,7 @@ impl Nfnl {
                 acks.push(seq);
                 names.push((seq, format!("add {} to ipset {}", e.addr, e.set)));
             }
-            let what = |seq: u32| {
-                names
-                    .iter()
-                    .find(|(s, _)| *s == seq)
-                    .map_or_else(|| format!("message {seq}"), |(_, n)| n.clone())
-            };
-            self.talk(&bytes, &acks, &what)?;
+            self.talk(&bytes, &acks, &names)?;
         }
         Ok(())
     }

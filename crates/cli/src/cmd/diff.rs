@@ -50,12 +50,7 @@ fn markdown(old: &Profile, new: &Profile, d: &ProfileDiff, r: &RulesDiff, scope:
 }
 
 pub fn run(args: &DiffArgs, rep: &mut Reporter) -> i32 {
-    let Some(target) = render::target(&args.target) else {
-        let names: Vec<&str> = render::TARGETS.iter().map(|t| t.name()).collect();
-        rep.emit(
-            &Diagnostic::error(format!("unknown target `{}`", args.target.escape_debug()))
-                .with_help(format!("use one of: {}", names.join(", "))),
-        );
+    let Some(target) = crate::inputs::target(&args.target, rep) else {
         return EXIT_ERROR;
     };
     let (old, new) = match (

@@ -7,12 +7,7 @@ use crate::args::{RenderArgs, TextFormat};
 use crate::report::{Reporter, EXIT_ERROR, EXIT_OK};
 
 pub fn run(args: &RenderArgs, rep: &mut Reporter) -> i32 {
-    let Some(target) = render::target(&args.target) else {
-        let names: Vec<&str> = render::TARGETS.iter().map(|t| t.name()).collect();
-        rep.emit(
-            &Diagnostic::error(format!("unknown target `{}`", args.target.escape_debug()))
-                .with_help(format!("use one of: {}", names.join(", "))),
-        );
+    let Some(target) = crate::inputs::target(&args.target, rep) else {
         return EXIT_ERROR;
     };
     let Some(loaded) = crate::inputs::load_reported(&args.sel, rep) else {
