@@ -44,7 +44,7 @@ function = "antivirus"
 from = "appliance"
 to = "avupdate.intra2net.com"
 protocols = ["tcp"]
-ports = [443]
+ports = [8443]
 "#;
 
 const SITE: &str = "profile = \"profile.toml\"\n[appliance]\naddresses = [\"192.0.2.10\"]\n[roles]\ndns-server = [\"203.0.113.53\"]\n";
@@ -103,10 +103,10 @@ fn wait_for(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
     panic!("timed out after {limit:?} waiting for: {what}");
 }
 
-fn load_table(topo: &Topology, dir: &std::path::Path) {
+fn load_table(topo: &Topology, dir: &std::path::Path, profile: &str) {
     let src = Source::new("site.toml", SITE);
     let (s, _) = site::parse(&src).expect("site");
-    let (p, _) = profile::parse(&Source::new("profile.toml", PROFILE)).expect("profile");
+    let (p, _) = profile::parse(&Source::new("profile.toml", profile)).expect("profile");
     let plan = plan::build(&p, &s, None).expect("plan");
     let out = render::render(&plan, render::target("nftables").expect("nft"));
     let f = dir.join("rules.nft");
@@ -166,19 +166,25 @@ struct Setup {
 }
 
 fn setup() -> Option<Setup> {
+    setup_with(
+        PROFILE,
+        &[
+            ("update.intra2net.com", "203.0.113.10"),
+            ("avupdate.intra2net.com", "203.0.113.11"),
+        ],
+    )
+}
+
+/// The namespaces, a DNS server with `records`, the site and `profile` written, the rendered
+/// table loaded.
+fn setup_with(profile: &str, records: &[(&str, &str)]) -> Option<Setup> {
     if !require_root_tools() {
         return None;
     }
     let mut topo = Topology::build(&[]);
     topo.add_addr(ip("192.0.2.10"), Zone::App);
     topo.add_addr(ip(DNS), Zone::Wan);
-    let zone = dns::zone(
-        2,
-        &[
-            ("update.intra2net.com", "203.0.113.10"),
-            ("avupdate.intra2net.com", "203.0.113.11"),
-        ],
-    );
+    let zone = dns::zone(2, records);
     let sa = SocketAddr::new(ip(DNS), 53);
     let (udp, tcp) = in_ns(&topo.ns(Zone::Wan), move || {
         (
@@ -190,8 +196,8 @@ fn setup() -> Option<Setup> {
     let dir = std::env::temp_dir().join(format!("portolan-sync-{}", topo.id));
     std::fs::create_dir_all(&dir).expect("dir");
     std::fs::write(dir.join("site.toml"), SITE).expect("site");
-    std::fs::write(dir.join("profile.toml"), PROFILE).expect("profile");
-    load_table(&topo, &dir);
+    std::fs::write(dir.join("profile.toml"), profile).expect("profile");
+    load_table(&topo, &dir, profile);
     Some(Setup { topo, dir, zone })
 }
 
@@ -226,7 +232,7 @@ fn sync_once_fills_sets_keeps_last_known_good_and_restores_after_restart() {
 
     // "Reboot": the table is reloaded empty, DNS is still down. The state directory fills
     // the sets before any lookup succeeds.
-    load_table(&topo, &dir);
+    load_table(&topo, &dir, PROFILE);
     assert!(set_elements(&topo, set).is_empty());
     let (code, _) = sync_once(&topo, &dir, &[]);
     assert_eq!(code, Some(0));
@@ -396,7 +402,7 @@ fn forged_dns_answers_never_enter_a_set() {
     std::fs::create_dir_all(&dir).expect("dir");
     std::fs::write(dir.join("site.toml"), SITE).expect("site");
     std::fs::write(dir.join("profile.toml"), PROFILE).expect("profile");
-    load_table(&topo, &dir);
+    load_table(&topo, &dir, PROFILE);
     for chain in ["input", "output"] {
         let o = topo.exec(
             Zone::App,
@@ -564,7 +570,7 @@ fn reloading_with_portolan_load_keeps_synced_addresses_and_connections() {
     assert_eq!(set_elements(&topo, set), ["203.0.113.10"]);
 
     // The old way: the rendered script alone. The set is empty and the flow is blocked.
-    load_table(&topo, &dir);
+    load_table(&topo, &dir, PROFILE);
     assert!(set_elements(&topo, set).is_empty());
     assert!(!connects(&topo, sa), "an emptied set blocks the flow");
 }
@@ -736,4 +742,174 @@ fn a_metrics_file_in_a_missing_directory_is_refused_at_start() {
         err.contains("/nonexistent-portolan-dir") && err.contains("does not exist"),
         "{err}"
     );
+}
+
+const GROUP_PROFILE: &str = r#"
+id = "group-test"
+name = "Names that share a match"
+vendor = "portolan tests"
+[[flows]]
+id = "dns"
+function = "name resolution"
+from = "appliance"
+to = "dns-server"
+protocols = ["udp", "tcp"]
+ports = [53]
+[[flows]]
+id = "a"
+function = "updates"
+from = "appliance"
+to = "a.vendor.example"
+protocols = ["tcp"]
+ports = [443]
+[[flows]]
+id = "b"
+function = "licences"
+from = "appliance"
+to = "b.vendor.example"
+protocols = ["tcp"]
+ports = [443]
+[[flows]]
+id = "c"
+function = "telemetry"
+from = "appliance"
+to = "c.vendor.example"
+protocols = ["tcp"]
+ports = [443]
+"#;
+
+/// Names of the sets in the portolan table of the appliance namespace.
+fn set_names(topo: &Topology) -> Vec<String> {
+    let out = topo.exec(
+        Zone::App,
+        &["nft", "-j", "list", "table", "inet", "portolan"],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("nft json");
+    v["nftables"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|i| i["set"]["name"].as_str().map(str::to_string))
+        .collect()
+}
+
+/// Names with one match (tcp 443 out) share one set per family: sync fills it with every
+/// name's addresses and nothing else passes, the audit of the loaded table binds the set to
+/// all three names, a reload keeps its addresses, and dropping a name from the profile gives
+/// the group another set, so `load` carries none of the old addresses (the dropped name's
+/// address is blocked at once, not when its timeout runs out).
+#[test]
+fn names_sharing_a_match_share_one_set_that_sync_fills_and_load_never_widens() {
+    let records = [
+        ("a.vendor.example", "203.0.113.21"),
+        ("b.vendor.example", "203.0.113.22"),
+        ("c.vendor.example", "203.0.113.23"),
+    ];
+    let Some(Setup { mut topo, dir, .. }) = setup_with(GROUP_PROFILE, &records) else {
+        return;
+    };
+    let dns_sets: Vec<String> = set_names(&topo)
+        .into_iter()
+        .filter(|n| n.starts_with("dns_"))
+        .collect();
+    // The appliance has IPv4 only: one set for the three names.
+    assert_eq!(dns_sets.len(), 1, "one set for three names: {dns_sets:?}");
+    let group = dns_sets
+        .iter()
+        .find(|n| n.ends_with("_v4"))
+        .expect("IPv4 group")
+        .clone();
+    assert!(group.starts_with("dns_to_tcp_443_"), "{group}");
+
+    let addrs = [
+        "203.0.113.21",
+        "203.0.113.22",
+        "203.0.113.23",
+        "203.0.113.24",
+    ];
+    let mut targets = Vec::new();
+    for a in addrs {
+        topo.add_addr(ip(a), Zone::Wan);
+        let sa = SocketAddr::new(ip(a), 443);
+        let l = in_ns(&topo.ns(Zone::Wan), move || {
+            TcpListener::bind(sa).expect("listen 443")
+        });
+        std::thread::spawn(move || {
+            for c in l.incoming() {
+                drop(c);
+            }
+        });
+        targets.push(sa);
+    }
+    let metrics = dir.join("metrics.prom");
+    let m = metrics.to_string_lossy().to_string();
+    let (code, doc) = sync_once(&topo, &dir, &["--metrics-file", &m]);
+    assert_eq!(code, Some(0), "{doc}");
+    assert_eq!(set_elements(&topo, &group), &addrs[..3]);
+    let line = format!("portolan_sync_set_elements{{set=\"{group}\"}} 3");
+    let text = std::fs::read_to_string(&metrics).expect("metrics");
+    assert!(text.lines().any(|l| l == line), "{line} not in\n{text}");
+    for sa in &targets[..3] {
+        assert!(connects(&topo, *sa), "{sa} is one of the names");
+    }
+    assert!(!connects(&topo, targets[3]), "203.0.113.24 is none of them");
+
+    // The audit of what is loaded: all three flows pass through the shared set.
+    let rs = topo.exec(Zone::App, &["nft", "-j", "list", "ruleset"]);
+    assert!(rs.status.success());
+    let rs_file = dir.join("ruleset.json");
+    std::fs::write(&rs_file, &rs.stdout).expect("write ruleset");
+    let site = dir.join("site.toml").to_string_lossy().to_string();
+    let bin = env!("CARGO_BIN_EXE_portolan");
+    let audit = Command::new(bin)
+        .args(["audit", "--site", &site, "--ruleset"])
+        .arg(&rs_file)
+        .output()
+        .expect("audit");
+    assert_eq!(
+        audit.status.code(),
+        Some(0),
+        "{}\n{}",
+        String::from_utf8_lossy(&audit.stdout),
+        String::from_utf8_lossy(&audit.stderr)
+    );
+
+    // Reload, same profile: the three addresses stay.
+    let load = |topo: &Topology| {
+        let out = topo.exec(Zone::App, &[bin, "load", "--site", &site]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stderr).to_string()
+    };
+    let said = load(&topo);
+    assert!(said.contains("kept 3 address(es)"), "{said}");
+    assert_eq!(set_elements(&topo, &group), &addrs[..3]);
+
+    // c leaves the profile: another set, nothing carried over, c blocked at once.
+    let (before_c, _) = GROUP_PROFILE
+        .split_once("[[flows]]\nid = \"c\"")
+        .expect("c");
+    std::fs::write(dir.join("profile.toml"), before_c).expect("profile");
+    let said = load(&topo);
+    assert!(said.contains("kept 0 address(es)"), "{said}");
+    let new_group = set_names(&topo)
+        .into_iter()
+        .find(|n| n.starts_with("dns_") && n.ends_with("_v4"))
+        .expect("new group");
+    assert_ne!(new_group, group, "another membership, another set");
+    assert!(!connects(&topo, targets[2]), "c's address left with c");
+    let (code, doc) = sync_once(&topo, &dir, &[]);
+    assert_eq!(code, Some(0), "{doc}");
+    assert_eq!(set_elements(&topo, &new_group), &addrs[..2]);
+    assert!(connects(&topo, targets[0]));
+    assert!(!connects(&topo, targets[2]));
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -73,6 +73,10 @@ pub struct AddressSet {
     /// Wildcard sets: the concrete name the site gives for probing it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub probe_name: Option<String>,
+    /// A group made by the renderer (never by the planner): the names of the DNS names or
+    /// wildcards whose addresses this one kernel set holds (see `render::lower`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub members: Vec<String>,
 }
 
 impl AddressSet {
@@ -390,6 +394,7 @@ pub fn build(profile: &Profile, site: &Site, features: Option<&Features>) -> Res
             pinned: false,
             hosts: host_addrs(&site.appliance),
             probe_name: None,
+            members: Vec::new(),
         },
     );
 
@@ -497,6 +502,7 @@ pub fn build(profile: &Profile, site: &Site, features: Option<&Features>) -> Res
                                 pinned: false,
                                 hosts: host_addrs(&nets),
                                 probe_name: None,
+                                members: Vec::new(),
                             }
                         }
                         Endpoint::Dns(n) | Endpoint::Wildcard(n) => {
@@ -520,6 +526,7 @@ pub fn build(profile: &Profile, site: &Site, features: Option<&Features>) -> Res
                                 pinned,
                                 hosts: host_addrs(&pins),
                                 probe_name: site.probe_names.get(n).cloned(),
+                                members: Vec::new(),
                             }
                         }
                         Endpoint::Network(n) => {
@@ -534,6 +541,7 @@ pub fn build(profile: &Profile, site: &Site, features: Option<&Features>) -> Res
                                 pinned: false,
                                 hosts: host_addrs(&[*n]),
                                 probe_name: None,
+                                members: Vec::new(),
                             }
                         }
                         Endpoint::Appliance => continue,
@@ -577,6 +585,7 @@ pub fn build(profile: &Profile, site: &Site, features: Option<&Features>) -> Res
                     pinned: false,
                     hosts: vec![*proxy],
                     probe_name: None,
+                    members: Vec::new(),
                 });
                 destination = FlowEnd {
                     peers: vec![Peer {

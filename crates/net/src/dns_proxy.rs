@@ -59,12 +59,12 @@ pub const CLIENT_RATE: u32 = 200;
 /// Clients whose rate is tracked at once; past this, idle ones are forgotten.
 const MAX_TRACKED_CLIENTS: usize = 4096;
 
-/// A wildcard and the nft sets it fills.
+/// A wildcard and the sets it fills: its own, or the groups of wildcards that share a match.
 #[derive(Debug, Clone)]
 pub struct Wildcard {
     pub pattern: String,
-    pub set_v4: Option<String>,
-    pub set_v6: Option<String>,
+    pub sets_v4: Vec<String>,
+    pub sets_v6: Vec<String>,
 }
 
 /// The wildcards the rendered rules use (unpinned ones; pinned sets are static), with the
@@ -72,31 +72,31 @@ pub struct Wildcard {
 pub fn wildcards(plan: &Plan, sets: Sets) -> Vec<Wildcard> {
     let (rules, _) = render::lower(plan);
     let mut out: Vec<Wildcard> = Vec::new();
-    for sref in rules.iter().flat_map(|r| [&r.saddr, &r.daddr]).flatten() {
-        let Some(set) = plan.set(&sref.set) else {
+    let mut index: std::collections::HashMap<String, usize> = Default::default();
+    for (sref, fed) in render::dynamic_feeds(plan, &rules) {
+        let Some(kernel) = render::set_of(plan, sref) else {
             continue;
-        };
-        if set.kind != SetKind::Wildcard || set.pinned {
-            continue;
-        }
-        let idx = match out.iter().position(|w| w.pattern == set.name) {
-            Some(i) => i,
-            None => {
-                out.push(Wildcard {
-                    pattern: set.name.clone(),
-                    set_v4: None,
-                    set_v6: None,
-                });
-                out.len() - 1
-            }
         };
         let n = match sets {
-            Sets::Nftables => nft_set_name(set, sref.family),
-            Sets::Ipset => ipset_name(set, sref.family),
+            Sets::Nftables => nft_set_name(&kernel, sref.family),
+            Sets::Ipset => ipset_name(&kernel, sref.family),
         };
-        match sref.family {
-            Family::V4 => out[idx].set_v4 = Some(n),
-            Family::V6 => out[idx].set_v6 = Some(n),
+        for set in fed.into_iter().filter(|s| s.kind == SetKind::Wildcard) {
+            let idx = *index.entry(set.name.clone()).or_insert_with(|| {
+                out.push(Wildcard {
+                    pattern: set.name.clone(),
+                    sets_v4: Vec::new(),
+                    sets_v6: Vec::new(),
+                });
+                out.len() - 1
+            });
+            let v = match sref.family {
+                Family::V4 => &mut out[idx].sets_v4,
+                Family::V6 => &mut out[idx].sets_v6,
+            };
+            if !v.contains(&n) {
+                v.push(n.clone());
+            }
         }
     }
     out
@@ -339,8 +339,8 @@ pub async fn handle(
     }
     let timeout = Duration::from_secs(u64::from(ttl)).max(cfg.min_timeout) + GRACE;
     let mut updates = Vec::new();
-    for (set, v4) in [(&w.set_v4, true), (&w.set_v6, false)] {
-        if let Some(set) = set {
+    for (sets, v4) in [(&w.sets_v4, true), (&w.sets_v6, false)] {
+        for set in sets {
             let a: Vec<IpAddr> = addrs
                 .iter()
                 .filter(|a| a.is_ipv4() == v4)

@@ -20,110 +20,26 @@ create portolan-tmp-f02434e7 hash:net family inet6
 flush portolan-tmp-f02434e7
 add portolan-tmp-f02434e7 2001:db8:0:1::25
 swap portolan-tmp-f02434e7 pt6-appliance
-# dns 0.rhel.pool.ntp.org (IPv4)
-create pt4-dns-0.rhel.pool.ntp.org hash:ip family inet timeout 0
-# dns 0.rhel.pool.ntp.org (IPv6)
-create pt6-dns-0.rhel.pool.ntp.org hash:ip family inet6 timeout 0
-# dns 1.rhel.pool.ntp.org (IPv4)
-create pt4-dns-1.rhel.pool.ntp.org hash:ip family inet timeout 0
-# dns 1.rhel.pool.ntp.org (IPv6)
-create pt6-dns-1.rhel.pool.ntp.org hash:ip family inet6 timeout 0
-# dns 2.rhel.pool.ntp.org (IPv4)
-create pt4-dns-2.rhel.pool.ntp.org hash:ip family inet timeout 0
-# dns 2.rhel.pool.ntp.org (IPv6)
-create pt6-dns-2.rhel.pool.ntp.org hash:ip family inet6 timeout 0
-# dns 3.rhel.pool.ntp.org (IPv4)
-create pt4-dns-3.rhel.pool.ntp.org hash:ip family inet timeout 0
-# dns 3.rhel.pool.ntp.org (IPv6)
-create pt6-dns-3.rhel.pool.ntp.org hash:ip family inet6 timeout 0
-# dns aav-update-1.clearswift.net (IPv4)
-create pt4-dns-aav-update-1.c-8ba939f7 hash:ip family inet timeout 0
-# dns aav-update-1.clearswift.net (IPv6)
-create pt6-dns-aav-update-1.c-7a61e4f9 hash:ip family inet6 timeout 0
-# dns aav-update-2.clearswift.net (IPv4)
-create pt4-dns-aav-update-2.c-f8d48730 hash:ip family inet timeout 0
-# dns aav-update-2.clearswift.net (IPv6)
-create pt6-dns-aav-update-2.c-dbc9266e hash:ip family inet6 timeout 0
-# dns aav-update-3.clearswift.net (IPv4)
-create pt4-dns-aav-update-3.c-9c9705c9 hash:ip family inet timeout 0
-# dns aav-update-3.clearswift.net (IPv6)
-create pt6-dns-aav-update-3.c-55aeffa7 hash:ip family inet6 timeout 0
-# dns aav-update-4.clearswift.net (IPv4)
-create pt4-dns-aav-update-4.c-4c40530a hash:ip family inet timeout 0
-# dns aav-update-4.clearswift.net (IPv6)
-create pt6-dns-aav-update-4.c-35c07eec hash:ip family inet6 timeout 0
-# dns aav-update-5.clearswift.net (IPv4)
-create pt4-dns-aav-update-5.c-0a4fb3a3 hash:ip family inet timeout 0
-# dns aav-update-5.clearswift.net (IPv6)
-create pt6-dns-aav-update-5.c-2f8272d5 hash:ip family inet6 timeout 0
-# dns aav-update-6.clearswift.net (IPv4)
-create pt4-dns-aav-update-6.c-0e3af97c hash:ip family inet timeout 0
-# dns aav-update-6.clearswift.net (IPv6)
-create pt6-dns-aav-update-6.c-2c17a67a hash:ip family inet6 timeout 0
-# dns clearswiftstat.mailshell.net (IPv4)
-create pt4-dns-clearswiftstat-ed476be2 hash:ip family inet timeout 0
-# dns clearswiftstat.mailshell.net (IPv6)
-create pt6-dns-clearswiftstat-b56353cc hash:ip family inet6 timeout 0
-# dns db11.spamcatcher.net (IPv4)
-create pt4-dns-db11.spamcatcher.net hash:ip family inet timeout 0
-# dns db11.spamcatcher.net (IPv6)
-create pt6-dns-db11.spamcatcher.net hash:ip family inet6 timeout 0
-# dns ksn1.kaspersky-labs.com (IPv4)
-create pt4-dns-ksn1.kaspersky-labs.com hash:ip family inet timeout 0
-# dns ksn1.kaspersky-labs.com (IPv6)
-create pt6-dns-ksn1.kaspersky-labs.com hash:ip family inet6 timeout 0
-# dns ksn2.kaspersky-labs.com (IPv4)
-create pt4-dns-ksn2.kaspersky-labs.com hash:ip family inet timeout 0
-# dns ksn2.kaspersky-labs.com (IPv6)
-create pt6-dns-ksn2.kaspersky-labs.com hash:ip family inet6 timeout 0
-# dns ksn3.kaspersky-labs.com (IPv4)
-create pt4-dns-ksn3.kaspersky-labs.com hash:ip family inet timeout 0
-# dns ksn3.kaspersky-labs.com (IPv6)
-create pt6-dns-ksn3.kaspersky-labs.com hash:ip family inet6 timeout 0
-# dns ksn4.kaspersky-labs.com (IPv4)
-create pt4-dns-ksn4.kaspersky-labs.com hash:ip family inet timeout 0
-# dns ksn4.kaspersky-labs.com (IPv6)
-create pt6-dns-ksn4.kaspersky-labs.com hash:ip family inet6 timeout 0
-# dns repo.clearswift.net (IPv4)
-create pt4-dns-repo.clearswift.net hash:ip family inet timeout 0
-# dns repo.clearswift.net (IPv6)
-create pt6-dns-repo.clearswift.net hash:ip family inet6 timeout 0
-# dns rh.repo.clearswift.net (IPv4)
-create pt4-dns-rh.repo.clearswift.net hash:ip family inet timeout 0
-# dns rh.repo.clearswift.net (IPv6)
-create pt6-dns-rh.repo.clearswift.net hash:ip family inet6 timeout 0
-# dns ruledownloads.mailshell.net (IPv4)
-create pt4-dns-ruledownloads-8e601187 hash:ip family inet timeout 0
-# dns ruledownloads.mailshell.net (IPv6)
-create pt6-dns-ruledownloads-074949d5 hash:ip family inet6 timeout 0
-# dns services1.clearswift.net (IPv4)
-create pt4-dns-services1.clea-9a621336 hash:ip family inet timeout 0
-# dns services1.clearswift.net (IPv6)
-create pt6-dns-services1.clea-feb2194c hash:ip family inet6 timeout 0
-# dns services2.clearswift.net (IPv4)
-create pt4-dns-services2.clea-0a56d121 hash:ip family inet timeout 0
-# dns services2.clearswift.net (IPv6)
-create pt6-dns-services2.clea-9c566df3 hash:ip family inet6 timeout 0
-# dns services3.clearswift.net (IPv4)
-create pt4-dns-services3.clea-190eb288 hash:ip family inet timeout 0
-# dns services3.clearswift.net (IPv6)
-create pt6-dns-services3.clea-30e1185a hash:ip family inet6 timeout 0
-# dns sn12.mailshell.net (IPv4)
-create pt4-dns-sn12.mailshell.net hash:ip family inet timeout 0
-# dns sn12.mailshell.net (IPv6)
-create pt6-dns-sn12.mailshell.net hash:ip family inet6 timeout 0
-# dns tisdk.mailshell.net (IPv4)
-create pt4-dns-tisdk.mailshell.net hash:ip family inet timeout 0
-# dns tisdk.mailshell.net (IPv6)
-create pt6-dns-tisdk.mailshell.net hash:ip family inet6 timeout 0
-# dns verio.mailshell.net (IPv4)
-create pt4-dns-verio.mailshell.net hash:ip family inet timeout 0
-# dns verio.mailshell.net (IPv6)
-create pt6-dns-verio.mailshell.net hash:ip family inet6 timeout 0
-# dns www.clearswift.com (IPv4)
-create pt4-dns-www.clearswift.com hash:ip family inet timeout 0
-# dns www.clearswift.com (IPv6)
-create pt6-dns-www.clearswift.com hash:ip family inet6 timeout 0
+# dns group of 4: ksn1.kaspersky-labs.com ksn2.kaspersky-labs.com ksn3.kaspersky-labs.com and 1 more (IPv4)
+create pt4-dns-from_tcp_443_215ba1b6 hash:ip family inet timeout 0
+# dns group of 4: ksn1.kaspersky-labs.com ksn2.kaspersky-labs.com ksn3.kaspersky-labs.com and 1 more (IPv6)
+create pt6-dns-from_tcp_443_215ba1b6 hash:ip family inet6 timeout 0
+# dns group of 4: 0.rhel.pool.ntp.org 1.rhel.pool.ntp.org 2.rhel.pool.ntp.org and 1 more (IPv4)
+create pt4-dns-from_udp_123_133a1ac8 hash:ip family inet timeout 0
+# dns group of 4: 0.rhel.pool.ntp.org 1.rhel.pool.ntp.org 2.rhel.pool.ntp.org and 1 more (IPv6)
+create pt6-dns-from_udp_123_133a1ac8 hash:ip family inet6 timeout 0
+# dns group of 4: ksn1.kaspersky-labs.com ksn2.kaspersky-labs.com ksn3.kaspersky-labs.com and 1 more (IPv4)
+create pt4-dns-to_tcp_443_f8366fe7 hash:ip family inet timeout 0
+# dns group of 4: ksn1.kaspersky-labs.com ksn2.kaspersky-labs.com ksn3.kaspersky-labs.com and 1 more (IPv6)
+create pt6-dns-to_tcp_443_f8366fe7 hash:ip family inet6 timeout 0
+# dns group of 18: aav-update-1.clearswift.net aav-update-2.clearswift.net aav-update-3.clearswift.net and 15 more (IPv4)
+create pt4-dns-to_tcp_80_e02793fa hash:ip family inet timeout 0
+# dns group of 18: aav-update-1.clearswift.net aav-update-2.clearswift.net aav-update-3.clearswift.net and 15 more (IPv6)
+create pt6-dns-to_tcp_80_e02793fa hash:ip family inet6 timeout 0
+# dns group of 4: 0.rhel.pool.ntp.org 1.rhel.pool.ntp.org 2.rhel.pool.ntp.org and 1 more (IPv4)
+create pt4-dns-to_udp_123_6da50d25 hash:ip family inet timeout 0
+# dns group of 4: 0.rhel.pool.ntp.org 1.rhel.pool.ntp.org 2.rhel.pool.ntp.org and 1 more (IPv6)
+create pt6-dns-to_udp_123_6da50d25 hash:ip family inet6 timeout 0
 # role admin (IPv4)
 create pt4-role-admin hash:net family inet
 create portolan-tmp-7a03b758 hash:net family inet
@@ -614,57 +530,16 @@ iptables-restore --noflush <<'PORTOLAN_IPV4_END'
 # syslog [feature syslog]: Access to the central SYSLOG server (log export)
 -A PORTOLAN-FORWARD -i dmz0 -o lan0 -m set --match-set pt4-appliance src -m set --match-set pt4-role-syslog-server dst -p tcp -m tcp --dport 514 -m comment --comment "flows: syslog" -j ACCEPT
 # ntp [feature ntp]: Access to NTP services (default servers)
--A PORTOLAN-FORWARD -i dmz0 -o wan0 -m set --match-set pt4-appliance src -m set --match-set pt4-dns-0.rhel.pool.ntp.org dst -p udp -m udp --dport 123 -m comment --comment "flows: ntp" -j ACCEPT
-# ntp [feature ntp]: Access to NTP services (default servers)
--A PORTOLAN-FORWARD -i dmz0 -o wan0 -m set --match-set pt4-appliance src -m set --match-set pt4-dns-1.rhel.pool.ntp.org dst -p udp -m udp --dport 123 -m comment --comment "flows: ntp" -j ACCEPT
-# ntp [feature ntp]: Access to NTP services (default servers)
--A PORTOLAN-FORWARD -i dmz0 -o wan0 -m set --match-set pt4-appliance src -m set --match-set pt4-dns-2.rhel.pool.ntp.org dst -p udp -m udp --dport 123 -m comment --comment "flows: ntp" -j ACCEPT
-# ntp [feature ntp]: Access to NTP services (default servers)
--A PORTOLAN-FORWARD -i dmz0 -o wan0 -m set --match-set pt4-appliance src -m set --match-set pt4-dns-3.rhel.pool.ntp.org dst -p udp -m udp --dport 123 -m comment --comment "flows: ntp" -j ACCEPT
+-A PORTOLAN-FORWARD -i dmz0 -o wan0 -m set --match-set pt4-appliance src -m set --match-set pt4-dns-to_udp_123_6da50d25 dst -p udp -m udp --dport 123 -m comment --comment "flows: ntp" -j ACCEPT
 # av-avira [feature av-avira]: HTTP access to the Avira update servers for anti-virus updates and software upgrades
--A PORTOLAN-FORWARD -i dmz0 -o wan0 -m set --match-set pt4-appliance src -m set --match-set pt4-dns-aav-update-1.c-8ba939f7 dst -p tcp -m tcp --dport 80 -m comment --comment "flows: av-avira" -j ACCEPT
-# av-avira [feature av-avira]: HTTP access to the Avira update servers for anti-virus updates and software upgrades
--A PORTOLAN-FORWARD -i dmz0 -o wan0 -m set --match-set pt4-appliance src -m set --match-set pt4-dns-aav-update-2.c-f8d48730 dst -p tcp -m tcp --dport 80 -m comment --comment "flows: av-avira" -j ACCEPT
-# av-avira [feature av-avira]: HTTP access to the Avira update servers for anti-virus updates and software upgrades
--A PORTOLAN-FORWARD -i dmz0 -o wan0 -m set --match-set pt4-appliance src -m set --match-set pt4-dns-aav-update-3.c-9c9705c9 dst -p tcp -m tcp --dport 80 -m comment --comment "flows: av-avira" -j ACCEPT
-# av-avira [feature av-avira]: HTTP access to the Avira update servers for anti-virus updates and software upgrades
--A PORTOLAN-FORWARD -i dmz0 -o wan0 -m set --match-set pt4-appliance src -m set --match-set pt4-dns-aav-update-4.c-4c40530a dst -p tcp -m tcp --dport 80 -m comment --comment "flows: av-avira" -j ACCEPT
-# av-avira [feature av-avira]: HTTP access to the Avira update servers for anti-virus updates and software upgrades
--A PORTOLAN-FORWARD -i dmz0 -o wan0 -m set --match-set pt4-appliance src -m set --match-set pt4-dns-aav-update-5.c-0a4fb3a3 dst -p tcp -m tcp --dport 80 -m comment --comment "flows: av-avira" -j ACCEPT
-# av-avira [feature av-avira]: HTTP access to the Avira update servers for anti-virus updates and software upgrades
--A PORTOLAN-FORWARD -i dmz0 -o wan0 -m set --match-set pt4-appliance src -m set --match-set pt4-dns-aav-update-6.c-0e3af97c dst -p tcp -m tcp --dport 80 -m comment --comment "flows: av-avira" -j ACCEPT
-# spam-stats [feature spam-stats]: Clearswift Spam Detection stats
--A PORTOLAN-FORWARD -i dmz0 -o wan0 -m set --match-set pt4-appliance src -m set --match-set pt4-dns-clearswiftstat-ed476be2 dst -p tcp -m tcp --dport 80 -m comment --comment "flows: spam-stats" -j ACCEPT
-# spamlogic [feature spamlogic]: Access to SpamLogic Rule/Engine updates
--A PORTOLAN-FORWARD -i dmz0 -o wan0 -m set --match-set pt4-appliance src -m set --match-set pt4-dns-db11.spamcatcher.net dst -p tcp -m tcp --dport 80 -m comment --comment "flows: spamlogic" -j ACCEPT
-# kaspersky-ksn [feature kaspersky-ksn]: Kaspersky KSN lookup
--A PORTOLAN-FORWARD -i dmz0 -o wan0 -m set --match-set pt4-appliance src -m set --match-set pt4-dns-ksn1.kaspersky-labs.com dst -p tcp -m tcp --dport 443 -m comment --comment "flows: kaspersky-ksn" -j ACCEPT
-# kaspersky-ksn [feature kaspersky-ksn]: Kaspersky KSN lookup
--A PORTOLAN-FORWARD -i dmz0 -o wan0 -m set --match-set pt4-appliance src -m set --match-set pt4-dns-ksn2.kaspersky-labs.com dst -p tcp -m tcp --dport 443 -m comment --comment "flows: kaspersky-ksn" -j ACCEPT
-# kaspersky-ksn [feature kaspersky-ksn]: Kaspersky KSN lookup
--A PORTOLAN-FORWARD -i dmz0 -o wan0 -m set --match-set pt4-appliance src -m set --match-set pt4-dns-ksn3.kaspersky-labs.com dst -p tcp -m tcp --dport 443 -m comment --comment "flows: kaspersky-ksn" -j ACCEPT
-# kaspersky-ksn [feature kaspersky-ksn]: Kaspersky KSN lookup
--A PORTOLAN-FORWARD -i dmz0 -o wan0 -m set --match-set pt4-appliance src -m set --match-set pt4-dns-ksn4.kaspersky-labs.com dst -p tcp -m tcp --dport 443 -m comment --comment "flows: kaspersky-ksn" -j ACCEPT
 # product-updates [feature product-updates]: Access to Clearswift product and Operating System updates
--A PORTOLAN-FORWARD -i dmz0 -o wan0 -m set --match-set pt4-appliance src -m set --match-set pt4-dns-repo.clearswift.net dst -p tcp -m tcp --dport 80 -m comment --comment "flows: product-updates" -j ACCEPT
-# product-updates [feature product-updates]: Access to Clearswift product and Operating System updates
--A PORTOLAN-FORWARD -i dmz0 -o wan0 -m set --match-set pt4-appliance src -m set --match-set pt4-dns-rh.repo.clearswift.net dst -p tcp -m tcp --dport 80 -m comment --comment "flows: product-updates" -j ACCEPT
-# spamlogic [feature spamlogic]: Access to SpamLogic Rule/Engine updates
--A PORTOLAN-FORWARD -i dmz0 -o wan0 -m set --match-set pt4-appliance src -m set --match-set pt4-dns-ruledownloads-8e601187 dst -p tcp -m tcp --dport 80 -m comment --comment "flows: spamlogic" -j ACCEPT
-# service-availability [feature service-availability]: Access to the Service Availability List
--A PORTOLAN-FORWARD -i dmz0 -o wan0 -m set --match-set pt4-appliance src -m set --match-set pt4-dns-services1.clea-9a621336 dst -p tcp -m tcp --dport 80 -m comment --comment "flows: service-availability" -j ACCEPT
-# service-availability [feature service-availability]: Access to the Service Availability List
--A PORTOLAN-FORWARD -i dmz0 -o wan0 -m set --match-set pt4-appliance src -m set --match-set pt4-dns-services2.clea-0a56d121 dst -p tcp -m tcp --dport 80 -m comment --comment "flows: service-availability" -j ACCEPT
-# service-availability [feature service-availability]: Access to the Service Availability List
--A PORTOLAN-FORWARD -i dmz0 -o wan0 -m set --match-set pt4-appliance src -m set --match-set pt4-dns-services3.clea-190eb288 dst -p tcp -m tcp --dport 80 -m comment --comment "flows: service-availability" -j ACCEPT
-# spamlogic [feature spamlogic]: Access to SpamLogic Rule/Engine updates
--A PORTOLAN-FORWARD -i dmz0 -o wan0 -m set --match-set pt4-appliance src -m set --match-set pt4-dns-sn12.mailshell.net dst -p tcp -m tcp --dport 80 -m comment --comment "flows: spamlogic" -j ACCEPT
-# spamlogic [feature spamlogic]: Access to SpamLogic Rule/Engine updates
--A PORTOLAN-FORWARD -i dmz0 -o wan0 -m set --match-set pt4-appliance src -m set --match-set pt4-dns-tisdk.mailshell.net dst -p tcp -m tcp --dport 80 -m comment --comment "flows: spamlogic" -j ACCEPT
-# spamlogic [feature spamlogic]: Access to SpamLogic Rule/Engine updates
--A PORTOLAN-FORWARD -i dmz0 -o wan0 -m set --match-set pt4-appliance src -m set --match-set pt4-dns-verio.mailshell.net dst -p tcp -m tcp --dport 80 -m comment --comment "flows: spamlogic" -j ACCEPT
 # rss-feed [feature rss-feed]: Access to the RSS Feed
--A PORTOLAN-FORWARD -i dmz0 -o wan0 -m set --match-set pt4-appliance src -m set --match-set pt4-dns-www.clearswift.com dst -p tcp -m tcp --dport 80 -m comment --comment "flows: rss-feed" -j ACCEPT
+# service-availability [feature service-availability]: Access to the Service Availability List
+# spam-stats [feature spam-stats]: Clearswift Spam Detection stats
+# spamlogic [feature spamlogic]: Access to SpamLogic Rule/Engine updates
+-A PORTOLAN-FORWARD -i dmz0 -o wan0 -m set --match-set pt4-appliance src -m set --match-set pt4-dns-to_tcp_80_e02793fa dst -p tcp -m tcp --dport 80 -m comment --comment "flows: av-avira product-updates rss-feed service-availability spam-stats spamlogic" -j ACCEPT
+# kaspersky-ksn [feature kaspersky-ksn]: Kaspersky KSN lookup
+-A PORTOLAN-FORWARD -i dmz0 -o wan0 -m set --match-set pt4-appliance src -m set --match-set pt4-dns-to_tcp_443_f8366fe7 dst -p tcp -m tcp --dport 443 -m comment --comment "flows: kaspersky-ksn" -j ACCEPT
 # hkp-keyserver-out [feature hkp-keyserver]: HTTPS key server queries (port 11371)
 # https-keyserver-out [feature https-keyserver]: HTTPS key server queries
 # ldap-keyserver-out [feature ldap-keyserver]: LDAP key server queries
@@ -699,21 +574,9 @@ iptables-restore --noflush <<'PORTOLAN_IPV4_END'
 # snmp [feature snmp]: SNMP inbound: the port used by an SNMP browser when scanning the appliance
 -A PORTOLAN-FORWARD -i lan0 -o dmz0 -m set --match-set pt4-role-snmp-manager src -m set --match-set pt4-appliance dst -p udp -m udp --dport 161 -m comment --comment "flows: snmp" -j ACCEPT
 # ntp-in [feature inbound-as-listed]: Access to NTP services (inbound half of an In/Out row)
--A PORTOLAN-FORWARD -i wan0 -o dmz0 -m set --match-set pt4-dns-0.rhel.pool.ntp.org src -m set --match-set pt4-appliance dst -p udp -m udp --dport 123 -m comment --comment "flows: ntp-in" -j ACCEPT
-# ntp-in [feature inbound-as-listed]: Access to NTP services (inbound half of an In/Out row)
--A PORTOLAN-FORWARD -i wan0 -o dmz0 -m set --match-set pt4-dns-1.rhel.pool.ntp.org src -m set --match-set pt4-appliance dst -p udp -m udp --dport 123 -m comment --comment "flows: ntp-in" -j ACCEPT
-# ntp-in [feature inbound-as-listed]: Access to NTP services (inbound half of an In/Out row)
--A PORTOLAN-FORWARD -i wan0 -o dmz0 -m set --match-set pt4-dns-2.rhel.pool.ntp.org src -m set --match-set pt4-appliance dst -p udp -m udp --dport 123 -m comment --comment "flows: ntp-in" -j ACCEPT
-# ntp-in [feature inbound-as-listed]: Access to NTP services (inbound half of an In/Out row)
--A PORTOLAN-FORWARD -i wan0 -o dmz0 -m set --match-set pt4-dns-3.rhel.pool.ntp.org src -m set --match-set pt4-appliance dst -p udp -m udp --dport 123 -m comment --comment "flows: ntp-in" -j ACCEPT
+-A PORTOLAN-FORWARD -i wan0 -o dmz0 -m set --match-set pt4-dns-from_udp_123_133a1ac8 src -m set --match-set pt4-appliance dst -p udp -m udp --dport 123 -m comment --comment "flows: ntp-in" -j ACCEPT
 # kaspersky-ksn-in [feature inbound-as-listed]: Kaspersky KSN lookup (inbound half of an In/Out row)
--A PORTOLAN-FORWARD -i wan0 -o dmz0 -m set --match-set pt4-dns-ksn1.kaspersky-labs.com src -m set --match-set pt4-appliance dst -p tcp -m tcp --dport 443 -m comment --comment "flows: kaspersky-ksn-in" -j ACCEPT
-# kaspersky-ksn-in [feature inbound-as-listed]: Kaspersky KSN lookup (inbound half of an In/Out row)
--A PORTOLAN-FORWARD -i wan0 -o dmz0 -m set --match-set pt4-dns-ksn2.kaspersky-labs.com src -m set --match-set pt4-appliance dst -p tcp -m tcp --dport 443 -m comment --comment "flows: kaspersky-ksn-in" -j ACCEPT
-# kaspersky-ksn-in [feature inbound-as-listed]: Kaspersky KSN lookup (inbound half of an In/Out row)
--A PORTOLAN-FORWARD -i wan0 -o dmz0 -m set --match-set pt4-dns-ksn3.kaspersky-labs.com src -m set --match-set pt4-appliance dst -p tcp -m tcp --dport 443 -m comment --comment "flows: kaspersky-ksn-in" -j ACCEPT
-# kaspersky-ksn-in [feature inbound-as-listed]: Kaspersky KSN lookup (inbound half of an In/Out row)
--A PORTOLAN-FORWARD -i wan0 -o dmz0 -m set --match-set pt4-dns-ksn4.kaspersky-labs.com src -m set --match-set pt4-appliance dst -p tcp -m tcp --dport 443 -m comment --comment "flows: kaspersky-ksn-in" -j ACCEPT
+-A PORTOLAN-FORWARD -i wan0 -o dmz0 -m set --match-set pt4-dns-from_tcp_443_215ba1b6 src -m set --match-set pt4-appliance dst -p tcp -m tcp --dport 443 -m comment --comment "flows: kaspersky-ksn-in" -j ACCEPT
 # hkp-keyserver-in [feature hkp-keyserver]: HTTPS key server queries (port 11371)
 # https-keyserver-in [feature https-keyserver]: HTTPS key server queries
 # ldap-keyserver-in [feature ldap-keyserver]: LDAP key server queries
@@ -733,57 +596,16 @@ ip6tables-restore --noflush <<'PORTOLAN_IPV6_END'
 -A PORTOLAN-FORWARD -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment "portolan: replies and related ICMP errors" -j ACCEPT
 -A PORTOLAN-FORWARD -m conntrack --ctstate INVALID -j DROP
 # ntp [feature ntp]: Access to NTP services (default servers)
--A PORTOLAN-FORWARD -i dmz0 -o wan0 -m set --match-set pt6-appliance src -m set --match-set pt6-dns-0.rhel.pool.ntp.org dst -p udp -m udp --dport 123 -m comment --comment "flows: ntp" -j ACCEPT
-# ntp [feature ntp]: Access to NTP services (default servers)
--A PORTOLAN-FORWARD -i dmz0 -o wan0 -m set --match-set pt6-appliance src -m set --match-set pt6-dns-1.rhel.pool.ntp.org dst -p udp -m udp --dport 123 -m comment --comment "flows: ntp" -j ACCEPT
-# ntp [feature ntp]: Access to NTP services (default servers)
--A PORTOLAN-FORWARD -i dmz0 -o wan0 -m set --match-set pt6-appliance src -m set --match-set pt6-dns-2.rhel.pool.ntp.org dst -p udp -m udp --dport 123 -m comment --comment "flows: ntp" -j ACCEPT
-# ntp [feature ntp]: Access to NTP services (default servers)
--A PORTOLAN-FORWARD -i dmz0 -o wan0 -m set --match-set pt6-appliance src -m set --match-set pt6-dns-3.rhel.pool.ntp.org dst -p udp -m udp --dport 123 -m comment --comment "flows: ntp" -j ACCEPT
+-A PORTOLAN-FORWARD -i dmz0 -o wan0 -m set --match-set pt6-appliance src -m set --match-set pt6-dns-to_udp_123_6da50d25 dst -p udp -m udp --dport 123 -m comment --comment "flows: ntp" -j ACCEPT
 # av-avira [feature av-avira]: HTTP access to the Avira update servers for anti-virus updates and software upgrades
--A PORTOLAN-FORWARD -i dmz0 -o wan0 -m set --match-set pt6-appliance src -m set --match-set pt6-dns-aav-update-1.c-7a61e4f9 dst -p tcp -m tcp --dport 80 -m comment --comment "flows: av-avira" -j ACCEPT
-# av-avira [feature av-avira]: HTTP access to the Avira update servers for anti-virus updates and software upgrades
--A PORTOLAN-FORWARD -i dmz0 -o wan0 -m set --match-set pt6-appliance src -m set --match-set pt6-dns-aav-update-2.c-dbc9266e dst -p tcp -m tcp --dport 80 -m comment --comment "flows: av-avira" -j ACCEPT
-# av-avira [feature av-avira]: HTTP access to the Avira update servers for anti-virus updates and software upgrades
--A PORTOLAN-FORWARD -i dmz0 -o wan0 -m set --match-set pt6-appliance src -m set --match-set pt6-dns-aav-update-3.c-55aeffa7 dst -p tcp -m tcp --dport 80 -m comment --comment "flows: av-avira" -j ACCEPT
-# av-avira [feature av-avira]: HTTP access to the Avira update servers for anti-virus updates and software upgrades
--A PORTOLAN-FORWARD -i dmz0 -o wan0 -m set --match-set pt6-appliance src -m set --match-set pt6-dns-aav-update-4.c-35c07eec dst -p tcp -m tcp --dport 80 -m comment --comment "flows: av-avira" -j ACCEPT
-# av-avira [feature av-avira]: HTTP access to the Avira update servers for anti-virus updates and software upgrades
--A PORTOLAN-FORWARD -i dmz0 -o wan0 -m set --match-set pt6-appliance src -m set --match-set pt6-dns-aav-update-5.c-2f8272d5 dst -p tcp -m tcp --dport 80 -m comment --comment "flows: av-avira" -j ACCEPT
-# av-avira [feature av-avira]: HTTP access to the Avira update servers for anti-virus updates and software upgrades
--A PORTOLAN-FORWARD -i dmz0 -o wan0 -m set --match-set pt6-appliance src -m set --match-set pt6-dns-aav-update-6.c-2c17a67a dst -p tcp -m tcp --dport 80 -m comment --comment "flows: av-avira" -j ACCEPT
-# spam-stats [feature spam-stats]: Clearswift Spam Detection stats
--A PORTOLAN-FORWARD -i dmz0 -o wan0 -m set --match-set pt6-appliance src -m set --match-set pt6-dns-clearswiftstat-b56353cc dst -p tcp -m tcp --dport 80 -m comment --comment "flows: spam-stats" -j ACCEPT
-# spamlogic [feature spamlogic]: Access to SpamLogic Rule/Engine updates
--A PORTOLAN-FORWARD -i dmz0 -o wan0 -m set --match-set pt6-appliance src -m set --match-set pt6-dns-db11.spamcatcher.net dst -p tcp -m tcp --dport 80 -m comment --comment "flows: spamlogic" -j ACCEPT
-# kaspersky-ksn [feature kaspersky-ksn]: Kaspersky KSN lookup
--A PORTOLAN-FORWARD -i dmz0 -o wan0 -m set --match-set pt6-appliance src -m set --match-set pt6-dns-ksn1.kaspersky-labs.com dst -p tcp -m tcp --dport 443 -m comment --comment "flows: kaspersky-ksn" -j ACCEPT
-# kaspersky-ksn [feature kaspersky-ksn]: Kaspersky KSN lookup
--A PORTOLAN-FORWARD -i dmz0 -o wan0 -m set --match-set pt6-appliance src -m set --match-set pt6-dns-ksn2.kaspersky-labs.com dst -p tcp -m tcp --dport 443 -m comment --comment "flows: kaspersky-ksn" -j ACCEPT
-# kaspersky-ksn [feature kaspersky-ksn]: Kaspersky KSN lookup
--A PORTOLAN-FORWARD -i dmz0 -o wan0 -m set --match-set pt6-appliance src -m set --match-set pt6-dns-ksn3.kaspersky-labs.com dst -p tcp -m tcp --dport 443 -m comment --comment "flows: kaspersky-ksn" -j ACCEPT
-# kaspersky-ksn [feature kaspersky-ksn]: Kaspersky KSN lookup
--A PORTOLAN-FORWARD -i dmz0 -o wan0 -m set --match-set pt6-appliance src -m set --match-set pt6-dns-ksn4.kaspersky-labs.com dst -p tcp -m tcp --dport 443 -m comment --comment "flows: kaspersky-ksn" -j ACCEPT
 # product-updates [feature product-updates]: Access to Clearswift product and Operating System updates
--A PORTOLAN-FORWARD -i dmz0 -o wan0 -m set --match-set pt6-appliance src -m set --match-set pt6-dns-repo.clearswift.net dst -p tcp -m tcp --dport 80 -m comment --comment "flows: product-updates" -j ACCEPT
-# product-updates [feature product-updates]: Access to Clearswift product and Operating System updates
--A PORTOLAN-FORWARD -i dmz0 -o wan0 -m set --match-set pt6-appliance src -m set --match-set pt6-dns-rh.repo.clearswift.net dst -p tcp -m tcp --dport 80 -m comment --comment "flows: product-updates" -j ACCEPT
-# spamlogic [feature spamlogic]: Access to SpamLogic Rule/Engine updates
--A PORTOLAN-FORWARD -i dmz0 -o wan0 -m set --match-set pt6-appliance src -m set --match-set pt6-dns-ruledownloads-074949d5 dst -p tcp -m tcp --dport 80 -m comment --comment "flows: spamlogic" -j ACCEPT
-# service-availability [feature service-availability]: Access to the Service Availability List
--A PORTOLAN-FORWARD -i dmz0 -o wan0 -m set --match-set pt6-appliance src -m set --match-set pt6-dns-services1.clea-feb2194c dst -p tcp -m tcp --dport 80 -m comment --comment "flows: service-availability" -j ACCEPT
-# service-availability [feature service-availability]: Access to the Service Availability List
--A PORTOLAN-FORWARD -i dmz0 -o wan0 -m set --match-set pt6-appliance src -m set --match-set pt6-dns-services2.clea-9c566df3 dst -p tcp -m tcp --dport 80 -m comment --comment "flows: service-availability" -j ACCEPT
-# service-availability [feature service-availability]: Access to the Service Availability List
--A PORTOLAN-FORWARD -i dmz0 -o wan0 -m set --match-set pt6-appliance src -m set --match-set pt6-dns-services3.clea-30e1185a dst -p tcp -m tcp --dport 80 -m comment --comment "flows: service-availability" -j ACCEPT
-# spamlogic [feature spamlogic]: Access to SpamLogic Rule/Engine updates
--A PORTOLAN-FORWARD -i dmz0 -o wan0 -m set --match-set pt6-appliance src -m set --match-set pt6-dns-sn12.mailshell.net dst -p tcp -m tcp --dport 80 -m comment --comment "flows: spamlogic" -j ACCEPT
-# spamlogic [feature spamlogic]: Access to SpamLogic Rule/Engine updates
--A PORTOLAN-FORWARD -i dmz0 -o wan0 -m set --match-set pt6-appliance src -m set --match-set pt6-dns-tisdk.mailshell.net dst -p tcp -m tcp --dport 80 -m comment --comment "flows: spamlogic" -j ACCEPT
-# spamlogic [feature spamlogic]: Access to SpamLogic Rule/Engine updates
--A PORTOLAN-FORWARD -i dmz0 -o wan0 -m set --match-set pt6-appliance src -m set --match-set pt6-dns-verio.mailshell.net dst -p tcp -m tcp --dport 80 -m comment --comment "flows: spamlogic" -j ACCEPT
 # rss-feed [feature rss-feed]: Access to the RSS Feed
--A PORTOLAN-FORWARD -i dmz0 -o wan0 -m set --match-set pt6-appliance src -m set --match-set pt6-dns-www.clearswift.com dst -p tcp -m tcp --dport 80 -m comment --comment "flows: rss-feed" -j ACCEPT
+# service-availability [feature service-availability]: Access to the Service Availability List
+# spam-stats [feature spam-stats]: Clearswift Spam Detection stats
+# spamlogic [feature spamlogic]: Access to SpamLogic Rule/Engine updates
+-A PORTOLAN-FORWARD -i dmz0 -o wan0 -m set --match-set pt6-appliance src -m set --match-set pt6-dns-to_tcp_80_e02793fa dst -p tcp -m tcp --dport 80 -m comment --comment "flows: av-avira product-updates rss-feed service-availability spam-stats spamlogic" -j ACCEPT
+# kaspersky-ksn [feature kaspersky-ksn]: Kaspersky KSN lookup
+-A PORTOLAN-FORWARD -i dmz0 -o wan0 -m set --match-set pt6-appliance src -m set --match-set pt6-dns-to_tcp_443_f8366fe7 dst -p tcp -m tcp --dport 443 -m comment --comment "flows: kaspersky-ksn" -j ACCEPT
 # hkp-keyserver-out [feature hkp-keyserver]: HTTPS key server queries (port 11371)
 # https-keyserver-out [feature https-keyserver]: HTTPS key server queries
 # ldap-keyserver-out [feature ldap-keyserver]: LDAP key server queries
@@ -797,21 +619,9 @@ ip6tables-restore --noflush <<'PORTOLAN_IPV6_END'
 # pmm [feature pmm]: HTTP access to the PMM interface
 -A PORTOLAN-FORWARD -i lan0 -o dmz0 -m set --match-set pt6-role-internal src -m set --match-set pt6-appliance dst -p tcp -m tcp --dport 80 -m comment --comment "flows: pmm" -j ACCEPT
 # ntp-in [feature inbound-as-listed]: Access to NTP services (inbound half of an In/Out row)
--A PORTOLAN-FORWARD -i wan0 -o dmz0 -m set --match-set pt6-dns-0.rhel.pool.ntp.org src -m set --match-set pt6-appliance dst -p udp -m udp --dport 123 -m comment --comment "flows: ntp-in" -j ACCEPT
-# ntp-in [feature inbound-as-listed]: Access to NTP services (inbound half of an In/Out row)
--A PORTOLAN-FORWARD -i wan0 -o dmz0 -m set --match-set pt6-dns-1.rhel.pool.ntp.org src -m set --match-set pt6-appliance dst -p udp -m udp --dport 123 -m comment --comment "flows: ntp-in" -j ACCEPT
-# ntp-in [feature inbound-as-listed]: Access to NTP services (inbound half of an In/Out row)
--A PORTOLAN-FORWARD -i wan0 -o dmz0 -m set --match-set pt6-dns-2.rhel.pool.ntp.org src -m set --match-set pt6-appliance dst -p udp -m udp --dport 123 -m comment --comment "flows: ntp-in" -j ACCEPT
-# ntp-in [feature inbound-as-listed]: Access to NTP services (inbound half of an In/Out row)
--A PORTOLAN-FORWARD -i wan0 -o dmz0 -m set --match-set pt6-dns-3.rhel.pool.ntp.org src -m set --match-set pt6-appliance dst -p udp -m udp --dport 123 -m comment --comment "flows: ntp-in" -j ACCEPT
+-A PORTOLAN-FORWARD -i wan0 -o dmz0 -m set --match-set pt6-dns-from_udp_123_133a1ac8 src -m set --match-set pt6-appliance dst -p udp -m udp --dport 123 -m comment --comment "flows: ntp-in" -j ACCEPT
 # kaspersky-ksn-in [feature inbound-as-listed]: Kaspersky KSN lookup (inbound half of an In/Out row)
--A PORTOLAN-FORWARD -i wan0 -o dmz0 -m set --match-set pt6-dns-ksn1.kaspersky-labs.com src -m set --match-set pt6-appliance dst -p tcp -m tcp --dport 443 -m comment --comment "flows: kaspersky-ksn-in" -j ACCEPT
-# kaspersky-ksn-in [feature inbound-as-listed]: Kaspersky KSN lookup (inbound half of an In/Out row)
--A PORTOLAN-FORWARD -i wan0 -o dmz0 -m set --match-set pt6-dns-ksn2.kaspersky-labs.com src -m set --match-set pt6-appliance dst -p tcp -m tcp --dport 443 -m comment --comment "flows: kaspersky-ksn-in" -j ACCEPT
-# kaspersky-ksn-in [feature inbound-as-listed]: Kaspersky KSN lookup (inbound half of an In/Out row)
--A PORTOLAN-FORWARD -i wan0 -o dmz0 -m set --match-set pt6-dns-ksn3.kaspersky-labs.com src -m set --match-set pt6-appliance dst -p tcp -m tcp --dport 443 -m comment --comment "flows: kaspersky-ksn-in" -j ACCEPT
-# kaspersky-ksn-in [feature inbound-as-listed]: Kaspersky KSN lookup (inbound half of an In/Out row)
--A PORTOLAN-FORWARD -i wan0 -o dmz0 -m set --match-set pt6-dns-ksn4.kaspersky-labs.com src -m set --match-set pt6-appliance dst -p tcp -m tcp --dport 443 -m comment --comment "flows: kaspersky-ksn-in" -j ACCEPT
+-A PORTOLAN-FORWARD -i wan0 -o dmz0 -m set --match-set pt6-dns-from_tcp_443_215ba1b6 src -m set --match-set pt6-appliance dst -p tcp -m tcp --dport 443 -m comment --comment "flows: kaspersky-ksn-in" -j ACCEPT
 # hkp-keyserver-in [feature hkp-keyserver]: HTTPS key server queries (port 11371)
 # https-keyserver-in [feature https-keyserver]: HTTPS key server queries
 # ldap-keyserver-in [feature ldap-keyserver]: LDAP key server queries

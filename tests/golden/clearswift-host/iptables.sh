@@ -8,50 +8,6 @@ set -eu
 
 # 1. address sets
 ipset -exist restore <<'PORTOLAN_IPSET_END'
-# dns 0.rhel.pool.ntp.org (IPv4)
-create pt4-dns-0.rhel.pool.ntp.org hash:ip family inet timeout 0
-# dns 0.rhel.pool.ntp.org (IPv6)
-create pt6-dns-0.rhel.pool.ntp.org hash:ip family inet6 timeout 0
-# dns 1.rhel.pool.ntp.org (IPv4)
-create pt4-dns-1.rhel.pool.ntp.org hash:ip family inet timeout 0
-# dns 1.rhel.pool.ntp.org (IPv6)
-create pt6-dns-1.rhel.pool.ntp.org hash:ip family inet6 timeout 0
-# dns 2.rhel.pool.ntp.org (IPv4)
-create pt4-dns-2.rhel.pool.ntp.org hash:ip family inet timeout 0
-# dns 2.rhel.pool.ntp.org (IPv6)
-create pt6-dns-2.rhel.pool.ntp.org hash:ip family inet6 timeout 0
-# dns 3.rhel.pool.ntp.org (IPv4)
-create pt4-dns-3.rhel.pool.ntp.org hash:ip family inet timeout 0
-# dns 3.rhel.pool.ntp.org (IPv6)
-create pt6-dns-3.rhel.pool.ntp.org hash:ip family inet6 timeout 0
-# dns aav-update-1.clearswift.net (IPv4)
-create pt4-dns-aav-update-1.c-8ba939f7 hash:ip family inet timeout 0
-# dns aav-update-1.clearswift.net (IPv6)
-create pt6-dns-aav-update-1.c-7a61e4f9 hash:ip family inet6 timeout 0
-# dns aav-update-2.clearswift.net (IPv4)
-create pt4-dns-aav-update-2.c-f8d48730 hash:ip family inet timeout 0
-# dns aav-update-2.clearswift.net (IPv6)
-create pt6-dns-aav-update-2.c-dbc9266e hash:ip family inet6 timeout 0
-# dns aav-update-3.clearswift.net (IPv4)
-create pt4-dns-aav-update-3.c-9c9705c9 hash:ip family inet timeout 0
-# dns aav-update-3.clearswift.net (IPv6)
-create pt6-dns-aav-update-3.c-55aeffa7 hash:ip family inet6 timeout 0
-# dns aav-update-4.clearswift.net (IPv4)
-create pt4-dns-aav-update-4.c-4c40530a hash:ip family inet timeout 0
-# dns aav-update-4.clearswift.net (IPv6)
-create pt6-dns-aav-update-4.c-35c07eec hash:ip family inet6 timeout 0
-# dns aav-update-5.clearswift.net (IPv4)
-create pt4-dns-aav-update-5.c-0a4fb3a3 hash:ip family inet timeout 0
-# dns aav-update-5.clearswift.net (IPv6)
-create pt6-dns-aav-update-5.c-2f8272d5 hash:ip family inet6 timeout 0
-# dns aav-update-6.clearswift.net (IPv4)
-create pt4-dns-aav-update-6.c-0e3af97c hash:ip family inet timeout 0
-# dns aav-update-6.clearswift.net (IPv6)
-create pt6-dns-aav-update-6.c-2c17a67a hash:ip family inet6 timeout 0
-# dns db11.spamcatcher.net (IPv4)
-create pt4-dns-db11.spamcatcher.net hash:ip family inet timeout 0
-# dns db11.spamcatcher.net (IPv6)
-create pt6-dns-db11.spamcatcher.net hash:ip family inet6 timeout 0
 # dns ksn1.kaspersky-labs.com (IPv4)
 create pt4-dns-ksn1.kaspersky-labs.com hash:ip family inet timeout 0
 create portolan-tmp-e0345ec4 hash:ip family inet timeout 0
@@ -74,38 +30,18 @@ create pt6-dns-ksn2.kaspersky-labs.com hash:ip family inet6 timeout 0
 create portolan-tmp-588cde8d hash:ip family inet6 timeout 0
 flush portolan-tmp-588cde8d
 swap portolan-tmp-588cde8d pt6-dns-ksn2.kaspersky-labs.com
-# dns ksn3.kaspersky-labs.com (IPv4)
-create pt4-dns-ksn3.kaspersky-labs.com hash:ip family inet timeout 0
-# dns ksn3.kaspersky-labs.com (IPv6)
-create pt6-dns-ksn3.kaspersky-labs.com hash:ip family inet6 timeout 0
-# dns ksn4.kaspersky-labs.com (IPv4)
-create pt4-dns-ksn4.kaspersky-labs.com hash:ip family inet timeout 0
-# dns ksn4.kaspersky-labs.com (IPv6)
-create pt6-dns-ksn4.kaspersky-labs.com hash:ip family inet6 timeout 0
-# dns repo.clearswift.net (IPv4)
-create pt4-dns-repo.clearswift.net hash:ip family inet timeout 0
-# dns repo.clearswift.net (IPv6)
-create pt6-dns-repo.clearswift.net hash:ip family inet6 timeout 0
-# dns rh.repo.clearswift.net (IPv4)
-create pt4-dns-rh.repo.clearswift.net hash:ip family inet timeout 0
-# dns rh.repo.clearswift.net (IPv6)
-create pt6-dns-rh.repo.clearswift.net hash:ip family inet6 timeout 0
-# dns ruledownloads.mailshell.net (IPv4)
-create pt4-dns-ruledownloads-8e601187 hash:ip family inet timeout 0
-# dns ruledownloads.mailshell.net (IPv6)
-create pt6-dns-ruledownloads-074949d5 hash:ip family inet6 timeout 0
-# dns sn12.mailshell.net (IPv4)
-create pt4-dns-sn12.mailshell.net hash:ip family inet timeout 0
-# dns sn12.mailshell.net (IPv6)
-create pt6-dns-sn12.mailshell.net hash:ip family inet6 timeout 0
-# dns tisdk.mailshell.net (IPv4)
-create pt4-dns-tisdk.mailshell.net hash:ip family inet timeout 0
-# dns tisdk.mailshell.net (IPv6)
-create pt6-dns-tisdk.mailshell.net hash:ip family inet6 timeout 0
-# dns verio.mailshell.net (IPv4)
-create pt4-dns-verio.mailshell.net hash:ip family inet timeout 0
-# dns verio.mailshell.net (IPv6)
-create pt6-dns-verio.mailshell.net hash:ip family inet6 timeout 0
+# dns group of 2: ksn3.kaspersky-labs.com ksn4.kaspersky-labs.com (IPv4)
+create pt4-dns-to_tcp_443_d39fd9c9 hash:ip family inet timeout 0
+# dns group of 2: ksn3.kaspersky-labs.com ksn4.kaspersky-labs.com (IPv6)
+create pt6-dns-to_tcp_443_d39fd9c9 hash:ip family inet6 timeout 0
+# dns group of 13: aav-update-1.clearswift.net aav-update-2.clearswift.net aav-update-3.clearswift.net and 10 more (IPv4)
+create pt4-dns-to_tcp_80_8848424b hash:ip family inet timeout 0
+# dns group of 13: aav-update-1.clearswift.net aav-update-2.clearswift.net aav-update-3.clearswift.net and 10 more (IPv6)
+create pt6-dns-to_tcp_80_8848424b hash:ip family inet6 timeout 0
+# dns group of 4: 0.rhel.pool.ntp.org 1.rhel.pool.ntp.org 2.rhel.pool.ntp.org and 1 more (IPv4)
+create pt4-dns-to_udp_123_eb063e60 hash:ip family inet timeout 0
+# dns group of 4: 0.rhel.pool.ntp.org 1.rhel.pool.ntp.org 2.rhel.pool.ntp.org and 1 more (IPv6)
+create pt6-dns-to_udp_123_eb063e60 hash:ip family inet6 timeout 0
 # role admin (IPv4)
 create pt4-role-admin hash:net family inet
 create portolan-tmp-7a03b758 hash:net family inet
@@ -422,47 +358,17 @@ iptables-restore --noflush <<'PORTOLAN_IPV4_END'
 -A PORTOLAN-OUTPUT -m conntrack --ctstate INVALID -j DROP
 -A PORTOLAN-OUTPUT -o lo -j RETURN
 # ntp [feature ntp]: Access to NTP services (default servers)
--A PORTOLAN-OUTPUT -m set --match-set pt4-dns-0.rhel.pool.ntp.org dst -p udp -m udp --dport 123 -m comment --comment "flows: ntp" -j RETURN
-# ntp [feature ntp]: Access to NTP services (default servers)
--A PORTOLAN-OUTPUT -m set --match-set pt4-dns-1.rhel.pool.ntp.org dst -p udp -m udp --dport 123 -m comment --comment "flows: ntp" -j RETURN
-# ntp [feature ntp]: Access to NTP services (default servers)
--A PORTOLAN-OUTPUT -m set --match-set pt4-dns-2.rhel.pool.ntp.org dst -p udp -m udp --dport 123 -m comment --comment "flows: ntp" -j RETURN
-# ntp [feature ntp]: Access to NTP services (default servers)
--A PORTOLAN-OUTPUT -m set --match-set pt4-dns-3.rhel.pool.ntp.org dst -p udp -m udp --dport 123 -m comment --comment "flows: ntp" -j RETURN
+-A PORTOLAN-OUTPUT -m set --match-set pt4-dns-to_udp_123_eb063e60 dst -p udp -m udp --dport 123 -m comment --comment "flows: ntp" -j RETURN
 # av-avira [feature av-avira]: HTTP access to the Avira update servers for anti-virus updates and software upgrades
--A PORTOLAN-OUTPUT -m set --match-set pt4-dns-aav-update-1.c-8ba939f7 dst -p tcp -m tcp --dport 80 -m comment --comment "flows: av-avira" -j RETURN
-# av-avira [feature av-avira]: HTTP access to the Avira update servers for anti-virus updates and software upgrades
--A PORTOLAN-OUTPUT -m set --match-set pt4-dns-aav-update-2.c-f8d48730 dst -p tcp -m tcp --dport 80 -m comment --comment "flows: av-avira" -j RETURN
-# av-avira [feature av-avira]: HTTP access to the Avira update servers for anti-virus updates and software upgrades
--A PORTOLAN-OUTPUT -m set --match-set pt4-dns-aav-update-3.c-9c9705c9 dst -p tcp -m tcp --dport 80 -m comment --comment "flows: av-avira" -j RETURN
-# av-avira [feature av-avira]: HTTP access to the Avira update servers for anti-virus updates and software upgrades
--A PORTOLAN-OUTPUT -m set --match-set pt4-dns-aav-update-4.c-4c40530a dst -p tcp -m tcp --dport 80 -m comment --comment "flows: av-avira" -j RETURN
-# av-avira [feature av-avira]: HTTP access to the Avira update servers for anti-virus updates and software upgrades
--A PORTOLAN-OUTPUT -m set --match-set pt4-dns-aav-update-5.c-0a4fb3a3 dst -p tcp -m tcp --dport 80 -m comment --comment "flows: av-avira" -j RETURN
-# av-avira [feature av-avira]: HTTP access to the Avira update servers for anti-virus updates and software upgrades
--A PORTOLAN-OUTPUT -m set --match-set pt4-dns-aav-update-6.c-0e3af97c dst -p tcp -m tcp --dport 80 -m comment --comment "flows: av-avira" -j RETURN
+# product-updates [feature product-updates]: Access to Clearswift product and Operating System updates
 # spamlogic [feature spamlogic]: Access to SpamLogic Rule/Engine updates
--A PORTOLAN-OUTPUT -m set --match-set pt4-dns-db11.spamcatcher.net dst -p tcp -m tcp --dport 80 -m comment --comment "flows: spamlogic" -j RETURN
+-A PORTOLAN-OUTPUT -m set --match-set pt4-dns-to_tcp_80_8848424b dst -p tcp -m tcp --dport 80 -m comment --comment "flows: av-avira product-updates spamlogic" -j RETURN
 # kaspersky-ksn [feature kaspersky-ksn]: Kaspersky KSN lookup
 -A PORTOLAN-OUTPUT -m set --match-set pt4-dns-ksn1.kaspersky-labs.com dst -p tcp -m tcp --dport 443 -m comment --comment "flows: kaspersky-ksn" -j RETURN
 # kaspersky-ksn [feature kaspersky-ksn]: Kaspersky KSN lookup
 -A PORTOLAN-OUTPUT -m set --match-set pt4-dns-ksn2.kaspersky-labs.com dst -p tcp -m tcp --dport 443 -m comment --comment "flows: kaspersky-ksn" -j RETURN
 # kaspersky-ksn [feature kaspersky-ksn]: Kaspersky KSN lookup
--A PORTOLAN-OUTPUT -m set --match-set pt4-dns-ksn3.kaspersky-labs.com dst -p tcp -m tcp --dport 443 -m comment --comment "flows: kaspersky-ksn" -j RETURN
-# kaspersky-ksn [feature kaspersky-ksn]: Kaspersky KSN lookup
--A PORTOLAN-OUTPUT -m set --match-set pt4-dns-ksn4.kaspersky-labs.com dst -p tcp -m tcp --dport 443 -m comment --comment "flows: kaspersky-ksn" -j RETURN
-# product-updates [feature product-updates]: Access to Clearswift product and Operating System updates
--A PORTOLAN-OUTPUT -m set --match-set pt4-dns-repo.clearswift.net dst -p tcp -m tcp --dport 80 -m comment --comment "flows: product-updates" -j RETURN
-# product-updates [feature product-updates]: Access to Clearswift product and Operating System updates
--A PORTOLAN-OUTPUT -m set --match-set pt4-dns-rh.repo.clearswift.net dst -p tcp -m tcp --dport 80 -m comment --comment "flows: product-updates" -j RETURN
-# spamlogic [feature spamlogic]: Access to SpamLogic Rule/Engine updates
--A PORTOLAN-OUTPUT -m set --match-set pt4-dns-ruledownloads-8e601187 dst -p tcp -m tcp --dport 80 -m comment --comment "flows: spamlogic" -j RETURN
-# spamlogic [feature spamlogic]: Access to SpamLogic Rule/Engine updates
--A PORTOLAN-OUTPUT -m set --match-set pt4-dns-sn12.mailshell.net dst -p tcp -m tcp --dport 80 -m comment --comment "flows: spamlogic" -j RETURN
-# spamlogic [feature spamlogic]: Access to SpamLogic Rule/Engine updates
--A PORTOLAN-OUTPUT -m set --match-set pt4-dns-tisdk.mailshell.net dst -p tcp -m tcp --dport 80 -m comment --comment "flows: spamlogic" -j RETURN
-# spamlogic [feature spamlogic]: Access to SpamLogic Rule/Engine updates
--A PORTOLAN-OUTPUT -m set --match-set pt4-dns-verio.mailshell.net dst -p tcp -m tcp --dport 80 -m comment --comment "flows: spamlogic" -j RETURN
+-A PORTOLAN-OUTPUT -m set --match-set pt4-dns-to_tcp_443_d39fd9c9 dst -p tcp -m tcp --dport 443 -m comment --comment "flows: kaspersky-ksn" -j RETURN
 # dns [required]: DNS requests, if using DNS servers beyond the firewall
 -A PORTOLAN-OUTPUT -m set --match-set pt4-role-dns-server dst -p tcp -m tcp --dport 53 -m comment --comment "flows: dns" -j RETURN
 # dns [required]: DNS requests, if using DNS servers beyond the firewall
@@ -500,47 +406,17 @@ ip6tables-restore --noflush <<'PORTOLAN_IPV6_END'
 -A PORTOLAN-OUTPUT -p ipv6-icmp -m icmp6 --icmpv6-type router-solicitation -m comment --comment "portolan: IPv6 neighbour discovery" -j RETURN
 -A PORTOLAN-OUTPUT -p ipv6-icmp -m icmp6 --icmpv6-type router-advertisement -m comment --comment "portolan: IPv6 neighbour discovery" -j RETURN
 # ntp [feature ntp]: Access to NTP services (default servers)
--A PORTOLAN-OUTPUT -m set --match-set pt6-dns-0.rhel.pool.ntp.org dst -p udp -m udp --dport 123 -m comment --comment "flows: ntp" -j RETURN
-# ntp [feature ntp]: Access to NTP services (default servers)
--A PORTOLAN-OUTPUT -m set --match-set pt6-dns-1.rhel.pool.ntp.org dst -p udp -m udp --dport 123 -m comment --comment "flows: ntp" -j RETURN
-# ntp [feature ntp]: Access to NTP services (default servers)
--A PORTOLAN-OUTPUT -m set --match-set pt6-dns-2.rhel.pool.ntp.org dst -p udp -m udp --dport 123 -m comment --comment "flows: ntp" -j RETURN
-# ntp [feature ntp]: Access to NTP services (default servers)
--A PORTOLAN-OUTPUT -m set --match-set pt6-dns-3.rhel.pool.ntp.org dst -p udp -m udp --dport 123 -m comment --comment "flows: ntp" -j RETURN
+-A PORTOLAN-OUTPUT -m set --match-set pt6-dns-to_udp_123_eb063e60 dst -p udp -m udp --dport 123 -m comment --comment "flows: ntp" -j RETURN
 # av-avira [feature av-avira]: HTTP access to the Avira update servers for anti-virus updates and software upgrades
--A PORTOLAN-OUTPUT -m set --match-set pt6-dns-aav-update-1.c-7a61e4f9 dst -p tcp -m tcp --dport 80 -m comment --comment "flows: av-avira" -j RETURN
-# av-avira [feature av-avira]: HTTP access to the Avira update servers for anti-virus updates and software upgrades
--A PORTOLAN-OUTPUT -m set --match-set pt6-dns-aav-update-2.c-dbc9266e dst -p tcp -m tcp --dport 80 -m comment --comment "flows: av-avira" -j RETURN
-# av-avira [feature av-avira]: HTTP access to the Avira update servers for anti-virus updates and software upgrades
--A PORTOLAN-OUTPUT -m set --match-set pt6-dns-aav-update-3.c-55aeffa7 dst -p tcp -m tcp --dport 80 -m comment --comment "flows: av-avira" -j RETURN
-# av-avira [feature av-avira]: HTTP access to the Avira update servers for anti-virus updates and software upgrades
--A PORTOLAN-OUTPUT -m set --match-set pt6-dns-aav-update-4.c-35c07eec dst -p tcp -m tcp --dport 80 -m comment --comment "flows: av-avira" -j RETURN
-# av-avira [feature av-avira]: HTTP access to the Avira update servers for anti-virus updates and software upgrades
--A PORTOLAN-OUTPUT -m set --match-set pt6-dns-aav-update-5.c-2f8272d5 dst -p tcp -m tcp --dport 80 -m comment --comment "flows: av-avira" -j RETURN
-# av-avira [feature av-avira]: HTTP access to the Avira update servers for anti-virus updates and software upgrades
--A PORTOLAN-OUTPUT -m set --match-set pt6-dns-aav-update-6.c-2c17a67a dst -p tcp -m tcp --dport 80 -m comment --comment "flows: av-avira" -j RETURN
+# product-updates [feature product-updates]: Access to Clearswift product and Operating System updates
 # spamlogic [feature spamlogic]: Access to SpamLogic Rule/Engine updates
--A PORTOLAN-OUTPUT -m set --match-set pt6-dns-db11.spamcatcher.net dst -p tcp -m tcp --dport 80 -m comment --comment "flows: spamlogic" -j RETURN
+-A PORTOLAN-OUTPUT -m set --match-set pt6-dns-to_tcp_80_8848424b dst -p tcp -m tcp --dport 80 -m comment --comment "flows: av-avira product-updates spamlogic" -j RETURN
 # kaspersky-ksn [feature kaspersky-ksn]: Kaspersky KSN lookup
 -A PORTOLAN-OUTPUT -m set --match-set pt6-dns-ksn1.kaspersky-labs.com dst -p tcp -m tcp --dport 443 -m comment --comment "flows: kaspersky-ksn" -j RETURN
 # kaspersky-ksn [feature kaspersky-ksn]: Kaspersky KSN lookup
 -A PORTOLAN-OUTPUT -m set --match-set pt6-dns-ksn2.kaspersky-labs.com dst -p tcp -m tcp --dport 443 -m comment --comment "flows: kaspersky-ksn" -j RETURN
 # kaspersky-ksn [feature kaspersky-ksn]: Kaspersky KSN lookup
--A PORTOLAN-OUTPUT -m set --match-set pt6-dns-ksn3.kaspersky-labs.com dst -p tcp -m tcp --dport 443 -m comment --comment "flows: kaspersky-ksn" -j RETURN
-# kaspersky-ksn [feature kaspersky-ksn]: Kaspersky KSN lookup
--A PORTOLAN-OUTPUT -m set --match-set pt6-dns-ksn4.kaspersky-labs.com dst -p tcp -m tcp --dport 443 -m comment --comment "flows: kaspersky-ksn" -j RETURN
-# product-updates [feature product-updates]: Access to Clearswift product and Operating System updates
--A PORTOLAN-OUTPUT -m set --match-set pt6-dns-repo.clearswift.net dst -p tcp -m tcp --dport 80 -m comment --comment "flows: product-updates" -j RETURN
-# product-updates [feature product-updates]: Access to Clearswift product and Operating System updates
--A PORTOLAN-OUTPUT -m set --match-set pt6-dns-rh.repo.clearswift.net dst -p tcp -m tcp --dport 80 -m comment --comment "flows: product-updates" -j RETURN
-# spamlogic [feature spamlogic]: Access to SpamLogic Rule/Engine updates
--A PORTOLAN-OUTPUT -m set --match-set pt6-dns-ruledownloads-074949d5 dst -p tcp -m tcp --dport 80 -m comment --comment "flows: spamlogic" -j RETURN
-# spamlogic [feature spamlogic]: Access to SpamLogic Rule/Engine updates
--A PORTOLAN-OUTPUT -m set --match-set pt6-dns-sn12.mailshell.net dst -p tcp -m tcp --dport 80 -m comment --comment "flows: spamlogic" -j RETURN
-# spamlogic [feature spamlogic]: Access to SpamLogic Rule/Engine updates
--A PORTOLAN-OUTPUT -m set --match-set pt6-dns-tisdk.mailshell.net dst -p tcp -m tcp --dport 80 -m comment --comment "flows: spamlogic" -j RETURN
-# spamlogic [feature spamlogic]: Access to SpamLogic Rule/Engine updates
--A PORTOLAN-OUTPUT -m set --match-set pt6-dns-verio.mailshell.net dst -p tcp -m tcp --dport 80 -m comment --comment "flows: spamlogic" -j RETURN
+-A PORTOLAN-OUTPUT -m set --match-set pt6-dns-to_tcp_443_d39fd9c9 dst -p tcp -m tcp --dport 443 -m comment --comment "flows: kaspersky-ksn" -j RETURN
 # dns [required]: DNS requests, if using DNS servers beyond the firewall
 -A PORTOLAN-OUTPUT -m set --match-set pt6-role-dns-server dst -p tcp -m tcp --dport 53 -m comment --comment "flows: dns" -j RETURN
 # dns [required]: DNS requests, if using DNS servers beyond the firewall

@@ -20,14 +20,6 @@ create portolan-tmp-f02434e7 hash:net family inet6
 flush portolan-tmp-f02434e7
 add portolan-tmp-f02434e7 2001:db8:0:1::10
 swap portolan-tmp-f02434e7 pt6-appliance
-# dns avfpc.intra2net.com (IPv4)
-create pt4-dns-avfpc.intra2net.com hash:ip family inet timeout 0
-# dns avfpc.intra2net.com (IPv6)
-create pt6-dns-avfpc.intra2net.com hash:ip family inet6 timeout 0
-# dns avupdate.intra2net.com (IPv4)
-create pt4-dns-avupdate.intra2net.com hash:ip family inet timeout 0
-# dns avupdate.intra2net.com (IPv6)
-create pt6-dns-avupdate.intra2net.com hash:ip family inet6 timeout 0
 # dns support.intra2net.com (IPv4)
 create pt4-dns-support.intra2net.com hash:ip family inet timeout 0
 # dns support.intra2net.com (IPv6)
@@ -44,6 +36,10 @@ create portolan-tmp-7b73a49f hash:ip family inet6 timeout 0
 flush portolan-tmp-7b73a49f
 add portolan-tmp-7b73a49f 2001:db8:ffff::11
 swap portolan-tmp-7b73a49f pt6-dns-update.intra2net.com
+# dns group of 2: avfpc.intra2net.com avupdate.intra2net.com (IPv4)
+create pt4-dns-to_tcp_443_213f02cd hash:ip family inet timeout 0
+# dns group of 2: avfpc.intra2net.com avupdate.intra2net.com (IPv6)
+create pt6-dns-to_tcp_443_213f02cd hash:ip family inet6 timeout 0
 # network 192.0.2.1/32 (IPv4)
 create pt4-net-192.0.2.1_32 hash:net family inet
 create portolan-tmp-1c305575 hash:net family inet
@@ -442,9 +438,8 @@ iptables-restore --noflush <<'PORTOLAN_IPV4_END'
 # ntp-custom [required]: Time synchronization with an NTP server of choice
 -A PORTOLAN-FORWARD -i dmz0 -o lan0 -m set --match-set pt4-appliance src -m set --match-set pt4-role-ntp-server dst -p udp -m udp --dport 123 -m comment --comment "flows: ntp-custom" -j ACCEPT
 # avfpc [required]: Antivirus cloud for real-time queries of false positives
--A PORTOLAN-FORWARD -i dmz0 -o wan0 -m set --match-set pt4-appliance src -m set --match-set pt4-dns-avfpc.intra2net.com dst -p tcp -m tcp --dport 443 -m comment --comment "flows: avfpc" -j ACCEPT
 # avupdate [required]: Antivirus update data
--A PORTOLAN-FORWARD -i dmz0 -o wan0 -m set --match-set pt4-appliance src -m set --match-set pt4-dns-avupdate.intra2net.com dst -p tcp -m tcp --dport 443 -m comment --comment "flows: avupdate" -j ACCEPT
+-A PORTOLAN-FORWARD -i dmz0 -o wan0 -m set --match-set pt4-appliance src -m set --match-set pt4-dns-to_tcp_443_213f02cd dst -p tcp -m tcp --dport 443 -m comment --comment "flows: avfpc avupdate" -j ACCEPT
 # support [required]: Manufacturer remote maintenance
 -A PORTOLAN-FORWARD -i dmz0 -o wan0 -m set --match-set pt4-appliance src -m set --match-set pt4-dns-support.intra2net.com dst -p tcp -m tcp --dport 5000:5050 -m comment --comment "flows: support" -j ACCEPT
 # update [required]: System updates, anti-spam updates, licenses, coordination of antivirus updates
@@ -481,9 +476,8 @@ ip6tables-restore --noflush <<'PORTOLAN_IPV6_END'
 -A PORTOLAN-FORWARD -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment "portolan: replies and related ICMP errors" -j ACCEPT
 -A PORTOLAN-FORWARD -m conntrack --ctstate INVALID -j DROP
 # avfpc [required]: Antivirus cloud for real-time queries of false positives
--A PORTOLAN-FORWARD -i dmz0 -o wan0 -m set --match-set pt6-appliance src -m set --match-set pt6-dns-avfpc.intra2net.com dst -p tcp -m tcp --dport 443 -m comment --comment "flows: avfpc" -j ACCEPT
 # avupdate [required]: Antivirus update data
--A PORTOLAN-FORWARD -i dmz0 -o wan0 -m set --match-set pt6-appliance src -m set --match-set pt6-dns-avupdate.intra2net.com dst -p tcp -m tcp --dport 443 -m comment --comment "flows: avupdate" -j ACCEPT
+-A PORTOLAN-FORWARD -i dmz0 -o wan0 -m set --match-set pt6-appliance src -m set --match-set pt6-dns-to_tcp_443_213f02cd dst -p tcp -m tcp --dport 443 -m comment --comment "flows: avfpc avupdate" -j ACCEPT
 # support [required]: Manufacturer remote maintenance
 -A PORTOLAN-FORWARD -i dmz0 -o wan0 -m set --match-set pt6-appliance src -m set --match-set pt6-dns-support.intra2net.com dst -p tcp -m tcp --dport 5000:5050 -m comment --comment "flows: support" -j ACCEPT
 # update [required]: System updates, anti-spam updates, licenses, coordination of antivirus updates

@@ -20,25 +20,25 @@ use crate::args::{LoadArgs, SetTarget};
 use crate::report::{Reporter, EXIT_ERROR, EXIT_OK, EXIT_REFUSED};
 
 /// An address kept across the reload: (set, address, seconds left).
-type Kept = (String, IpAddr, Option<u64>);
+pub(crate) type Kept = (String, IpAddr, Option<u64>);
 
 /// The DNS-filled sets of the plan, as the target names them.
-fn dynamic_sets(plan: &portolan_core::plan::Plan, sets: Sets) -> BTreeSet<String> {
+pub(crate) fn dynamic_sets(plan: &portolan_core::plan::Plan, sets: Sets) -> BTreeSet<String> {
     let mut names = BTreeSet::new();
     for t in sync::targets(plan, sets) {
-        names.extend(t.set_v4);
-        names.extend(t.set_v6);
+        names.extend(t.sets_v4);
+        names.extend(t.sets_v6);
     }
     for w in dns_proxy::wildcards(plan, sets) {
-        names.extend(w.set_v4);
-        names.extend(w.set_v6);
+        names.extend(w.sets_v4);
+        names.extend(w.sets_v6);
     }
     names
 }
 
 /// The elements of `sets` in the loaded table, from `nft -j list table` (none if there is
 /// no table yet).
-fn current_elements(sets: &BTreeSet<String>) -> Result<Vec<Kept>, String> {
+pub(crate) fn current_elements(sets: &BTreeSet<String>) -> Result<Vec<Kept>, String> {
     let out = Command::new("nft")
         .args(["-j", "list", "table", "inet", sync::TABLE])
         .output()
@@ -80,7 +80,7 @@ fn current_elements(sets: &BTreeSet<String>) -> Result<Vec<Kept>, String> {
 }
 
 /// The `add element` lines for the kept addresses.
-fn carry_over(kept: &[Kept]) -> String {
+pub(crate) fn carry_over(kept: &[Kept]) -> String {
     let mut s = String::new();
     if kept.is_empty() {
         return s;

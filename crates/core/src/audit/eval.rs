@@ -161,7 +161,7 @@ pub const CUBE_BUDGET: usize = 500_000;
 impl<'a> Compiled<'a> {
     /// `tags`: named-set key -> DNS tag (the plan's unresolved names); `extra_ifaces`: the
     /// site's interface names.
-    pub fn new(rs: &'a Ruleset, tags: &HashMap<String, u32>, extra_ifaces: &[String]) -> Self {
+    pub fn new(rs: &'a Ruleset, tags: &HashMap<String, Vec<u32>>, extra_ifaces: &[String]) -> Self {
         let mut exact: BTreeSet<String> = extra_ifaces.iter().cloned().collect();
         let mut prefixes = BTreeSet::new();
         let mut note = |pats: &[String]| {
@@ -220,7 +220,7 @@ impl<'a> Compiled<'a> {
         out
     }
 
-    fn action(&self, scope: &str, a: &Action, tags: &HashMap<String, u32>) -> CAction {
+    fn action(&self, scope: &str, a: &Action, tags: &HashMap<String, Vec<u32>>) -> CAction {
         match a {
             Action::Continue => CAction::Continue,
             Action::Accept => CAction::Accept,
@@ -248,19 +248,22 @@ impl<'a> Compiled<'a> {
         }
     }
 
-    fn atom_set(&self, a: &Atom, tags: &HashMap<String, u32>) -> (Dim, IvSet) {
+    fn atom_set(&self, a: &Atom, tags: &HashMap<String, Vec<u32>>) -> (Dim, IvSet) {
         match a {
             Atom::In(d, s) => (*d, s.clone()),
             Atom::Iface(d, pats) => (*d, self.ifaces.matching(pats)),
             Atom::SetTag(d, key) => (
                 *d,
-                tags.get(key)
-                    .map_or_else(IvSet::empty, |t| IvSet::point(u128::from(*t))),
+                tags.get(key).map_or_else(IvSet::empty, |t| {
+                    IvSet::from_intervals(
+                        t.iter().map(|&t| (u128::from(t), u128::from(t))).collect(),
+                    )
+                }),
             ),
         }
     }
 
-    pub fn cond_region(&self, c: &Cond, tags: &HashMap<String, u32>) -> Region {
+    pub fn cond_region(&self, c: &Cond, tags: &HashMap<String, Vec<u32>>) -> Region {
         let mut out = Vec::new();
         'terms: for t in &c.0 {
             let mut cube = Cube::full();
@@ -279,7 +282,7 @@ impl<'a> Compiled<'a> {
         out
     }
 
-    pub fn conds_region(&self, conds: &[Cond], tags: &HashMap<String, u32>) -> Region {
+    pub fn conds_region(&self, conds: &[Cond], tags: &HashMap<String, Vec<u32>>) -> Region {
         let mut r = vec![Cube::full()];
         for c in conds {
             let cr = self.cond_region(c, tags);

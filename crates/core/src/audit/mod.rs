@@ -123,7 +123,10 @@ impl Report {
 /// Which flows to evaluate and the packet space they occupy.
 struct Setup {
     tags: Vec<String>,
-    bindings: HashMap<String, u32>,
+    /// Tag of each name in `tags`.
+    index: HashMap<String, u32>,
+    /// Set reference (`inet portolan NAME`, `ipset NAME`) to the tags of the names it holds.
+    bindings: HashMap<String, Vec<u32>>,
     ifaces: Vec<String>,
 }
 
@@ -173,15 +176,44 @@ fn setup(plan: &Plan) -> Setup {
                     "inet portolan {}",
                     render::set_name(set, fam, nft_max, NameStyle::Nft)
                 ),
-                tag,
+                vec![tag],
             );
             bindings.insert(
                 format!(
                     "ipset {}",
                     render::set_name(set, fam, ipset_max, NameStyle::Ipset)
                 ),
-                tag,
+                vec![tag],
             );
+        }
+    }
+    // Groups portolan renders for many names with one match: a set holds all its members.
+    let index: HashMap<&str, usize> = tags
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (t.as_str(), i))
+        .collect();
+    let (rules, _) = render::lower(plan);
+    for (sref, fed) in render::dynamic_feeds(plan, &rules) {
+        let Some(group) = render::set_of(plan, sref).filter(|g| !g.members.is_empty()) else {
+            continue;
+        };
+        let member_tags: Vec<u32> = fed
+            .iter()
+            .filter_map(|m| index.get(m.name.as_str()))
+            .map(|&t| t as u32)
+            .collect();
+        for key in [
+            format!(
+                "inet portolan {}",
+                render::set_name(&group, sref.family, nft_max, NameStyle::Nft)
+            ),
+            format!(
+                "ipset {}",
+                render::set_name(&group, sref.family, ipset_max, NameStyle::Ipset)
+            ),
+        ] {
+            bindings.entry(key).or_default().extend(&member_tags);
         }
     }
     let mut ifaces = Vec::new();
@@ -204,6 +236,11 @@ fn setup(plan: &Plan) -> Setup {
         ifaces.extend(default_interface.iter().cloned());
     }
     Setup {
+        index: tags
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (t.clone(), i as u32))
+            .collect(),
         tags,
         bindings,
         ifaces,
@@ -212,11 +249,9 @@ fn setup(plan: &Plan) -> Setup {
 
 fn tag_of(setup: &Setup, plan: &Plan, set_id: &str) -> u32 {
     match plan.set(set_id) {
-        Some(s) if matches!(s.kind, SetKind::Dns | SetKind::Wildcard) => setup
-            .tags
-            .iter()
-            .position(|t| *t == s.name)
-            .map_or(0, |i| i as u32),
+        Some(s) if matches!(s.kind, SetKind::Dns | SetKind::Wildcard) => {
+            setup.index.get(&s.name).copied().unwrap_or(0)
+        }
         _ => 0,
     }
 }

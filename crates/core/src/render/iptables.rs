@@ -32,7 +32,7 @@ use std::fmt::Write as _;
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 
 use super::{
-    appliance_refs, comment_text, flow_comment, fnv32, header, others_accepted, set_name,
+    appliance_refs, comment_text, flow_comment, fnv32, header, others_accepted, set_name, set_of,
     Capabilities, Chain, Family, FlowIndex, NameStyle, Rendered, Rule, SetRef, Target,
 };
 use crate::model::{PortRange, Protocol};
@@ -80,8 +80,8 @@ impl Target for Iptables {
         let mut ipset = String::new();
         let mut tmp_sets = Vec::new();
         for sref in &used {
-            if let Some(set) = plan.set(&sref.set) {
-                if let Some(t) = write_ipset(&mut ipset, set, sref.family) {
+            if let Some(set) = set_of(plan, sref) {
+                if let Some(t) = write_ipset(&mut ipset, &set, sref.family) {
                     tmp_sets.push(t);
                 }
             }
@@ -133,10 +133,9 @@ impl Target for Iptables {
 
         // The DNS-filled ipsets are kept by `sync` and `dns-proxy` given `--target iptables`:
         // say so, naming them, so that nobody runs them for the nftables sets by mistake.
-        let unfilled: BTreeSet<&str> = used
-            .iter()
-            .filter_map(|r| plan.set(&r.set))
-            .filter(|s| s.dynamic && !s.pinned)
+        let unfilled: BTreeSet<&str> = super::dynamic_feeds(plan, rules)
+            .into_iter()
+            .flat_map(|(_, fed)| fed)
             .map(|s| s.name.as_str())
             .collect();
         let mut warnings = Vec::new();
@@ -182,6 +181,23 @@ fn write_ipset(out: &mut String, set: &AddressSet, family: Family) -> Option<Str
     };
     let what = match set.kind {
         SetKind::Appliance => "the appliance".to_string(),
+        // ipset restore reads lines of limited length: name a few members only.
+        _ if !set.members.is_empty() => {
+            let shown = set.members.iter().take(3).cloned().collect::<Vec<_>>();
+            let more = set.members.len() - shown.len();
+            format!(
+                "{:?} group of {}: {}{}",
+                set.kind,
+                set.members.len(),
+                shown.join(" "),
+                if more > 0 {
+                    format!(" and {more} more")
+                } else {
+                    String::new()
+                }
+            )
+            .to_lowercase()
+        }
         _ => format!("{:?} {}", set.kind, set.name).to_lowercase(),
     };
     let _ = writeln!(out, "# {} ({})", comment_text(&what), family.label());
@@ -370,11 +386,11 @@ fn rule_lines(plan: &Plan, r: &Rule, chain: &str, pass: &str) -> Vec<String> {
     }
     for (dir, s) in [("src", &r.saddr), ("dst", &r.daddr)] {
         if let Some(sref) = s {
-            if let Some(set) = plan.set(&sref.set) {
+            if let Some(set) = set_of(plan, sref) {
                 let _ = write!(
                     base,
                     " -m set --match-set {} {dir}",
-                    ipset_name(set, sref.family)
+                    ipset_name(&set, sref.family)
                 );
             }
         }

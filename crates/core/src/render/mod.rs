@@ -17,6 +17,7 @@
 pub mod iptables;
 pub mod nftables;
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::diag::Diagnostic;
@@ -54,11 +55,83 @@ pub enum Chain {
     Forward,
 }
 
-/// A set reference in a rule: which plan set, in which family.
+/// A set reference in a rule: which plan set, in which family. A group (see [`lower`]) has
+/// the id `group:...` and lists the plan sets it merges in `members`; [`set_of`] gives the
+/// set a target declares for either.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct SetRef {
     pub set: String,
     pub family: Family,
+    /// Plan set ids merged into this group; empty for a plan set.
+    pub members: Vec<String>,
+}
+
+impl SetRef {
+    pub fn plain(set: &str, family: Family) -> SetRef {
+        SetRef {
+            set: set.to_string(),
+            family,
+            members: Vec::new(),
+        }
+    }
+}
+
+/// The set behind a reference: the plan's own, or for a group one made here: dynamic, no
+/// static address, named `dns_`/`wild_` + its match + a fingerprint of match and members.
+pub fn set_of<'a>(plan: &'a Plan, sref: &SetRef) -> Option<Cow<'a, AddressSet>> {
+    if sref.members.is_empty() {
+        return plan.set(&sref.set).map(Cow::Borrowed);
+    }
+    let members: Vec<&AddressSet> = sref.members.iter().filter_map(|m| plan.set(m)).collect();
+    let first = members.first()?;
+    Some(Cow::Owned(AddressSet {
+        id: sref.set.clone(),
+        kind: first.kind,
+        name: sref
+            .set
+            .rsplit_once(':')
+            .map_or(sref.set.as_str(), |(_, b)| b)
+            .to_string(),
+        v4: Vec::new(),
+        v6: Vec::new(),
+        dynamic: true,
+        pinned: false,
+        hosts: Vec::new(),
+        probe_name: None,
+        members: members.iter().map(|m| m.name.clone()).collect(),
+    }))
+}
+
+/// The sets of the rules that are filled at run time, each with the unpinned DNS names or
+/// wildcards whose addresses it holds: a plan set holds its own, a group its members'.
+pub fn dynamic_feeds<'r, 'p>(
+    plan: &'p Plan,
+    rules: &'r [Rule],
+) -> Vec<(&'r SetRef, Vec<&'p AddressSet>)> {
+    let refs: BTreeSet<&SetRef> = rules
+        .iter()
+        .flat_map(|r| [&r.saddr, &r.daddr])
+        .flatten()
+        .collect();
+    let mut out = Vec::new();
+    for sref in refs {
+        let ids: Vec<&String> = if sref.members.is_empty() {
+            vec![&sref.set]
+        } else {
+            sref.members.iter().collect()
+        };
+        let fed: Vec<&AddressSet> = ids
+            .into_iter()
+            .filter_map(|id| plan.set(id))
+            .filter(|s| {
+                s.dynamic && !s.pinned && matches!(s.kind, SetKind::Dns | SetKind::Wildcard)
+            })
+            .collect();
+        if !fed.is_empty() {
+            out.push((sref, fed));
+        }
+    }
+    out
 }
 
 /// One abstract accept rule.
@@ -187,10 +260,7 @@ pub fn lower(plan: &Plan) -> (Vec<Rule>, Vec<Diagnostic>) {
                     // (it would break on addresses the site does not list, e.g. IPv6
                     // temporary addresses); the peer side always has one.
                     let sref = |s: &AddressSet| {
-                        (!(host && s.kind == SetKind::Appliance)).then(|| SetRef {
-                            set: s.id.clone(),
-                            family: fam,
-                        })
+                        (!(host && s.kind == SetKind::Appliance)).then(|| SetRef::plain(&s.id, fam))
                     };
                     let chain = match (host, flow.direction) {
                         (true, Direction::Outbound) => Chain::Output,
@@ -259,7 +329,124 @@ pub fn lower(plan: &Plan) -> (Vec<Rule>, Vec<Diagnostic>) {
             },
         )
         .collect();
-    (rules, warnings)
+    (merge_dynamic(plan, rules), warnings)
+}
+
+/// Rules that differ only in one dynamic peer (an unpinned DNS name, or an unpinned wildcard)
+/// become one rule on a group set holding all their addresses. The kernel looks a set up by
+/// name, walking the table's list of sets, for every element message and every rule: ten
+/// thousand names with a set each made `sync` spend seconds in that walk, and every packet
+/// walk ten thousand rules. A group is named by its match and a fingerprint of match and
+/// members, so a set loaded before holds exactly the names it holds now, or it has another
+/// name (its addresses are then not carried over by `load`; never more than the rule allows).
+fn merge_dynamic(plan: &Plan, rules: Vec<Rule>) -> Vec<Rule> {
+    let dynamic = |s: &Option<SetRef>| {
+        s.as_ref()
+            .filter(|r| r.members.is_empty())
+            .and_then(|r| plan.set(&r.set))
+            .filter(|s| {
+                s.dynamic && !s.pinned && matches!(s.kind, SetKind::Dns | SetKind::Wildcard)
+            })
+            .map(|s| s.kind)
+    };
+    // Key: the rule without the dynamic peer and without its flows; with `any_family`, the
+    // same for both families (for the fingerprint: a group's IPv4 and IPv6 sets share a name).
+    let shape = |r: &Rule, to: bool, kind: SetKind, any_family: bool| {
+        let mut k = r.clone();
+        k.flows.clear();
+        if to {
+            k.daddr = None;
+        } else {
+            k.saddr = None;
+        }
+        if any_family {
+            k.family = Family::V4;
+            for s in [&mut k.saddr, &mut k.daddr].into_iter().flatten() {
+                s.family = Family::V4;
+            }
+        }
+        format!("{k:?} to={to} {kind:?}")
+    };
+    let mut groups: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+    for (i, r) in rules.iter().enumerate() {
+        let (to, kind) = match (dynamic(&r.daddr), dynamic(&r.saddr)) {
+            (Some(k), _) => (true, k),
+            (None, Some(k)) => (false, k),
+            (None, None) => continue,
+        };
+        groups.entry(shape(r, to, kind, false)).or_default().push(i);
+    }
+    let mut merged: BTreeMap<usize, Rule> = BTreeMap::new();
+    let mut gone: BTreeSet<usize> = BTreeSet::new();
+    for idx in groups.into_values().filter(|v| v.len() > 1) {
+        let first = &rules[idx[0]];
+        let to = dynamic(&first.daddr).is_some();
+        let side = |r: &Rule| {
+            if to {
+                r.daddr.clone()
+            } else {
+                r.saddr.clone()
+            }
+        };
+        let members: Vec<String> = idx
+            .iter()
+            .filter_map(|&i| side(&rules[i]).map(|s| s.set))
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let kind = dynamic(&side(first)).unwrap_or(SetKind::Dns);
+        let fp = fnv32(&format!(
+            "{} {}",
+            shape(first, to, kind, true),
+            members.join(" ")
+        ));
+        let kind = if kind == SetKind::Wildcard {
+            "wild"
+        } else {
+            "dns"
+        };
+        let what = match first.protocol {
+            Protocol::Icmp => first
+                .icmp_types
+                .iter()
+                .map(|t| t.name().to_string())
+                .collect::<Vec<_>>()
+                .join("_"),
+            _ => first
+                .ports
+                .iter()
+                .map(PortRange::to_string)
+                .collect::<Vec<_>>()
+                .join("_"),
+        };
+        let body = format!(
+            "{}_{}_{what}_{fp:08x}",
+            if to { "to" } else { "from" },
+            first.protocol
+        );
+        let gref = SetRef {
+            set: format!("group:{kind}:{body}"),
+            family: first.family,
+            members,
+        };
+        let mut rule = first.clone();
+        if to {
+            rule.daddr = Some(gref);
+        } else {
+            rule.saddr = Some(gref);
+        }
+        for &i in &idx[1..] {
+            rule.flows.extend(rules[i].flows.iter().cloned());
+            gone.insert(i);
+        }
+        merged.insert(idx[0], rule);
+    }
+    rules
+        .into_iter()
+        .enumerate()
+        .filter(|(i, _)| !gone.contains(i))
+        .map(|(i, r)| merged.remove(&i).unwrap_or(r))
+        .collect()
 }
 
 /// Take out rules the target cannot express; report each.
@@ -280,7 +467,7 @@ pub fn check_capabilities(
             why.push("interface names".to_string());
         }
         for s in [&r.saddr, &r.daddr].into_iter().flatten() {
-            if !caps.dynamic_sets && plan.set(&s.set).is_some_and(|s| s.dynamic) {
+            if !caps.dynamic_sets && set_of(plan, s).is_some_and(|s| s.dynamic) {
                 why.push(format!("DNS-filled set {}", s.set));
             }
         }
@@ -314,16 +501,10 @@ pub fn appliance_refs(plan: &Plan) -> Vec<SetRef> {
     let a = plan.appliance();
     let mut v = Vec::new();
     if !a.v4.is_empty() {
-        v.push(SetRef {
-            set: a.id.clone(),
-            family: Family::V4,
-        });
+        v.push(SetRef::plain(&a.id, Family::V4));
     }
     if !a.v6.is_empty() {
-        v.push(SetRef {
-            set: a.id.clone(),
-            family: Family::V6,
-        });
+        v.push(SetRef::plain(&a.id, Family::V6));
     }
     v
 }

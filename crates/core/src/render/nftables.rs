@@ -17,8 +17,8 @@ use std::fmt::Write as _;
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 
 use super::{
-    appliance_refs, comment_text, flow_comment, header, others_accepted, set_name, Capabilities,
-    Chain, Family, FlowIndex, NameStyle, Rendered, Rule, SetRef, Target,
+    appliance_refs, comment_text, flow_comment, header, others_accepted, set_name, set_of,
+    Capabilities, Chain, Family, FlowIndex, NameStyle, Rendered, Rule, SetRef, Target,
 };
 use crate::model::{PortRange, Protocol};
 use crate::plan::{AddressSet, Plan, SetKind};
@@ -77,8 +77,8 @@ impl Target for Nftables {
             .chain(closing.iter())
             .collect();
         for sref in &used {
-            if let Some(set) = plan.set(&sref.set) {
-                write_set(&mut out, set, sref.family);
+            if let Some(set) = set_of(plan, sref) {
+                write_set(&mut out, &set, sref.family);
             }
         }
 
@@ -153,6 +153,9 @@ pub fn nft_set_name(set: &AddressSet, family: Family) -> String {
     set_name(set, family, NFT_SET_NAME_MAX, NameStyle::Nft)
 }
 
+/// Members of a group set listed per comment line.
+const MEMBERS_PER_LINE: usize = 4;
+
 fn write_set(out: &mut String, set: &AddressSet, family: Family) {
     let name = nft_set_name(set, family);
     let ty = match family {
@@ -162,6 +165,10 @@ fn write_set(out: &mut String, set: &AddressSet, family: Family) {
     let what = match set.kind {
         SetKind::Appliance => "the appliance".to_string(),
         SetKind::Role => format!("role {}", set.name),
+        SetKind::Dns if !set.members.is_empty() => format!("{} DNS names", set.members.len()),
+        SetKind::Wildcard if !set.members.is_empty() => {
+            format!("{} wildcards", set.members.len())
+        }
         SetKind::Dns => format!("DNS name {}", set.name),
         SetKind::Wildcard => format!("wildcard {}", set.name),
         SetKind::Network => format!("network {}", set.name),
@@ -183,6 +190,10 @@ fn write_set(out: &mut String, set: &AddressSet, family: Family) {
         comment_text(&what),
         family.label()
     );
+    // A group: its members (validated DNS names), a few per line.
+    for line in set.members.chunks(MEMBERS_PER_LINE) {
+        let _ = writeln!(out, "\t#   {}", comment_text(&line.join(" ")));
+    }
     let _ = writeln!(out, "\tset {name} {{");
     let _ = writeln!(out, "\t\ttype {ty}");
     if set.dynamic {
@@ -262,8 +273,8 @@ fn rule_text(plan: &Plan, r: &Rule) -> String {
     };
     for (dir, s) in [("saddr", &r.saddr), ("daddr", &r.daddr)] {
         if let Some(sref) = s {
-            if let Some(set) = plan.set(&sref.set) {
-                parts.push(format!("{ipk} {dir} @{}", nft_set_name(set, sref.family)));
+            if let Some(set) = set_of(plan, sref) {
+                parts.push(format!("{ipk} {dir} @{}", nft_set_name(&set, sref.family)));
             }
         }
     }
