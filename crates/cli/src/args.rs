@@ -60,6 +60,12 @@ pub enum Command {
     /// Render and load the rules on this host, keeping the addresses of DNS-filled sets.
     #[command(after_help = LOAD_HELP)]
     Load(LoadArgs),
+    /// Load the rules safely: check, show what changes, refuse a lockout, roll back unless confirmed.
+    #[command(after_help = APPLY_HELP)]
+    Apply(ApplyArgs),
+    /// (internal) The rollback helper `apply --confirm` leaves behind.
+    #[command(name = "apply-rollback", hide = true)]
+    ApplyRollback(ApplyRollbackArgs),
     /// Try every planned flow from this host, for real, and say exactly what is wrong.
     #[command(after_help = PROBE_HELP)]
     Probe(ProbeArgs),
@@ -119,6 +125,35 @@ Exit codes: 0 no difference, 1 differences (like diff), 2 bad input.
 
 Example:
   portolan diff intra2net ./intra2net-2027.toml --site /etc/portolan/site.toml";
+
+const APPLY_HELP: &str = "\
+nftables only (for iptables, `portolan load --target iptables`). As root, in this order:
+  1. check   the rendered table (with the addresses sync and dns-proxy put into its DNS-filled
+             sets) is loaded into a scratch network namespace (`unshare -n`) and checked
+             against this ruleset with `nft -c`; nothing is loaded when either fails (exit 3).
+  2. diff    rules, sets and static elements added and removed against the table loaded now,
+             both as `nft` lists them; DNS-filled elements are kept, not compared.
+  3. lockout the connections that manage this host (SSH_CONNECTION, and established
+             connections to every port sshd listens on) are judged as new connections by the
+             audit engine, against this ruleset before and after: a connection the new one
+             would drop refuses the apply (exit 3) unless --force.
+  4. load    `table inet portolan` is replaced in one transaction; nothing else is touched.
+  5. confirm with --confirm (default 60s on a terminal) the previous table is saved under
+             /run/portolan (PORTOLAN_RUN_DIR) and a detached helper process restores it when
+             the time runs out unconfirmed. The helper is its own process group (started
+             through `systemd-run` when systemd runs the host, so that logind cannot kill it
+             with the session): killing apply or losing the SSH session does not stop it.
+             Confirm with Enter here or `portolan apply --confirm-now` from anywhere.
+
+Exit codes: 0 applied (and confirmed) or nothing to change, 1 rolled back (or nothing to change
+with --strict; or changes found with --dry-run), 2 bad input, 3 refused (by the kernel, by the
+lockout check, or because another apply awaits confirmation).
+
+Examples:
+  portolan apply --site /etc/portolan/site.toml --dry-run
+  portolan apply --site /etc/portolan/site.toml --confirm 2m
+  portolan apply --confirm-now
+";
 
 const LOAD_HELP: &str = "\
 Renders the target and loads it here (as root):
@@ -367,6 +402,43 @@ pub struct LoadArgs {
     /// Print the script that would be loaded (with the addresses kept), load nothing.
     #[arg(long)]
     pub dry_run: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ApplyArgs {
+    #[command(flatten)]
+    pub sel: Selection,
+    /// Roll back by itself unless confirmed within DURATION (e.g. 60s, 2m): by Enter in this
+    /// terminal or by `portolan apply --confirm-now`. On by default (60s) when standard input
+    /// is a terminal; `--confirm 0` turns it off.
+    #[arg(long, value_name = "DURATION")]
+    pub confirm: Option<String>,
+    /// Confirm the apply that is waiting for it (from this or another session), and exit.
+    #[arg(long, conflicts_with_all = ["confirm", "dry_run", "force"])]
+    pub confirm_now: bool,
+    /// With --confirm: return once the rules are loaded instead of waiting for the
+    /// confirmation or the rollback (the rollback helper keeps its timer).
+    #[arg(long, requires = "confirm")]
+    pub no_wait: bool,
+    /// Check and show what would change, change nothing: exit 0 when nothing would, 1 when
+    /// something would.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Apply even when a connection that manages this host would be dropped.
+    #[arg(long)]
+    pub force: bool,
+    /// Exit 1 when there is nothing to change.
+    #[arg(long)]
+    pub strict: bool,
+    #[arg(long, value_enum, default_value_t = TextFormat::Text)]
+    pub format: TextFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct ApplyRollbackArgs {
+    /// The apply it belongs to.
+    #[arg(long)]
+    pub token: String,
 }
 
 #[derive(Debug, Args)]

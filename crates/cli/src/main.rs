@@ -33,6 +33,8 @@ fn main() {
         args::Command::Plan(a) => cmd::plan::run(a, &mut rep),
         args::Command::Render(a) => cmd::render::run(a, &mut rep),
         args::Command::Load(a) => cmd::load::run(a, &mut rep),
+        args::Command::Apply(a) => cmd::apply::run(a, &mut rep),
+        args::Command::ApplyRollback(a) => cmd::apply::rollback_helper(a),
         args::Command::Diff(a) => cmd::diff::run(a, &mut rep),
         args::Command::Completions { shell } => cmd::docs::completions(*shell, &mut rep),
         args::Command::Man { command } => cmd::docs::man(command.as_deref(), &mut rep),

@@ -1,5 +1,6 @@
 //! One function per subcommand. Each returns the process exit code.
 
+pub mod apply;
 pub mod audit;
 pub mod catalog;
 pub mod check;
