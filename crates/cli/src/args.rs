@@ -127,18 +127,21 @@ Example:
   portolan diff intra2net ./intra2net-2027.toml --site /etc/portolan/site.toml";
 
 const APPLY_HELP: &str = "\
-nftables only (for iptables, `portolan load --target iptables`). As root, in this order:
-  1. check   the rendered table (with the addresses sync and dns-proxy put into its DNS-filled
-             sets) is loaded into a scratch network namespace (`unshare -n`) and checked
-             against this ruleset with `nft -c`; nothing is loaded when either fails (exit 3).
-  2. diff    rules, sets and static elements added and removed against the table loaded now,
-             both as `nft` lists them; DNS-filled elements are kept, not compared.
+As root, in this order:
+  1. check   the rendered rules (nftables: with the addresses sync and dns-proxy put into the
+             DNS-filled sets) are loaded into a scratch network namespace (`unshare -n`) and
+             checked against this host with `nft -c` (iptables: `iptables-restore --test` once
+             the ipsets exist); nothing is loaded when a check fails (exit 3).
+  2. diff    what portolan has loaded (nftables: `table inet portolan`; iptables: the
+             PORTOLAN-* chains, the jumps to them and the ipsets they use) against the new
+             rules, both as the tools list them: rules, sets and static elements added and
+             removed; DNS-filled elements are kept, not compared.
   3. lockout the connections that manage this host (SSH_CONNECTION, and established
              connections to every port sshd listens on) are judged as new connections by the
              audit engine, against this ruleset before and after: a connection the new one
              would drop refuses the apply (exit 3) unless --force.
-  4. load    `table inet portolan` is replaced in one transaction; nothing else is touched.
-  5. confirm with --confirm (default 60s on a terminal) the previous table is saved under
+  4. load    only portolan's own table, chains and ipsets change; DNS-filled elements stay.
+  5. confirm with --confirm (default 60s on a terminal) the previous state is saved under
              /run/portolan (PORTOLAN_RUN_DIR) and a detached helper process restores it when
              the time runs out unconfirmed. The helper is its own process group (started
              through `systemd-run` when systemd runs the host, so that logind cannot kill it
@@ -152,6 +155,7 @@ lockout check, or because another apply awaits confirmation).
 Examples:
   portolan apply --site /etc/portolan/site.toml --dry-run
   portolan apply --site /etc/portolan/site.toml --confirm 2m
+  portolan apply --site /etc/portolan/site.toml --target iptables --confirm 2m
   portolan apply --confirm-now
 ";
 
@@ -408,6 +412,9 @@ pub struct LoadArgs {
 pub struct ApplyArgs {
     #[command(flatten)]
     pub sel: Selection,
+    /// Firewall target on this host.
+    #[arg(long, value_enum, default_value_t = SetTarget::Nftables)]
+    pub target: SetTarget,
     /// Roll back by itself unless confirmed within DURATION (e.g. 60s, 2m): by Enter in this
     /// terminal or by `portolan apply --confirm-now`. On by default (60s) when standard input
     /// is a terminal; `--confirm 0` turns it off.

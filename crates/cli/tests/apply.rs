@@ -58,6 +58,8 @@ const SITE: &str = "profile = \"profile.toml\"\n[appliance]\naddresses = [\"192.
 struct Lab {
     topo: Topology,
     dir: PathBuf,
+    /// `nftables` or `iptables`.
+    target: &'static str,
 }
 
 impl Drop for Lab {
@@ -66,7 +68,7 @@ impl Drop for Lab {
     }
 }
 
-fn lab() -> Option<Lab> {
+fn lab(target: &'static str) -> Option<Lab> {
     if !require_root_tools() {
         return None;
     }
@@ -77,7 +79,7 @@ fn lab() -> Option<Lab> {
     std::fs::create_dir_all(dir.join("run")).expect("dir");
     std::fs::write(dir.join("site.toml"), SITE).expect("site");
     std::fs::write(dir.join("profile.toml"), PROFILE).expect("profile");
-    Some(Lab { topo, dir })
+    Some(Lab { topo, dir, target })
 }
 
 impl Lab {
@@ -92,6 +94,11 @@ impl Lab {
             .arg(env!("CARGO_BIN_EXE_portolan"))
             .arg("apply")
             .args(args)
+            .args(if args.contains(&"--confirm-now") {
+                vec![]
+            } else {
+                vec!["--target", self.target]
+            })
             .env("PORTOLAN_RUN_DIR", self.dir.join("run"))
             .env_remove("SSH_CONNECTION")
             .stdin(Stdio::null());
@@ -100,12 +107,29 @@ impl Lab {
     fn apply(&self, args: &[&str]) -> Output {
         self.apply_cmd(args).output().expect("run apply")
     }
+    /// What is loaded: portolan's nftables table, or the filter tables (without the
+    /// timestamp comments of iptables-save).
     fn table(&self) -> String {
-        let o = self.topo.exec(
-            Zone::App,
-            &["nft", "-s", "list", "table", "inet", "portolan"],
-        );
-        String::from_utf8_lossy(&o.stdout).to_string()
+        let o = if self.target == "nftables" {
+            self.topo.exec(
+                Zone::App,
+                &["nft", "-s", "list", "table", "inet", "portolan"],
+            )
+        } else {
+            self.topo.exec(
+                Zone::App,
+                &[
+                    "sh",
+                    "-c",
+                    "iptables-save -t filter; ip6tables-save -t filter",
+                ],
+            )
+        };
+        String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .collect::<Vec<_>>()
+            .join("\n")
     }
     fn connect(&self, port: u16) -> Option<TcpStream> {
         let sa = SocketAddr::new(APP.parse().expect("ip"), port);
@@ -139,8 +163,17 @@ fn wait_until(limit: Duration, mut f: impl FnMut() -> bool) -> Option<Duration> 
 const WITH_ADMIN: &[&str] = &["--features", "all"];
 
 #[test]
-fn unconfirmed_apply_rolls_back_in_time_even_when_killed_and_a_confirmed_one_stays() {
-    let Some(lab) = lab() else {
+fn unconfirmed_apply_rolls_back_in_time_even_when_killed_and_a_confirmed_one_stays_nftables() {
+    rollback_case("nftables");
+}
+
+#[test]
+fn unconfirmed_apply_rolls_back_in_time_even_when_killed_and_a_confirmed_one_stays_iptables() {
+    rollback_case("iptables");
+}
+
+fn rollback_case(target: &'static str) {
+    let Some(lab) = lab(target) else {
         return;
     };
     let site = lab.site();
@@ -241,8 +274,17 @@ fn fake_sshd(lab: &Lab) -> std::process::Child {
 }
 
 #[test]
-fn an_apply_that_would_lock_out_the_management_connection_is_refused() {
-    let Some(lab) = lab() else {
+fn an_apply_that_would_lock_out_the_management_connection_is_refused_nftables() {
+    lockout_case("nftables");
+}
+
+#[test]
+fn an_apply_that_would_lock_out_the_management_connection_is_refused_iptables() {
+    lockout_case("iptables");
+}
+
+fn lockout_case(target: &'static str) {
+    let Some(lab) = lab(target) else {
         return;
     };
     let site = lab.site();
@@ -325,7 +367,16 @@ impl Drop for Stop<'_> {
     }
 }
 
+/// The DNS-filled set (nftables) or ipset (iptables) of the IPv4 flow to update.vendor.example.
 fn dns_set(lab: &Lab) -> String {
+    if lab.target == "iptables" {
+        let o = lab.topo.exec(Zone::App, &["ipset", "list", "-n"]);
+        return String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .find(|n| n.starts_with("pt4-dns-"))
+            .expect("a DNS ipset")
+            .to_string();
+    }
     let o = lab.topo.exec(
         Zone::App,
         &["nft", "-j", "list", "table", "inet", "portolan"],
@@ -342,15 +393,42 @@ fn dns_set(lab: &Lab) -> String {
 }
 
 fn set_has(lab: &Lab, set: &str, addr: &str) -> bool {
-    let o = lab
-        .topo
-        .exec(Zone::App, &["nft", "list", "set", "inet", "portolan", set]);
+    let o = if lab.target == "iptables" {
+        lab.topo.exec(Zone::App, &["ipset", "list", set])
+    } else {
+        lab.topo
+            .exec(Zone::App, &["nft", "list", "set", "inet", "portolan", set])
+    };
     String::from_utf8_lossy(&o.stdout).contains(addr)
 }
 
+/// What sync would have written.
+fn add_dns_element(lab: &Lab, set: &str, addr: &str) {
+    let o = if lab.target == "iptables" {
+        lab.topo
+            .exec(Zone::App, &["ipset", "add", set, addr, "timeout", "600"])
+    } else {
+        let e = format!("{{ {addr} timeout 600s }}");
+        lab.topo.exec(
+            Zone::App,
+            &["nft", "add", "element", "inet", "portolan", set, &e],
+        )
+    };
+    assert!(o.status.success(), "{}", text(&o));
+}
+
 #[test]
-fn applying_the_same_site_twice_changes_nothing_and_keeps_dns_elements() {
-    let Some(lab) = lab() else {
+fn applying_the_same_site_twice_changes_nothing_and_keeps_dns_elements_nftables() {
+    idempotence_case("nftables");
+}
+
+#[test]
+fn applying_the_same_site_twice_changes_nothing_and_keeps_dns_elements_iptables() {
+    idempotence_case("iptables");
+}
+
+fn idempotence_case(target: &'static str) {
+    let Some(lab) = lab(target) else {
         return;
     };
     let site = lab.site();
@@ -359,20 +437,7 @@ fn applying_the_same_site_twice_changes_nothing_and_keeps_dns_elements() {
     let o = lab.apply(&["--site", &site]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     let set = dns_set(&lab);
-    // What sync would have written.
-    let o = lab.topo.exec(
-        Zone::App,
-        &[
-            "nft",
-            "add",
-            "element",
-            "inet",
-            "portolan",
-            &set,
-            "{ 203.0.113.80 timeout 600s }",
-        ],
-    );
-    assert!(o.status.success(), "{}", text(&o));
+    add_dns_element(&lab, &set, "203.0.113.80");
     let before = lab.table();
 
     let o = lab.apply(&["--site", &site, "--dry-run"]);
@@ -394,7 +459,9 @@ fn applying_the_same_site_twice_changes_nothing_and_keeps_dns_elements() {
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     let doc: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
     assert_eq!(doc["outcome"], "applied");
-    assert_eq!(doc["kept_elements"], 1);
+    if target == "nftables" {
+        assert_eq!(doc["kept"], "kept 1 address(es) in DNS-filled sets");
+    }
     assert!(
         doc["changes"]["rules_added"].as_array().is_some_and(|a| a
             .iter()

@@ -1,11 +1,12 @@
-//! `portolan apply`: load the nftables rules with a net under them.
+//! `portolan apply`: load the rules with a net under them.
 //!
-//! Check (a scratch network namespace and `nft -c`), show what changes against the loaded
-//! table (both as `nft -s list` prints them, so formatting never shows as a change), refuse a
-//! ruleset that would drop the connections managing this host (judged by the audit engine on
-//! the whole ruleset before and after), load in one transaction keeping the DNS-filled
-//! elements (as `load` does), and with `--confirm` leave a detached helper that restores the
-//! previous table unless the apply is confirmed in time.
+//! Check (a scratch network namespace, and the target's own check against this ruleset), show
+//! what changes against what is loaded (both as the target's tools list them, so formatting
+//! never shows as a change), refuse a ruleset that would drop the connections managing this
+//! host (judged by the audit engine on the whole ruleset before and after), load keeping the
+//! DNS-filled elements (as `load` does), and with `--confirm` leave a detached helper that
+//! restores the previous state unless the apply is confirmed in time. The target-specific
+//! parts are a [`Way`] each: [`nft`] and [`ipt`].
 //!
 //! Confirmation state lives in the run directory (`/run/portolan`, or `PORTOLAN_RUN_DIR`):
 //! `pending.json` names the apply waiting; whoever renames it first, the confirmation
@@ -19,16 +20,17 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use portolan_core::audit::{self, eval::Kind, ruleset::Hook, Decider, Packet};
-use portolan_core::diag::{Diagnostic, Source};
-use portolan_core::render;
-use portolan_net::sets::{run_tool, Sets};
-use portolan_net::sync::TABLE;
+mod ipt;
+mod nft;
+
+use portolan_core::audit::{eval::Kind, ruleset::Hook, ruleset::Ruleset, Decider, Packet};
+use portolan_core::diag::Diagnostic;
+use portolan_core::plan::Plan;
+use portolan_core::render::{self, Rendered};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use crate::args::{ApplyArgs, ApplyRollbackArgs, TextFormat};
-use crate::cmd::load;
+use crate::args::{ApplyArgs, ApplyRollbackArgs, SetTarget, TextFormat};
 use crate::report::{Reporter, EXIT_ERROR, EXIT_OK, EXIT_REFUSED, EXIT_WARNINGS};
 
 /// Where the confirmation state is kept (a tmpfs: a reboot forgets a pending apply, and the
@@ -36,7 +38,6 @@ use crate::report::{Reporter, EXIT_ERROR, EXIT_OK, EXIT_REFUSED, EXIT_WARNINGS};
 pub const RUN_DIR: &str = "/run/portolan";
 /// Confirmation window when standard input is a terminal and `--confirm` is not given.
 pub const DEFAULT_CONFIRM: Duration = Duration::from_secs(60);
-const MARK: &str = "@@@PORTOLAN-JSON@@@";
 
 fn run_dir() -> PathBuf {
     std::env::var_os("PORTOLAN_RUN_DIR")
@@ -54,6 +55,8 @@ fn now_ms() -> u64 {
 #[derive(Debug, Serialize, Deserialize)]
 struct Pending {
     token: String,
+    /// `nftables` or `iptables`: how the rollback script is run.
+    target: String,
     /// Milliseconds since the epoch.
     deadline_ms: u64,
     rollback: PathBuf,
@@ -61,83 +64,14 @@ struct Pending {
 
 /// A table as `nft -s list table` prints it, in comparable parts.
 #[derive(Debug, Default, PartialEq)]
-struct Listing {
-    exists: bool,
+pub(crate) struct Listing {
+    pub exists: bool,
     /// Per chain, its lines in order (the `type ... hook ...; policy ...;` line included).
-    chains: BTreeMap<String, Vec<String>>,
+    pub chains: BTreeMap<String, Vec<String>>,
     /// Per set, its definition lines without the elements.
-    sets: BTreeMap<String, Vec<String>>,
+    pub sets: BTreeMap<String, Vec<String>>,
     /// Per static set, its elements.
-    elements: BTreeMap<String, BTreeSet<String>>,
-}
-
-fn parse_listing(text: &str) -> Listing {
-    enum In {
-        Nothing,
-        Set(String),
-        Chain(String),
-    }
-    let mut l = Listing {
-        exists: text.contains("table inet"),
-        ..Listing::default()
-    };
-    let mut at = In::Nothing;
-    let mut elems: Option<String> = None;
-    for raw in text.lines() {
-        let line = raw.trim();
-        if let Some(acc) = elems.as_mut() {
-            acc.push(' ');
-            acc.push_str(line);
-        } else if let Some(rest) = line.strip_prefix("elements = {") {
-            elems = Some(rest.to_string());
-        } else if let Some(name) = line.strip_prefix("set ").and_then(|r| r.strip_suffix(" {")) {
-            at = In::Set(name.to_string());
-            l.sets.entry(name.to_string()).or_default();
-            continue;
-        } else if let Some(name) = line
-            .strip_prefix("chain ")
-            .and_then(|r| r.strip_suffix(" {"))
-        {
-            at = In::Chain(name.to_string());
-            l.chains.entry(name.to_string()).or_default();
-            continue;
-        } else if line == "}" {
-            at = In::Nothing;
-            continue;
-        } else if !line.is_empty() {
-            match &at {
-                In::Set(s) => l.sets.entry(s.clone()).or_default().push(line.to_string()),
-                In::Chain(c) => l
-                    .chains
-                    .entry(c.clone())
-                    .or_default()
-                    .push(line.to_string()),
-                In::Nothing => {}
-            }
-            continue;
-        }
-        // Inside `elements = { ... }`: done at the closing brace.
-        if let Some(acc) = &elems {
-            if let Some(body) = acc.strip_suffix('}') {
-                if let In::Set(s) = &at {
-                    let timed = l.sets.get(s).is_some_and(|d| {
-                        d.iter()
-                            .any(|x| x.starts_with("flags") && x.contains("timeout"))
-                    });
-                    if !timed {
-                        let e = l.elements.entry(s.clone()).or_default();
-                        for item in body.split(',') {
-                            if let Some(v) = item.split_whitespace().next() {
-                                e.insert(v.to_string());
-                            }
-                        }
-                    }
-                }
-                elems = None;
-            }
-        }
-    }
-    l
+    pub elements: BTreeMap<String, BTreeSet<String>>,
 }
 
 /// What applying changes, per part.
@@ -243,7 +177,7 @@ fn print_changes(c: &Changes, new: &Listing) {
         return;
     }
     if c.table_created {
-        println!("table inet {TABLE} is new (none is loaded)");
+        println!("nothing of portolan's is loaded yet: all of it is new");
     }
     for (ch, r) in &c.rules_removed {
         println!("- chain {ch}: {r}");
@@ -379,42 +313,10 @@ fn iif_for(peer: IpAddr) -> String {
     String::new()
 }
 
-/// `live` (`nft -j list ruleset`) with portolan's table replaced by `table` (`nft -j list
-/// table`), or removed when `table` is `None`.
-fn with_table(live: &Value, table: Option<&Value>) -> Value {
-    let ours = |item: &Value| {
-        item.as_object()
-            .and_then(|o| o.iter().next())
-            .is_some_and(|(kind, v)| {
-                v["family"] == "inet"
-                    && (v["table"] == TABLE || (kind == "table" && v["name"] == TABLE))
-            })
-    };
-    let mut items: Vec<Value> = live["nftables"]
-        .as_array()
-        .map(|a| a.iter().filter(|i| !ours(i)).cloned().collect())
-        .unwrap_or_default();
-    if let Some(t) = table {
-        items.extend(
-            t["nftables"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter(|i| i.get("metainfo").is_none())
-                .cloned(),
-        );
-    }
-    json!({ "nftables": items })
-}
-
 /// What a ruleset does with a new connection of `m`.
-fn judge(ruleset: &Value, m: &Management, iif: &str) -> Result<Kind, String> {
-    let src = Source::new("ruleset.json", ruleset.to_string());
-    let rs = audit::parse_ruleset(&src, Some(audit::RulesetFormat::NftJson), None)
-        .map_err(|e| format!("cannot read the ruleset back: {}", e.0.len()))?;
+fn judge(rs: &Ruleset, m: &Management, iif: &str) -> Kind {
     let names = vec![iif.to_string(), "lo".to_string()];
-    let d = Decider::new(&rs, &names);
-    Ok(d.decide(
+    Decider::new(rs, &names).decide(
         &[Hook::Prerouting, Hook::Input],
         &Packet {
             iif: iif.to_string(),
@@ -426,94 +328,36 @@ fn judge(ruleset: &Value, m: &Management, iif: &str) -> Result<Kind, String> {
             dport: m.local.port(),
             icmp_type: 0,
         },
-    ))
+    )
 }
 
-fn nft_text(args: &[&str]) -> Result<Option<String>, String> {
-    let out = Command::new("nft")
-        .args(args)
-        .output()
-        .map_err(|e| format!("cannot run nft: {e}"))?;
-    if !out.status.success() {
-        let err = String::from_utf8_lossy(&out.stderr);
-        if err.contains("No such file or directory") {
-            return Ok(None);
-        }
-        return Err(format!("nft {}: {}", args.join(" "), err.trim()));
-    }
-    Ok(Some(String::from_utf8_lossy(&out.stdout).to_string()))
+/// A firewall target as apply drives it: the shared steps (diff, lockout, confirmation) call
+/// these, in this order.
+pub(crate) trait Way {
+    fn name(&self) -> &'static str;
+    /// The script that loads the rules here, keeping what sync and dns-proxy wrote; and a
+    /// sentence on what it keeps.
+    fn script(&self, plan: &Plan, rendered: &Rendered) -> Result<(String, String), String>;
+    /// Load the script into a scratch network namespace; the listing there.
+    fn scratch(&mut self, script: &str) -> Result<Listing, String>;
+    /// Check the script against this host's ruleset, changing nothing.
+    fn check(&self, script: &str, rendered: &Rendered) -> Result<(), String>;
+    /// What portolan has loaded here now.
+    fn live(&self) -> Result<Listing, String>;
+    /// The whole ruleset now, and with the new rules in place of portolan's (after
+    /// [`Way::scratch`]), as the audit engine reads them.
+    fn rulesets(&self) -> Result<(Ruleset, Ruleset), String>;
+    /// A script that brings back what portolan has loaded now.
+    fn rollback(&self) -> Result<String, String>;
+    /// Run a script of this target (the load, or a rollback).
+    fn run(&self, script: &str) -> Result<(), String>;
 }
 
-/// Load `script` into a scratch network namespace; its listing (text, JSON) there.
-fn scratch(script: &str) -> Result<(String, Value), String> {
-    let cmd = format!(
-        "nft -f - && nft -s list table inet {TABLE} && echo {MARK} && nft -j list table inet {TABLE}"
-    );
-    let mut child = Command::new("unshare")
-        .args(["-n", "sh", "-c", &cmd])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("cannot run unshare (util-linux): {e}"))?;
-    if let Some(mut i) = child.stdin.take() {
-        use std::io::Write;
-        i.write_all(script.as_bytes())
-            .map_err(|e| format!("writing to nft: {e}"))?;
+fn way(target: SetTarget) -> Box<dyn Way> {
+    match target {
+        SetTarget::Nftables => Box::<nft::Nft>::default(),
+        SetTarget::Iptables => Box::<ipt::Ipt>::default(),
     }
-    let out = child
-        .wait_with_output()
-        .map_err(|e| format!("nft in a scratch namespace: {e}"))?;
-    if !out.status.success() {
-        return Err(String::from_utf8_lossy(&out.stderr).trim().to_string());
-    }
-    let text = String::from_utf8_lossy(&out.stdout).to_string();
-    let (listing, j) = text
-        .split_once(MARK)
-        .ok_or("nft printed no listing in the scratch namespace")?;
-    let v: Value =
-        serde_json::from_str(j.trim()).map_err(|e| format!("nft -j: unreadable JSON: {e}"))?;
-    Ok((listing.to_string(), v))
-}
-
-/// The script that restores the table as it is now: its rules and static sets as listed,
-/// DNS-filled elements with the time they have left (never longer).
-fn rollback_script(live_full: Option<&str>) -> String {
-    let mut s = format!(
-        "# portolan apply: the table as it was before\ntable inet {TABLE}\ndelete table inet {TABLE}\n"
-    );
-    let Some(text) = live_full else {
-        return s;
-    };
-    for line in text.lines() {
-        let mut l = line.to_string();
-        // `counter packets N bytes M` -> `counter`
-        while let Some(i) = l.find("counter packets ") {
-            let rest = &l[i + "counter packets ".len()..];
-            let mut w = rest.splitn(4, ' ');
-            let (_n, _b, _m) = (w.next(), w.next(), w.next());
-            let tail = w.next().unwrap_or("");
-            l = format!("{}counter {}", &l[..i], tail);
-        }
-        // `timeout 10m expires 9m58s,` -> `timeout 9m58s,`
-        let toks: Vec<&str> = l.split(' ').collect();
-        let mut kept: Vec<&str> = Vec::with_capacity(toks.len());
-        let mut i = 0;
-        while i < toks.len() {
-            if toks[i] == "timeout" && toks.get(i + 2) == Some(&"expires") && i + 3 < toks.len() {
-                kept.push("timeout");
-                kept.push(toks[i + 3]);
-                i += 4;
-            } else {
-                kept.push(toks[i]);
-                i += 1;
-            }
-        }
-        let out = kept.join(" ");
-        s.push_str(&out);
-        s.push('\n');
-    }
-    s
 }
 
 fn read_pending(dir: &Path) -> Option<Pending> {
@@ -580,9 +424,14 @@ pub fn rollback_helper(args: &ApplyRollbackArgs) -> i32 {
         if !claim(&dir, &p.token, "claimed") {
             return EXIT_OK;
         }
+        let target = if p.target == "iptables" {
+            SetTarget::Iptables
+        } else {
+            SetTarget::Nftables
+        };
         let result = std::fs::read_to_string(&p.rollback)
             .map_err(|e| format!("{}: {e}", p.rollback.display()))
-            .and_then(|s| run_tool("nft", &["-f", "-"], &s));
+            .and_then(|s| way(target).run(&s));
         let doc = match &result {
             Ok(()) => json!({"outcome": "rolled-back", "at_ms": now_ms()}),
             Err(e) => json!({"outcome": "rollback-failed", "error": e, "at_ms": now_ms()}),
@@ -660,7 +509,9 @@ pub fn run(args: &ApplyArgs, rep: &mut Reporter) -> i32 {
         return EXIT_ERROR;
     };
     rep.emit_all(&loaded.plan.warnings);
-    let Some(target) = render::target("nftables") else {
+    let mut way = way(args.target);
+    let name = way.name();
+    let Some(target) = render::target(name) else {
         return EXIT_ERROR;
     };
     let out = render::render(&loaded.plan, target);
@@ -682,13 +533,11 @@ pub fn run(args: &ApplyArgs, rep: &mut Reporter) -> i32 {
     }
 
     // 1. The script, with what sync and dns-proxy put into the sets; checked twice.
-    let dynamic = load::dynamic_sets(&loaded.plan, Sets::Nftables);
-    let kept = match load::current_elements(&dynamic) {
-        Ok(k) => k,
+    let (script, kept) = match way.script(&loaded.plan, &out) {
+        Ok(x) => x,
         Err(e) => return refused(rep, e, "run as root (CAP_NET_ADMIN)"),
     };
-    let script = format!("{}{}", out.text, load::carry_over(&kept));
-    let (new_text, new_json) = match scratch(&script) {
+    let new_listing = match way.scratch(&script) {
         Ok(x) => x,
         Err(e) => {
             return refused(
@@ -698,51 +547,32 @@ pub fn run(args: &ApplyArgs, rep: &mut Reporter) -> i32 {
             )
         }
     };
-    if let Err(e) = run_tool("nft", &["-c", "-f", "-"], &script) {
-        return refused(
-            rep,
-            format!("nft -c refused the rules against this ruleset: {e}"),
-            "nothing was changed",
-        );
+    if let Err(e) = way.check(&script, &out) {
+        return refused(rep, e, "nothing was changed");
     }
 
     // 2. What changes.
-    let live_text = match nft_text(&["-s", "list", "table", "inet", TABLE]) {
-        Ok(t) => t,
+    let live = match way.live() {
+        Ok(l) => l,
         Err(e) => return refused(rep, e, "run as root (CAP_NET_ADMIN)"),
     };
-    let new_listing = parse_listing(&new_text);
-    let changes = compare(
-        &parse_listing(live_text.as_deref().unwrap_or("")),
-        &new_listing,
-    );
+    let changes = compare(&live, &new_listing);
 
     // 3. Lockout.
     let mgmt = management();
     let mut lockouts: Vec<(Management, &'static str)> = Vec::new();
     let mut judged: Vec<Value> = Vec::new();
     if !mgmt.is_empty() {
-        let live = match nft_text(&["-j", "list", "ruleset"]) {
-            Ok(t) => t
-                .and_then(|t| serde_json::from_str::<Value>(&t).ok())
-                .unwrap_or(json!({"nftables": []})),
+        let (before, after) = match way.rulesets() {
+            Ok(x) => x,
             Err(e) => return refused(rep, e, "run as root (CAP_NET_ADMIN)"),
         };
-        let after = with_table(&live, Some(&new_json));
         for m in &mgmt {
             let iif = iif_for(m.peer.ip());
-            let (b, a) = (judge(&live, m, &iif), judge(&after, m, &iif));
-            let verdict = match (&b, &a) {
-                (_, Err(e)) | (Err(e), _) => {
-                    rep.emit(&Diagnostic::warning(format!(
-                        "cannot judge the management connection from {}: {e}",
-                        m.peer
-                    )));
-                    "unknown"
-                }
-                (Ok(Kind::Drop), Ok(Kind::Drop)) => "dropped-before-too",
-                (_, Ok(Kind::Drop)) => "dropped",
-                (_, Ok(Kind::Unknown)) => "unknown",
+            let verdict = match (judge(&before, m, &iif), judge(&after, m, &iif)) {
+                (Kind::Drop, Kind::Drop) => "dropped-before-too",
+                (_, Kind::Drop) => "dropped",
+                (_, Kind::Unknown) => "unknown",
                 _ => "kept",
             };
             judged.push(json!({
@@ -758,10 +588,10 @@ pub fn run(args: &ApplyArgs, rep: &mut Reporter) -> i32 {
     let report = |outcome: &str, extra: Value| {
         if args.format == TextFormat::Json {
             let mut doc = json!({
-                "target": "nftables",
+                "target": name,
                 "outcome": outcome,
                 "changes": changes,
-                "kept_elements": kept.len(),
+                "kept": kept,
                 "management": judged,
             });
             if let (Some(o), Some(e)) = (doc.as_object_mut(), extra.as_object()) {
@@ -815,13 +645,11 @@ pub fn run(args: &ApplyArgs, rep: &mut Reporter) -> i32 {
     let token = format!("{:x}", now_ms() ^ u64::from(std::process::id()) << 40);
     let rollback_path = dir.join(format!("rollback-{token}.nft"));
     if window.is_some() {
-        let full = match nft_text(&["list", "table", "inet", TABLE]) {
-            Ok(t) => t,
-            Err(e) => return refused(rep, e, "run as root (CAP_NET_ADMIN)"),
-        };
-        let saved = std::fs::create_dir_all(&dir)
-            .map_err(|e| format!("{}: {e}", dir.display()))
-            .and_then(|()| write_atomic(&rollback_path, &rollback_script(full.as_deref())));
+        let saved = way.rollback().and_then(|text| {
+            std::fs::create_dir_all(&dir)
+                .map_err(|e| format!("{}: {e}", dir.display()))
+                .and_then(|()| write_atomic(&rollback_path, &text))
+        });
         if let Err(e) = saved {
             return refused(
                 rep,
@@ -830,21 +658,25 @@ pub fn run(args: &ApplyArgs, rep: &mut Reporter) -> i32 {
             );
         }
     }
-    if let Err(e) = run_tool("nft", &["-f", "-"], &script) {
-        return refused(rep, e, "nothing was changed (the load is one transaction)");
+    if let Err(e) = way.run(&script) {
+        let help = match args.target {
+            SetTarget::Nftables => "nothing was changed (the load is one transaction)",
+            SetTarget::Iptables => {
+                "the script stops at its first failing step (set -eu); each of its steps is atomic"
+            }
+        };
+        return refused(rep, e, help);
     }
     let Some(window) = window else {
         report("applied", json!({}));
-        eprintln!(
-            "applied: table inet {TABLE} loaded in one transaction; kept {} address(es) in DNS-filled sets",
-            kept.len()
-        );
+        eprintln!("applied ({name}): {kept}");
         return EXIT_OK;
     };
 
     // 5. Confirm or roll back.
     let pending = Pending {
         token: token.clone(),
+        target: name.to_string(),
         deadline_ms: now_ms() + window.as_millis() as u64,
         rollback: rollback_path,
     };
@@ -859,7 +691,7 @@ pub fn run(args: &ApplyArgs, rep: &mut Reporter) -> i32 {
             let _ = std::fs::remove_file(dir.join("pending.json"));
             let back = std::fs::read_to_string(&pending.rollback)
                 .map_err(|e| e.to_string())
-                .and_then(|s| run_tool("nft", &["-f", "-"], &s));
+                .and_then(|s| way.run(&s));
             rep.emit(&Diagnostic::error(format!(
                 "cannot arm the rollback ({e}); the previous rules were restored{}",
                 if back.is_ok() {
@@ -944,50 +776,6 @@ pub fn run(args: &ApplyArgs, rep: &mut Reporter) -> i32 {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    const LISTED: &str = "table inet portolan {\n\tset dns_a_v4 {\n\t\ttype ipv4_addr\n\t\tflags timeout\n\t\telements = { 1.2.3.4 timeout 10m expires 9m58s, 5.6.7.8 timeout 10m expires 1m }\n\t}\n\n\tset role_x_v4 {\n\t\ttype ipv4_addr\n\t\tflags interval\n\t\telements = { 10.0.0.0/8,\n\t\t\t     192.0.2.1 }\n\t}\n\n\tchain input {\n\t\ttype filter hook input priority filter; policy drop;\n\t\ttcp dport 22 ip saddr @role_x_v4 counter packets 5 bytes 300 accept comment \"flows: ssh\"\n\t}\n}\n";
-
-    #[test]
-    fn listings_compare_by_rule_and_static_element_not_by_dynamic_element() {
-        let old = parse_listing(LISTED);
-        assert!(old.exists);
-        assert_eq!(
-            old.elements["role_x_v4"],
-            ["10.0.0.0/8", "192.0.2.1"]
-                .iter()
-                .map(|s| s.to_string())
-                .collect()
-        );
-        assert!(!old.elements.contains_key("dns_a_v4"));
-        assert!(compare(&old, &parse_listing(LISTED)).is_empty());
-        let new = LISTED
-            .replace("192.0.2.1 }", "192.0.2.2 }")
-            .replace("tcp dport 22", "tcp dport 2222");
-        let c = compare(&old, &parse_listing(&new));
-        assert_eq!(c.elements_added, [("role_x_v4".into(), "192.0.2.2".into())]);
-        assert_eq!(
-            c.elements_removed,
-            [("role_x_v4".into(), "192.0.2.1".into())]
-        );
-        assert_eq!(c.rules_added.len(), 1);
-        assert_eq!(c.rules_removed.len(), 1);
-        let none = compare(&Listing::default(), &old);
-        assert!(none.table_created && none.sets_added.len() == 2);
-    }
-
-    #[test]
-    fn rollback_keeps_the_time_left_never_more_and_drops_counters() {
-        let s = rollback_script(Some(LISTED));
-        assert!(s.starts_with("# portolan apply"));
-        assert!(s.contains("delete table inet portolan\n"));
-        assert!(
-            s.contains("1.2.3.4 timeout 9m58s, 5.6.7.8 timeout 1m }"),
-            "{s}"
-        );
-        assert!(s.contains("@role_x_v4 counter accept"), "{s}");
-        assert!(!s.contains("expires") && !s.contains("packets"));
-        assert!(rollback_script(None).ends_with("delete table inet portolan\n"));
-    }
 
     #[test]
     fn ss_addresses_read_v4_v6_and_mapped() {
