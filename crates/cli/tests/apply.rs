@@ -304,6 +304,10 @@ fn lockout_case(target: &'static str) {
         err.contains(ADMIN) && err.contains("tcp port 2222") && err.contains("sshd"),
         "{err}"
     );
+    assert!(
+        err.contains("flow `admin-ssh` (feature `remote-admin`) would allow it"),
+        "the error names the missing flow: {err}"
+    );
     assert!(lab.table().contains("2222"), "nothing was applied");
     session
         .write_all(b"still here\n")

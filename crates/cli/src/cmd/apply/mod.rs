@@ -360,6 +360,42 @@ fn way(target: SetTarget) -> Box<dyn Way> {
     }
 }
 
+/// The flows that would let `m` in, among those of `all` (the plan with every feature on)
+/// that `plan` leaves out: `flow `id` (feature `f`)`.
+fn missing_flows(all: &Plan, plan: &Plan, m: &Management) -> Vec<String> {
+    let ip = m.peer.ip();
+    let holds = |set: &str| {
+        all.set(set).is_some_and(|s| {
+            s.v4.iter()
+                .any(|n| matches!(ip, IpAddr::V4(a) if n.contains(&a)))
+                || s.v6
+                    .iter()
+                    .any(|n| matches!(ip, IpAddr::V6(a) if n.contains(&a)))
+        })
+    };
+    all.flows
+        .iter()
+        .filter(|f| {
+            !plan
+                .flows
+                .iter()
+                .any(|p| p.id == f.id && p.protocol == f.protocol)
+        })
+        .filter(|f| f.protocol == portolan_core::model::Protocol::Tcp)
+        .filter(|f| {
+            f.ports
+                .iter()
+                .any(|r| r.low <= m.local.port() && m.local.port() <= r.high)
+        })
+        .filter(|f| f.destination.peers.iter().any(|p| p.set == "appliance"))
+        .filter(|f| f.source.peers.iter().any(|p| holds(&p.set)))
+        .map(|f| match &f.feature {
+            Some(x) => format!("flow `{}` (feature `{x}`)", f.id),
+            None => format!("flow `{}`", f.id),
+        })
+        .collect()
+}
+
 fn read_pending(dir: &Path) -> Option<Pending> {
     let t = std::fs::read_to_string(dir.join("pending.json")).ok()?;
     serde_json::from_str(&t).ok()
@@ -614,13 +650,33 @@ pub fn run(args: &ApplyArgs, rep: &mut Reporter) -> i32 {
     }
     if !lockouts.is_empty() && !args.dry_run && !args.force {
         report("refused-lockout", json!({}));
+        let every = crate::args::Selection {
+            input: crate::args::Input {
+                site: args.sel.input.site.clone(),
+                profile: args.sel.input.profile.clone(),
+            },
+            features: Some("all".into()),
+        };
+        let all = crate::inputs::load(&every).ok().map(|l| l.plan);
         for (m, _) in &lockouts {
+            let missing = all
+                .as_ref()
+                .map(|a| missing_flows(a, &loaded.plan, m))
+                .unwrap_or_default();
+            let help = if missing.is_empty() {
+                "add an inbound flow for the management network (e.g. tcp 22 from a role `admin`) and bind the role in the site, or pass --force".to_string()
+            } else {
+                format!(
+                    "the profile's {} would allow it: enable its feature in the site (features = [...]), or pass --force",
+                    missing.join(", ")
+                )
+            };
             rep.emit(
                 &Diagnostic::error(format!(
                     "refused: the new rules drop new connections from {} to this host's tcp port {} (the connection {} -> {}, found by {}); no planned flow allows tcp {} from {}",
                     m.peer.ip(), m.local.port(), m.peer, m.local, m.source, m.local.port(), m.peer.ip()
                 ))
-                .with_help("add an inbound flow for the management network (e.g. tcp 22 from a role `admin`) and bind the role in the site, or pass --force"),
+                .with_help(help),
             );
         }
         return EXIT_REFUSED;
