@@ -342,12 +342,21 @@ pub struct PlanArgs {
     pub format: Format,
 }
 
+/// `--target` values: every backend of the one table, with its description.
+fn targets() -> clap::builder::PossibleValuesParser {
+    clap::builder::PossibleValuesParser::new(
+        portolan_core::render::TARGETS
+            .iter()
+            .map(|t| clap::builder::PossibleValue::new(t.name()).help(t.description())),
+    )
+}
+
 #[derive(Debug, Args)]
 pub struct RenderArgs {
     #[command(flatten)]
     pub sel: Selection,
     /// Firewall target.
-    #[arg(long, value_name = "TARGET")]
+    #[arg(long, value_name = "TARGET", value_parser = targets())]
     pub target: String,
     /// Write to FILE instead of standard output (replaced atomically; only a regular file is
     /// replaced, never a device, directory or symbolic link); `-` is standard output.
@@ -383,7 +392,7 @@ pub struct DiffArgs {
     #[arg(long, value_name = "all|a,b")]
     pub features: Option<String>,
     /// Target whose rules are compared.
-    #[arg(long, default_value = "nftables", value_name = "TARGET")]
+    #[arg(long, default_value = "nftables", value_name = "TARGET", value_parser = targets())]
     pub target: String,
     /// Markdown or JSON.
     #[arg(long, value_enum, default_value_t = DiffFormat::Markdown)]

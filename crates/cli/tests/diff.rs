@@ -69,7 +69,7 @@ fn a_profile_against_itself_has_no_difference_and_bad_input_exits_2() {
     let (code, _, err) = diff(&["seppmail", "no-such-profile"]);
     assert_eq!(code, Some(2));
     assert!(err.contains("no-such-profile"), "{err}");
-    let (code, _, err) = diff(&["seppmail", "seppmail", "--target", "pf"]);
+    let (code, _, err) = diff(&["seppmail", "seppmail", "--target", "checkpoint"]);
     assert_eq!(code, Some(2));
-    assert!(err.contains("unknown target"), "{err}");
+    assert!(err.contains("invalid value 'checkpoint'"), "{err}");
 }

@@ -99,10 +99,11 @@ fn unknown_target_and_profile_are_clear_errors() {
             String::from_utf8_lossy(&o.stderr).to_string(),
         )
     };
-    let (code, err) = run(&["render", "--profile", "intra2net", "--target", "pf"]);
+    let (code, err) = run(&["render", "--profile", "intra2net", "--target", "checkpoint"]);
     assert_eq!(code, Some(2));
     assert!(
-        err.contains("unknown target `pf`") && err.contains("nftables, iptables"),
+        err.contains("invalid value 'checkpoint' for '--target <TARGET>'")
+            && err.contains("possible values: nftables, iptables"),
         "{err}"
     );
     let (code, err) = run(&["plan", "--profile", "fortigate"]);

@@ -1,7 +1,8 @@
 //! Golden files: the exact output of `plan` and `render` for every case under tests/golden/.
 //!
 //! Each case directory holds a `site.toml`; the test runs the real binary in that directory
-//! and compares with `plan.json`, `nftables.nft` and `iptables.sh`. `BLESS=1 cargo test`
+//! and compares with `plan.json` and `TARGET.EXT` for every target of the table that renders
+//! for the case's placement (`nftables.nft`, `iptables.sh`, `fortigate.conf`, ...). `BLESS=1 cargo test`
 //! rewrites them; CI runs without BLESS, so any change of output must be reviewed in the diff.
 
 use std::path::{Path, PathBuf};
@@ -72,16 +73,24 @@ fn golden_outputs_match() {
     for dir in &cases {
         let plan = run(dir, &["plan", "--site", "site.toml", "--format", "json"]);
         compare(&dir.join("plan.json"), &plan, &mut failures);
-        let nft = run(
-            dir,
-            &["render", "--site", "site.toml", "--target", "nftables"],
-        );
-        compare(&dir.join("nftables.nft"), &nft, &mut failures);
-        let ipt = run(
-            dir,
-            &["render", "--site", "site.toml", "--target", "iptables"],
-        );
-        compare(&dir.join("iptables.sh"), &ipt, &mut failures);
+        // Every target of the one table that renders for this placement.
+        let site = std::fs::read_to_string(dir.join("site.toml")).expect("site");
+        let gateway = site.contains("mode = \"gateway\"");
+        for t in portolan_core::render::TARGETS {
+            let caps = t.capabilities();
+            if !(if gateway { caps.gateway } else { caps.host }) {
+                continue;
+            }
+            let out = run(
+                dir,
+                &["render", "--site", "site.toml", "--target", t.name()],
+            );
+            compare(
+                &dir.join(format!("{}.{}", t.name(), t.extension())),
+                &out,
+                &mut failures,
+            );
+        }
     }
     assert!(
         failures.is_empty(),

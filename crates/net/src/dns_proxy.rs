@@ -32,7 +32,7 @@ use hickory_proto::rr::RecordType;
 use ipnet::IpNet;
 use portolan_core::model::wildcard_matches;
 use portolan_core::plan::{Plan, SetKind};
-use portolan_core::render::{self, iptables::ipset_name, nftables::nft_set_name, Family};
+use portolan_core::render::{self, Family};
 use tokio::net::UdpSocket;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
@@ -77,9 +77,8 @@ pub fn wildcards(plan: &Plan, sets: Sets) -> Vec<Wildcard> {
         let Some(kernel) = render::set_of(plan, sref) else {
             continue;
         };
-        let n = match sets {
-            Sets::Nftables => nft_set_name(&kernel, sref.family),
-            Sets::Ipset => ipset_name(&kernel, sref.family),
+        let Some(n) = sets.target().set_name(&kernel, sref.family) else {
+            continue;
         };
         for set in fed.into_iter().filter(|s| s.kind == SetKind::Wildcard) {
             let idx = *index.entry(set.name.clone()).or_insert_with(|| {

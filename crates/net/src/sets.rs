@@ -48,6 +48,16 @@ pub enum Sets {
     Ipset,
 }
 
+impl Sets {
+    /// The render target whose sets these are (it names them).
+    pub fn target(self) -> &'static dyn portolan_core::render::Target {
+        match self {
+            Sets::Nftables => &portolan_core::render::nftables::Nftables,
+            Sets::Ipset => &portolan_core::render::iptables::Iptables,
+        }
+    }
+}
+
 /// Writes set updates into the kernel, by netlink or (fallback) the command-line tools.
 pub struct Writer {
     sets: Sets,

@@ -24,7 +24,7 @@ use nftables::expr::{Elem, Expression, NamedExpression};
 use nftables::schema::{Element, NfListObject};
 use nftables::types::NfFamily;
 use portolan_core::plan::{Plan, SetKind};
-use portolan_core::render::{self, iptables::ipset_name, nftables::nft_set_name, Family};
+use portolan_core::render::{self, Family};
 use serde::{Deserialize, Serialize};
 
 use crate::dns::{ResolveError, Resolver};
@@ -180,9 +180,8 @@ pub fn targets(plan: &Plan, sets: Sets) -> Vec<Target> {
         let Some(kernel) = render::set_of(plan, sref) else {
             continue;
         };
-        let n = match sets {
-            Sets::Nftables => nft_set_name(&kernel, sref.family),
-            Sets::Ipset => ipset_name(&kernel, sref.family),
+        let Some(n) = sets.target().set_name(&kernel, sref.family) else {
+            continue;
         };
         for set in fed.into_iter().filter(|s| s.kind == SetKind::Dns) {
             let t = map.entry(set.name.clone()).or_insert_with(|| Target {

@@ -16,6 +16,13 @@ pub fn run(args: &RenderArgs, rep: &mut Reporter) -> i32 {
     rep.emit_all(&loaded.plan.warnings);
     let out = render::render(&loaded.plan, target);
     rep.emit_all(&out.warnings);
+    if out
+        .warnings
+        .iter()
+        .any(|d| d.severity == portolan_core::Severity::Error)
+    {
+        return EXIT_ERROR;
+    }
     if args.format == TextFormat::Json && args.part.is_none() {
         let diagnostics: Vec<_> = loaded
             .warnings

@@ -24,7 +24,7 @@ use serde_json::{json, Value};
 
 use crate::model::Protocol;
 use crate::plan::{Direction, Plan, PlannedFlow, SetKind};
-use crate::render::{self, Family, NameStyle};
+use crate::render::{self, Family};
 use crate::site::Placement;
 use eval::{Compiled, Decision, Kind, RuleRef};
 use ruleset::{proto_name, Hook, Ruleset};
@@ -162,8 +162,12 @@ fn fam_range(fam: u8) -> IvSet {
 fn setup(plan: &Plan) -> Setup {
     let mut tags = vec![String::new()];
     let mut bindings = HashMap::new();
-    let nft_max = render::target("nftables").map_or(64, |t| t.capabilities().max_set_name_len);
-    let ipset_max = render::target("iptables").map_or(31, |t| t.capabilities().max_set_name_len);
+    // Each target whose sets portolan fills names them; the rulesets refer to them so.
+    let named: Vec<(&str, &dyn render::Target)> =
+        [("inet portolan", "nftables"), ("ipset", "iptables")]
+            .into_iter()
+            .filter_map(|(prefix, t)| render::target(t).map(|t| (prefix, t)))
+            .collect();
     for set in plan.sets.values() {
         if !matches!(set.kind, SetKind::Dns | SetKind::Wildcard) {
             continue;
@@ -171,20 +175,11 @@ fn setup(plan: &Plan) -> Setup {
         let tag = tags.len() as u32;
         tags.push(set.name.clone());
         for fam in [Family::V4, Family::V6] {
-            bindings.insert(
-                format!(
-                    "inet portolan {}",
-                    render::set_name(set, fam, nft_max, NameStyle::Nft)
-                ),
-                vec![tag],
-            );
-            bindings.insert(
-                format!(
-                    "ipset {}",
-                    render::set_name(set, fam, ipset_max, NameStyle::Ipset)
-                ),
-                vec![tag],
-            );
+            for (prefix, t) in &named {
+                if let Some(n) = t.set_name(set, fam) {
+                    bindings.insert(format!("{prefix} {n}"), vec![tag]);
+                }
+            }
         }
     }
     // Groups portolan renders for many names with one match: a set holds all its members.
@@ -203,17 +198,13 @@ fn setup(plan: &Plan) -> Setup {
             .filter_map(|m| index.get(m.name.as_str()))
             .map(|&t| t as u32)
             .collect();
-        for key in [
-            format!(
-                "inet portolan {}",
-                render::set_name(&group, sref.family, nft_max, NameStyle::Nft)
-            ),
-            format!(
-                "ipset {}",
-                render::set_name(&group, sref.family, ipset_max, NameStyle::Ipset)
-            ),
-        ] {
-            bindings.entry(key).or_default().extend(&member_tags);
+        for (prefix, t) in &named {
+            if let Some(n) = t.set_name(&group, sref.family) {
+                bindings
+                    .entry(format!("{prefix} {n}"))
+                    .or_default()
+                    .extend(&member_tags);
+            }
         }
     }
     let mut ifaces = Vec::new();

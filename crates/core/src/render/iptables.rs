@@ -33,7 +33,8 @@ use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 
 use super::{
     appliance_refs, comment_text, flow_comment, fnv32, header, others_accepted, set_name, set_of,
-    Capabilities, Chain, Family, FlowIndex, NameStyle, Rendered, Rule, SetRef, Target,
+    Capabilities, Chain, ChainModel, DnsModel, Family, FlowIndex, Lowered, NameStyle, Rendered,
+    Rule, SetRef, Target,
 };
 use crate::model::{PortRange, Protocol};
 use crate::plan::{AddressSet, Plan, SetKind};
@@ -57,15 +58,30 @@ impl Target for Iptables {
     }
     fn capabilities(&self) -> Capabilities {
         Capabilities {
+            model: ChainModel::Hooks,
+            dns: DnsModel::FilledSets,
             dynamic_sets: true,
             interface_match: true,
             ipv6: true,
+            icmp_types: true,
+            host: true,
+            gateway: true,
+            comment: "#",
             max_comment_len: IPT_COMMENT_MAX,
             max_set_name_len: IPSET_NAME_MAX,
         }
     }
 
-    fn render(&self, plan: &Plan, rules: &[Rule]) -> Rendered {
+    fn extension(&self) -> &'static str {
+        "sh"
+    }
+
+    fn set_name(&self, set: &AddressSet, family: Family) -> Option<String> {
+        Some(ipset_name(set, family))
+    }
+
+    fn render(&self, plan: &Plan, lowered: &Lowered) -> Rendered {
+        let rules = super::rules_of(lowered);
         let closing = if others_accepted(plan) {
             appliance_refs(plan)
         } else {

@@ -16,6 +16,7 @@
 
 pub mod iptables;
 pub mod nftables;
+pub mod objects;
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
@@ -152,19 +153,51 @@ pub struct Rule {
     pub flows: BTreeSet<String>,
 }
 
-/// What a target can express. The base checks rules against it before rendering.
+/// How a target keeps the peers given by DNS name current.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DnsModel {
+    /// Sets that `portolan sync` and `portolan dns-proxy` fill at run time.
+    FilledSets,
+    /// The firewall resolves FQDN address objects itself; `wildcard`: `*.` names too.
+    NativeFqdn { wildcard: bool },
+    /// Names are resolved when the configuration is loaded (refresh by reloading).
+    ResolvedAtLoad,
+}
+
+/// Where a target's rules sit, and so which lowering it consumes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChainModel {
+    /// Netfilter hooks: input/output on the appliance, or forward on a gateway ([`Rule`]s).
+    Hooks,
+    /// Named objects and policies between zones or interfaces ([`objects::Objects`]).
+    Objects,
+}
+
+/// What a target can express. The base checks every flow against it before rendering and
+/// reports, all at once, what it leaves out.
 #[derive(Debug, Clone, Copy)]
 pub struct Capabilities {
+    pub model: ChainModel,
+    pub dns: DnsModel,
     /// Sets that can be filled at run time (needed for DNS names and wildcards).
     pub dynamic_sets: bool,
     /// Matching on input/output interface names (needed for gateway mode).
     pub interface_match: bool,
     /// IPv6 rules.
     pub ipv6: bool,
-    /// Longest in-kernel rule comment, in bytes.
+    /// Matching on ICMP types.
+    pub icmp_types: bool,
+    /// Renders for the appliance itself (placement host).
+    pub host: bool,
+    /// Renders for a firewall in front of it (placement gateway).
+    pub gateway: bool,
+    /// Longest in-kernel rule comment (or policy comment), in bytes.
     pub max_comment_len: usize,
-    /// Longest set name, in bytes.
+    /// Longest set (or object) name, in bytes.
     pub max_set_name_len: usize,
+    /// What starts a comment line in the output; free text (a flow's function, the profile
+    /// name) appears nowhere else.
+    pub comment: &'static str,
 }
 
 /// Output of a target.
@@ -179,13 +212,30 @@ pub struct Rendered {
     pub warnings: Vec<Diagnostic>,
 }
 
-/// A firewall target.
+/// What a backend consumes: rules on netfilter hooks, or objects and policies.
+#[derive(Debug, Clone)]
+pub enum Lowered {
+    Rules(Vec<Rule>),
+    Objects(objects::Objects),
+}
+
+/// A firewall target (a backend): one module each, listed in [`TARGETS`]. The CLI's
+/// `--target` values and their help, the golden test cases and the README's list all come
+/// from that table.
 pub trait Target: Sync {
     fn name(&self) -> &'static str;
     fn description(&self) -> &'static str;
+    /// Extension of the rendered file (the golden file of a case is `NAME.EXT`).
+    fn extension(&self) -> &'static str;
     fn capabilities(&self) -> Capabilities;
-    /// Render lowered rules. Only called with rules that passed [`check_capabilities`].
-    fn render(&self, plan: &Plan, rules: &[Rule]) -> Rendered;
+    /// Render what the base lowered for this target's [`ChainModel`], after it took out
+    /// (and reported) what the target cannot express.
+    fn render(&self, plan: &Plan, lowered: &Lowered) -> Rendered;
+    /// The name of the set that holds a plan set's addresses in `family`, for targets whose
+    /// sets portolan fills at run time (sync, dns-proxy and the audit use it).
+    fn set_name(&self, _set: &AddressSet, _family: Family) -> Option<String> {
+        None
+    }
 }
 
 /// Every target, by name. Add a target here, never in an if-chain.
@@ -197,13 +247,55 @@ pub fn target(name: &str) -> Option<&'static dyn Target> {
 
 /// Lower, check and render in one go.
 pub fn render(plan: &Plan, target: &dyn Target) -> Rendered {
-    let (rules, mut warnings) = lower(plan);
-    let (rules, rejected) = check_capabilities(plan, &rules, target.capabilities(), target.name());
-    warnings.extend(rejected);
-    let mut out = target.render(plan, &rules);
+    let caps = target.capabilities();
+    let host = matches!(plan.placement, Placement::Host);
+    if (host && !caps.host) || (!host && !caps.gateway) {
+        let (what, help) = if host {
+            (
+                "a firewall in front of the appliance: the site needs placement mode \"gateway\"",
+                "set [placement] mode = \"gateway\", appliance_interface and [placement.zones] (the firewall's interface or zone names)",
+            )
+        } else {
+            (
+                "the appliance's own firewall: the site needs placement mode \"host\"",
+                "use placement mode \"host\", or a target for gateways",
+            )
+        };
+        return Rendered {
+            text: String::new(),
+            parts: Vec::new(),
+            rule_count: 0,
+            warnings: vec![Diagnostic::error(format!(
+                "target {} renders for {what}",
+                target.name()
+            ))
+            .with_help(help)],
+        };
+    }
+    let (lowered, mut warnings) = match caps.model {
+        ChainModel::Hooks => {
+            let (rules, mut warnings) = lower(plan);
+            let (rules, rejected) = check_capabilities(plan, &rules, caps, target.name());
+            warnings.extend(rejected);
+            (Lowered::Rules(rules), warnings)
+        }
+        ChainModel::Objects => {
+            let (o, w) = objects::lower(plan, &caps, target.name());
+            (Lowered::Objects(o), w)
+        }
+    };
+    let mut out = target.render(plan, &lowered);
     warnings.append(&mut out.warnings);
     out.warnings = warnings;
     out
+}
+
+/// The rules of a [`Lowered`] (none for objects).
+pub fn rules_of(lowered: &Lowered) -> &[Rule] {
+    match lowered {
+        Lowered::Rules(r) => r,
+        Lowered::Objects(_) => &[],
+    }
 }
 
 type GroupKey = (

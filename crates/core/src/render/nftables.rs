@@ -18,7 +18,8 @@ use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 
 use super::{
     appliance_refs, comment_text, flow_comment, header, others_accepted, set_name, set_of,
-    Capabilities, Chain, Family, FlowIndex, NameStyle, Rendered, Rule, SetRef, Target,
+    Capabilities, Chain, ChainModel, DnsModel, Family, FlowIndex, Lowered, NameStyle, Rendered,
+    Rule, SetRef, Target,
 };
 use crate::model::{PortRange, Protocol};
 use crate::plan::{AddressSet, Plan, SetKind};
@@ -44,15 +45,30 @@ impl Target for Nftables {
     }
     fn capabilities(&self) -> Capabilities {
         Capabilities {
+            model: ChainModel::Hooks,
+            dns: DnsModel::FilledSets,
             dynamic_sets: true,
             interface_match: true,
             ipv6: true,
+            icmp_types: true,
+            host: true,
+            gateway: true,
+            comment: "#",
             max_comment_len: NFT_COMMENT_MAX,
             max_set_name_len: NFT_SET_NAME_MAX,
         }
     }
 
-    fn render(&self, plan: &Plan, rules: &[Rule]) -> Rendered {
+    fn extension(&self) -> &'static str {
+        "nft"
+    }
+
+    fn set_name(&self, set: &AddressSet, family: Family) -> Option<String> {
+        Some(nft_set_name(set, family))
+    }
+
+    fn render(&self, plan: &Plan, lowered: &Lowered) -> Rendered {
+        let rules = super::rules_of(lowered);
         let mut out = String::from("#!/usr/sbin/nft -f\n");
         out.push_str(&header(
             plan,
