@@ -1,5 +1,6 @@
-//! Scale benchmark: a generated 10,000-flow profile through parse, plan and render, then the
-//! rendered ruleset loaded with `nft -f` in a fresh network namespace.
+//! Scale benchmark: a generated 10,000-flow profile through parse, plan and render (every
+//! target; the vendor ones behind a gateway), then the rendered ruleset loaded with `nft -f`
+//! in a fresh network namespace.
 //!
 //! Run: `cargo bench --bench scale` (as root for the load figures). Prints one line per figure.
 //! The profile is deterministic (a fixed-seed generator), so runs are comparable.
@@ -151,6 +152,36 @@ fn run(shape: &str, DNS_NAMES: usize, ROLES: usize, NETWORKS: usize) {
         ipt.0,
         ipt.1.text.lines().filter(|l| l.starts_with("-A")).count()
     );
+
+    // Every target for a firewall in front of the appliance: the same profile, gateway site.
+    let gw = format!(
+        "{stext}[placement]\nmode = \"gateway\"\nappliance_interface = \"dmz0\"\ndefault_interface = \"lan0\"\n[placement.zones]\ninternet = \"wan0\"\n"
+    );
+    let (profile, _) = profile::parse(&Source::new("scale.toml", ptext.as_str())).expect("parse");
+    let (gsite, _) = site::parse(&Source::new("site.toml", gw.as_str())).expect("gateway site");
+    let gplan = plan::build(&profile, &gsite, None).expect("plan");
+    for t in render::TARGETS {
+        if !t.capabilities().gateway {
+            continue;
+        }
+        let mut ms = Vec::new();
+        let mut last = None;
+        for _ in 0..RUNS {
+            let t0 = Instant::now();
+            let o = render::render(&gplan, *t);
+            ms.push(t0.elapsed().as_secs_f64() * 1e3);
+            last = Some(o);
+        }
+        if let Some(o) = last {
+            println!(
+                "render {:<10} (gateway): {:>7.1} ms, {:>9} bytes, {} rules/policies",
+                t.name(),
+                median(ms),
+                o.text.len(),
+                o.rule_count
+            );
+        }
+    }
 
     // Load time in a namespace (root only).
     let ns = format!("ptbench{}{}", std::process::id(), &shape[..1]);

@@ -362,6 +362,10 @@ pub struct RenderArgs {
     /// replaced, never a device, directory or symbolic link); `-` is standard output.
     #[arg(short = 'o', long = "output", value_name = "FILE")]
     pub output: Option<PathBuf>,
+    /// Exit 1 when there are warnings (e.g. a flow the target cannot express and leaves out);
+    /// the output is written all the same.
+    #[arg(long)]
+    pub strict: bool,
     /// iptables only: print one part (`ipset`, `v4` or `v6`) in its tool's native format.
     #[arg(long, value_name = "PART")]
     pub part: Option<String>,

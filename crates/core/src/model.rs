@@ -87,6 +87,15 @@ impl IcmpType {
         }
     }
     /// Numeric ICMPv4 type.
+    /// The name pf and OPNsense/pfSense use for the IPv4 type.
+    pub fn pf_name(self) -> &'static str {
+        match self {
+            IcmpType::EchoRequest => "echoreq",
+            IcmpType::EchoReply => "echorep",
+            IcmpType::DestinationUnreachable => "unreach",
+            IcmpType::TimeExceeded => "timex",
+        }
+    }
     pub fn v4_code(self) -> u8 {
         match self {
             IcmpType::EchoRequest => 8,

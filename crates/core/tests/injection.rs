@@ -26,23 +26,37 @@ fn profile_text(function: &str, note: &str, id: &str, peer: &str) -> String {
     )
 }
 
-fn render_all(text: &str) -> Option<Vec<String>> {
+/// Every target's output, with the comment prefix of its format: for the demo site (host)
+/// and the same behind a gateway, so that every target renders something.
+fn render_all(text: &str) -> Option<Vec<(&'static str, String)>> {
     let src = Source::new("inj.toml", text);
     let (p, _) = profile::parse(&src).ok()?;
-    let mut site = site::demo(&p);
-    site.features = site::Features::All;
-    let plan = plan::build(&p, &site, None).ok()?;
-    Some(
-        render::TARGETS
-            .iter()
-            .map(|t| render::render(&plan, *t).text)
-            .collect(),
-    )
+    let mut host = site::demo(&p);
+    host.features = site::Features::All;
+    let mut gateway = host.clone();
+    gateway.placement = site::Placement::Gateway {
+        appliance_interface: "dmz0".into(),
+        zones: [("internet".to_string(), "wan0".to_string())].into(),
+        default_interface: Some("lan0".into()),
+        others: site::Others::Drop,
+    };
+    let mut out = Vec::new();
+    for s in [&host, &gateway] {
+        let plan = plan::build(&p, s, None).ok()?;
+        for t in render::TARGETS {
+            out.push((t.capabilities().comment, render::render(&plan, *t).text));
+        }
+    }
+    Some(out)
 }
 
-fn structure(text: &str) -> Vec<String> {
+fn is_comment(line: &str, prefix: &str) -> bool {
+    line.trim_start().starts_with(prefix)
+}
+
+fn structure(text: &str, prefix: &str) -> Vec<String> {
     text.lines()
-        .filter(|l| !l.trim_start().starts_with('#'))
+        .filter(|l| !is_comment(l, prefix))
         .map(str::to_string)
         .collect()
 }
@@ -63,18 +77,18 @@ fn check(payload: &str) -> Result<(), TestCaseError> {
         "update.example.com",
     ))
     .expect("free text never makes a profile invalid unless it is empty or huge");
-    for (out, base) in outputs.iter().zip(&baseline) {
+    for ((prefix, out), (_, base)) in outputs.iter().zip(&baseline) {
         for line in out.lines() {
             if line.contains(MARK) {
                 prop_assert!(
-                    line.trim_start().starts_with('#'),
+                    is_comment(line, prefix),
                     "payload outside a comment: {line:?}"
                 );
             }
         }
         // The profile name reaches the header, the function the per-rule comments: only
         // comment lines may differ.
-        prop_assert_eq!(structure(out), structure(base));
+        prop_assert_eq!(structure(out, prefix), structure(base, prefix));
     }
     // As an identifier or a peer name, the payload is rejected (or, if it happens to be a
     // valid name, it cannot contain anything dangerous).
@@ -83,8 +97,8 @@ fn check(payload: &str) -> Result<(), TestCaseError> {
         ("first", hostile.as_str()),
     ] {
         if let Some(outs) = render_all(&profile_text("f", "n", id, peer)) {
-            for out in outs {
-                for line in out.lines().filter(|l| !l.trim_start().starts_with('#')) {
+            for (prefix, out) in outs {
+                for line in out.lines().filter(|l| !is_comment(l, prefix)) {
                     prop_assert!(!line.contains(MARK), "payload accepted as a name: {line:?}");
                 }
             }

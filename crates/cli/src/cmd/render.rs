@@ -4,7 +4,7 @@ use portolan_core::diag::Diagnostic;
 use portolan_core::render;
 
 use crate::args::{RenderArgs, TextFormat};
-use crate::report::{Reporter, EXIT_ERROR, EXIT_OK};
+use crate::report::{Reporter, EXIT_ERROR, EXIT_OK, EXIT_WARNINGS};
 
 pub fn run(args: &RenderArgs, rep: &mut Reporter) -> i32 {
     let Some(target) = crate::inputs::target(&args.target, rep) else {
@@ -47,6 +47,7 @@ pub fn run(args: &RenderArgs, rep: &mut Reporter) -> i32 {
             .unwrap_or_default()
         );
         return match crate::output::write(args.output.as_deref(), &text) {
+            Ok(()) if args.strict && rep.warnings > 0 => EXIT_WARNINGS,
             Ok(()) => EXIT_OK,
             Err(d) => {
                 rep.emit(&d);
@@ -73,6 +74,7 @@ pub fn run(args: &RenderArgs, rep: &mut Reporter) -> i32 {
         },
     };
     match crate::output::write(args.output.as_deref(), &text) {
+        Ok(()) if args.strict && rep.warnings > 0 => EXIT_WARNINGS,
         Ok(()) => EXIT_OK,
         Err(d) => {
             rep.emit(&d);

@@ -14,9 +14,15 @@
 //! rules, and must put no text from the input into its output except identifiers and DNS
 //! names (validated to `[a-z0-9.*-]`) and comment lines passed through [`comment_text`].
 
+pub mod asa;
+pub mod fortigate;
 pub mod iptables;
 pub mod nftables;
 pub mod objects;
+pub mod opnsense;
+pub mod panos;
+pub mod pf;
+pub mod srx;
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
@@ -212,6 +218,18 @@ pub struct Rendered {
     pub warnings: Vec<Diagnostic>,
 }
 
+impl Rendered {
+    /// Nothing rendered (a backend handed the wrong lowering; the base never does that).
+    pub fn empty() -> Rendered {
+        Rendered {
+            text: String::new(),
+            parts: Vec::new(),
+            rule_count: 0,
+            warnings: Vec::new(),
+        }
+    }
+}
+
 /// What a backend consumes: rules on netfilter hooks, or objects and policies.
 #[derive(Debug, Clone)]
 pub enum Lowered {
@@ -239,7 +257,16 @@ pub trait Target: Sync {
 }
 
 /// Every target, by name. Add a target here, never in an if-chain.
-pub static TARGETS: &[&dyn Target] = &[&nftables::Nftables, &iptables::Iptables];
+pub static TARGETS: &[&dyn Target] = &[
+    &nftables::Nftables,
+    &iptables::Iptables,
+    &fortigate::Fortigate,
+    &panos::Panos,
+    &asa::Asa,
+    &srx::Srx,
+    &pf::Pf,
+    &opnsense::Opnsense,
+];
 
 pub fn target(name: &str) -> Option<&'static dyn Target> {
     TARGETS.iter().copied().find(|t| t.name() == name)
@@ -734,15 +761,21 @@ impl<'a> FlowIndex<'a> {
 
     /// One `#` line per flow a rule serves: `# id [required|feature X]: function` (sanitized).
     pub fn lines(&self, rule: &Rule, indent: &str) -> String {
+        self.lines_for(&rule.flows, &format!("{indent}#"))
+    }
+
+    /// The same lines for a set of flow ids, each starting with `prefix` (the format's comment
+    /// start).
+    pub fn lines_for(&self, flows: &BTreeSet<String>, prefix: &str) -> String {
         let mut out = String::new();
-        for id in &rule.flows {
+        for id in flows {
             let f = self.0.get(id.as_str());
             let func = f.map(|f| comment_text(&f.function)).unwrap_or_default();
             let req = match f.and_then(|f| f.feature.as_deref()) {
                 Some(feat) => format!(" [feature {feat}]"),
                 None => " [required]".to_string(),
             };
-            out.push_str(&format!("{indent}# {id}{req}: {func}\n"));
+            out.push_str(&format!("{prefix} {id}{req}: {func}\n"));
         }
         out
     }

@@ -79,19 +79,22 @@ pub struct Objects {
 }
 
 impl Objects {
+    /// By name (addresses and services are sorted by name).
     pub fn address(&self, name: &str) -> Option<&AddrObject> {
-        self.addresses.iter().find(|a| a.name == name)
+        self.addresses
+            .binary_search_by(|a| a.name.as_str().cmp(name))
+            .ok()
+            .map(|i| &self.addresses[i])
     }
     pub fn service(&self, name: &str) -> Option<&Service> {
-        self.services.iter().find(|s| s.name == name)
+        self.services
+            .binary_search_by(|s| s.name.as_str().cmp(name))
+            .ok()
+            .map(|i| &self.services[i])
     }
 }
 
-fn address_object(
-    set: &AddressSet,
-    caps: &Capabilities,
-    target: &str,
-) -> Result<AddrObject, String> {
+fn address_object(set: &AddressSet, caps: &Capabilities) -> Result<AddrObject, String> {
     let nets = set.addresses();
     let (name, what) = match set.kind {
         SetKind::Appliance => ("pt-appliance".to_string(), "the appliance".to_string()),
@@ -119,17 +122,15 @@ fn address_object(
             DnsModel::NativeFqdn { .. } | DnsModel::ResolvedAtLoad => {
                 AddrKind::Fqdn(set.name.clone())
             }
-            DnsModel::FilledSets => {
-                return Err(format!("target {target} renders DNS names as sets, not objects"))
-            }
+            DnsModel::FilledSets => return Err("DNS names are sets there, not objects".to_string()),
         },
         SetKind::Wildcard => match caps.dns {
             DnsModel::NativeFqdn { wildcard: true } => AddrKind::WildcardFqdn(set.name.clone()),
             _ => {
                 return Err(format!(
-                    "target {target} has no wildcard DNS objects; pin {} under [hosts] to use fixed addresses",
-                    set.name
-                ))
+                "no wildcard DNS objects for peer {}; pin it under [hosts] to use fixed addresses",
+                set.name
+            ))
             }
         },
         _ if nets.is_empty() => return Err(format!("{what} has no address")),
@@ -165,7 +166,7 @@ pub fn lower(plan: &Plan, caps: &Capabilities, target: &str) -> (Objects, Vec<Di
         if refused.contains_key(&set.id) {
             return None;
         }
-        match address_object(set, caps, target) {
+        match address_object(set, caps) {
             Ok(o) => {
                 let n = o.name.clone();
                 addresses.entry(n.clone()).or_insert(o);
@@ -187,7 +188,7 @@ pub fn lower(plan: &Plan, caps: &Capabilities, target: &str) -> (Objects, Vec<Di
             left_out
                 .entry(flow.id.clone())
                 .or_default()
-                .insert(format!("target {target} cannot match ICMP types"));
+                .insert("no ICMP type matches".to_string());
             continue;
         }
         let svcs: Vec<Service> = match flow.protocol {
@@ -228,7 +229,7 @@ pub fn lower(plan: &Plan, caps: &Capabilities, target: &str) -> (Objects, Vec<Di
     }
     for (flow, why) in left_out {
         warnings.push(Diagnostic::warning(format!(
-            "flow `{flow}`: left out of target {target} (never widened): {}",
+            "flow `{flow}`, target {target}: {} (what it cannot express is left out, never widened)",
             why.into_iter().collect::<Vec<_>>().join("; ")
         )));
     }
@@ -280,4 +281,34 @@ pub fn lower(plan: &Plan, caps: &Capabilities, target: &str) -> (Objects, Vec<Di
         },
         warnings,
     )
+}
+
+/// `name`, shortened to `max` bytes with a stable hash when longer.
+pub fn fit(name: &str, max: usize) -> String {
+    if name.len() <= max {
+        return name.to_string();
+    }
+    let hash = format!("{:08x}", super::fnv32(name));
+    let keep = max.saturating_sub(hash.len() + 1);
+    let mut cut = name[..keep.min(name.len())].to_string();
+    while cut.ends_with(['.', '-', '_']) {
+        cut.pop();
+    }
+    format!("{cut}-{hash}")
+}
+
+/// The IPv4 and the IPv6 networks of a list.
+pub fn by_family(nets: &[IpNet]) -> (Vec<IpNet>, Vec<IpNet>) {
+    nets.iter().partition(|n| matches!(n, IpNet::V4(_)))
+}
+
+/// IPv4 and IPv6 presence of an address object (an FQDN has both).
+pub fn families(a: &AddrObject) -> (bool, bool) {
+    match &a.kind {
+        AddrKind::Nets(n) => {
+            let (v4, v6) = by_family(n);
+            (!v4.is_empty(), !v6.is_empty())
+        }
+        _ => (true, true),
+    }
 }

@@ -1,0 +1,857 @@
+//! The vendor targets (FortiGate, PAN-OS, ASA, SRX, pf, OPNsense), read back by a small
+//! parser per format, for the three catalog profiles with every feature on behind a gateway
+//! (and for random profiles):
+//! - structure: every object a policy or group names is defined, no name is defined twice,
+//!   every name is within the vendor's length limit;
+//! - never widened: every (source, destination, protocol, port) the output accepts is inside a
+//!   planned flow (its source and destination peers, its protocol, its ports or ICMP type);
+//! - nothing silently lost: every planned flow the target could express has a policy.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+use portolan_core::model::Protocol;
+use portolan_core::plan::{Plan, SetKind};
+use portolan_core::site::{Others, Placement};
+use portolan_core::{catalog, plan, profile, render, site, Source};
+use proptest::prelude::*;
+
+#[derive(Debug, Clone, PartialEq)]
+enum Atom {
+    Net(IpNet),
+    Fqdn(String),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+struct Svc {
+    /// `tcp`, `udp`, `icmp` (IPv4 type) or `icmp6`.
+    proto: String,
+    lo: u16,
+    hi: u16,
+}
+
+#[derive(Debug, Default)]
+struct Parsed {
+    addrs: BTreeMap<String, Vec<Atom>>,
+    groups: BTreeMap<String, Vec<String>>,
+    services: BTreeMap<String, Vec<Svc>>,
+    /// (sources, destinations, service names or inline services)
+    rules: Vec<(Vec<String>, Vec<String>, Vec<Svc>)>,
+    /// Every definition, in order (for duplicates).
+    defined: Vec<String>,
+    /// (name, limit)
+    names: Vec<(String, usize)>,
+    errors: Vec<String>,
+}
+
+impl Parsed {
+    fn define(&mut self, name: &str, limit: usize) {
+        self.defined.push(name.to_string());
+        self.names.push((name.to_string(), limit));
+    }
+    fn expand(&mut self, name: &str, seen: usize) -> Vec<Atom> {
+        if seen > 8 {
+            return vec![];
+        }
+        if let Some(a) = self.addrs.get(name) {
+            return a.clone();
+        }
+        if let Some(g) = self.groups.get(name).cloned() {
+            return g.iter().flat_map(|m| self.expand(m, seen + 1)).collect();
+        }
+        self.errors.push(format!("undefined address {name}"));
+        vec![]
+    }
+    fn service(&mut self, name: &str) -> Vec<Svc> {
+        match self.services.get(name) {
+            Some(s) => s.clone(),
+            None => {
+                self.errors.push(format!("undefined service {name}"));
+                vec![]
+            }
+        }
+    }
+}
+
+fn unq(s: &str) -> String {
+    s.trim_matches('"').to_string()
+}
+
+fn range(s: &str, sep: char) -> (u16, u16) {
+    match s.split_once(sep) {
+        Some((a, b)) => (a.parse().expect("port"), b.parse().expect("port")),
+        None => {
+            let p = s.parse().expect("port");
+            (p, p)
+        }
+    }
+}
+
+fn mask_net(addr: &str, mask: &str) -> IpNet {
+    let m: std::net::Ipv4Addr = mask.parse().expect("mask");
+    let len = u32::from(m).count_ones() as u8;
+    IpNet::new(addr.parse().expect("addr"), len).expect("net")
+}
+
+fn words(line: &str) -> Vec<String> {
+    // Splits on spaces, keeping "quoted strings" together.
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut q = false;
+    for c in line.chars() {
+        match c {
+            '"' => {
+                q = !q;
+                cur.push(c);
+            }
+            ' ' if !q => {
+                if !cur.is_empty() {
+                    out.push(std::mem::take(&mut cur));
+                }
+            }
+            _ => cur.push(c),
+        }
+    }
+    if !cur.is_empty() {
+        out.push(cur);
+    }
+    out
+}
+
+fn fortigate(text: &str) -> Parsed {
+    let mut p = Parsed::default();
+    let mut section = String::new();
+    let mut name = String::new();
+    let mut kv: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let flush = |p: &mut Parsed, section: &str, name: &str, kv: &BTreeMap<String, Vec<String>>| {
+        if name.is_empty() {
+            return;
+        }
+        let get = |k: &str| kv.get(k).cloned().unwrap_or_default();
+        match section {
+            "firewall address" | "firewall address6" => {
+                p.define(name, 79);
+                let atom = if let Some(f) = kv.get("fqdn") {
+                    Atom::Fqdn(unq(&f[0]))
+                } else if let Some(s) = kv.get("subnet") {
+                    mask_net(&s[0], &s[1]).pipe(Atom::Net)
+                } else {
+                    Atom::Net(get("ip6")[0].parse().expect("ip6"))
+                };
+                p.addrs.insert(name.to_string(), vec![atom]);
+            }
+            "firewall addrgrp" | "firewall addrgrp6" => {
+                p.define(name, 79);
+                p.groups.insert(
+                    name.to_string(),
+                    get("member").iter().map(|m| unq(m)).collect(),
+                );
+            }
+            "firewall service custom" => {
+                p.define(name, 79);
+                let mut v = Vec::new();
+                for proto in ["tcp", "udp"] {
+                    if let Some(r) = kv.get(&format!("{proto}-portrange")) {
+                        let (lo, hi) = range(&r[0], '-');
+                        v.push(Svc {
+                            proto: proto.into(),
+                            lo,
+                            hi,
+                        });
+                    }
+                }
+                if let Some(pr) = kv.get("protocol") {
+                    let t: u16 = kv
+                        .get("icmptype")
+                        .map_or(0, |t| t[0].parse().expect("type"));
+                    match pr[0].as_str() {
+                        "ICMP" => v.push(Svc {
+                            proto: "icmp".into(),
+                            lo: t,
+                            hi: t,
+                        }),
+                        "ICMP6" => v.push(Svc {
+                            proto: "icmp6".into(),
+                            lo: t,
+                            hi: t,
+                        }),
+                        _ => {}
+                    }
+                }
+                p.services.insert(name.to_string(), v);
+            }
+            "firewall policy" => {
+                p.names.push((unq(&get("name")[0]), 35));
+                let svcs: Vec<Svc> = get("service")
+                    .iter()
+                    .flat_map(|s| p.service(&unq(s)))
+                    .collect();
+                for (s, d) in [("srcaddr", "dstaddr"), ("srcaddr6", "dstaddr6")] {
+                    if kv.contains_key(s) {
+                        p.rules.push((
+                            get(s).iter().map(|x| unq(x)).collect(),
+                            get(d).iter().map(|x| unq(x)).collect(),
+                            svcs.clone(),
+                        ));
+                    }
+                }
+            }
+            _ => {}
+        }
+    };
+    for line in text.lines() {
+        let l = line.trim();
+        if l.starts_with('#') || l.is_empty() {
+            continue;
+        }
+        let w = words(l);
+        match w[0].as_str() {
+            "config" => section = w[1..].join(" "),
+            "edit" => {
+                name = unq(&w[1]);
+                kv.clear();
+            }
+            "set" => {
+                kv.insert(w[1].clone(), w[2..].to_vec());
+            }
+            "next" => {
+                flush(&mut p, &section, &name, &kv);
+                name.clear();
+            }
+            "end" => section.clear(),
+            other => p.errors.push(format!("unexpected line start {other}")),
+        }
+    }
+    p
+}
+
+trait Pipe: Sized {
+    fn pipe<T>(self, f: impl FnOnce(Self) -> T) -> T {
+        f(self)
+    }
+}
+impl<T> Pipe for T {}
+
+fn list_after(w: &[String], i: usize) -> Vec<String> {
+    if w.get(i).map(String::as_str) == Some("[") {
+        w[i + 1..]
+            .iter()
+            .take_while(|x| *x != "]")
+            .cloned()
+            .collect()
+    } else {
+        w.get(i).cloned().into_iter().collect()
+    }
+}
+
+fn panos(text: &str) -> Parsed {
+    let mut p = Parsed::default();
+    let mut rules: BTreeMap<String, BTreeMap<String, Vec<String>>> = BTreeMap::new();
+    for line in text
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+    {
+        let w = words(line);
+        match (w[1].as_str(), w.get(3).map(String::as_str)) {
+            ("address", Some("ip-netmask")) => {
+                p.define(&w[2], 63);
+                p.addrs
+                    .insert(w[2].clone(), vec![Atom::Net(w[4].parse().expect("net"))]);
+            }
+            ("address", Some("fqdn")) => {
+                p.define(&w[2], 63);
+                p.addrs.insert(w[2].clone(), vec![Atom::Fqdn(w[4].clone())]);
+            }
+            ("address-group", _) => {
+                p.define(&w[2], 63);
+                p.groups.insert(w[2].clone(), list_after(&w, 4));
+            }
+            ("service", _) => {
+                p.define(&w[2], 63);
+                let (lo, hi) = range(&w[6], '-');
+                p.services.insert(
+                    w[2].clone(),
+                    vec![Svc {
+                        proto: w[4].clone(),
+                        lo,
+                        hi,
+                    }],
+                );
+            }
+            ("rulebase", _) => {
+                rules
+                    .entry(w[4].clone())
+                    .or_default()
+                    .insert(w[5].clone(), list_after(&w, 6));
+            }
+            _ => p.errors.push(format!("unexpected: {line}")),
+        }
+    }
+    for (name, kv) in rules {
+        p.names.push((name.clone(), 63));
+        let svcs: Vec<Svc> = if kv["application"] == ["ping"] {
+            vec![
+                Svc {
+                    proto: "icmp".into(),
+                    lo: 8,
+                    hi: 8,
+                },
+                Svc {
+                    proto: "icmp6".into(),
+                    lo: 128,
+                    hi: 128,
+                },
+            ]
+        } else {
+            assert_eq!(kv["application"], ["any"], "{name}");
+            kv["service"].iter().flat_map(|s| p.service(s)).collect()
+        };
+        p.rules
+            .push((kv["source"].clone(), kv["destination"].clone(), svcs));
+    }
+    p
+}
+
+/// Sources, destinations, applications of a policy.
+type Lists = (Vec<String>, Vec<String>, Vec<String>);
+
+fn srx(text: &str) -> Parsed {
+    let mut p = Parsed::default();
+    let mut rules: BTreeMap<String, Lists> = BTreeMap::new();
+    let mut apps: BTreeMap<String, (String, u16, u16)> = BTreeMap::new();
+    for line in text
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+    {
+        let w = words(line);
+        if line.starts_with("set security address-book global address-set ") {
+            p.groups.entry(w[5].clone()).or_default().push(w[7].clone());
+            if !p.defined.contains(&w[5]) {
+                p.define(&w[5], 63);
+            }
+        } else if line.starts_with("set security address-book global address ") {
+            p.define(&w[5], 63);
+            let atom = if w[6] == "dns-name" {
+                Atom::Fqdn(w[7].clone())
+            } else {
+                Atom::Net(w[6].parse().expect("net"))
+            };
+            p.addrs.insert(w[5].clone(), vec![atom]);
+        } else if line.starts_with("set applications application ") {
+            let e = apps
+                .entry(w[3].clone())
+                .or_insert_with(|| (String::new(), 0, 0));
+            match w[4].as_str() {
+                "protocol" => {
+                    e.0 = w[5].clone();
+                    if w.get(6).map(String::as_str) == Some("destination-port") {
+                        let (lo, hi) = range(&w[7], '-');
+                        e.1 = lo;
+                        e.2 = hi;
+                    }
+                }
+                "icmp-type" | "icmp6-type" => {
+                    let t = w[5].parse().expect("type");
+                    e.1 = t;
+                    e.2 = t;
+                }
+                _ => p.errors.push(format!("unexpected: {line}")),
+            }
+        } else if line.starts_with("set security policies ") {
+            let i = w.iter().position(|x| x == "policy").expect("policy") + 1;
+            let r = rules.entry(w[i].clone()).or_default();
+            match (w[i + 1].as_str(), w.get(i + 2).map(String::as_str)) {
+                ("match", Some("source-address")) => r.0.push(w[i + 3].clone()),
+                ("match", Some("destination-address")) => r.1.push(w[i + 3].clone()),
+                ("match", Some("application")) => r.2.push(w[i + 3].clone()),
+                ("then", _) | ("description", _) => {}
+                _ => p.errors.push(format!("unexpected: {line}")),
+            }
+        } else {
+            p.errors.push(format!("unexpected: {line}"));
+        }
+    }
+    for (n, (proto, lo, hi)) in apps {
+        p.define(&n, 63);
+        let proto = if proto == "icmp6" {
+            "icmp6".to_string()
+        } else {
+            proto
+        };
+        p.services.insert(n, vec![Svc { proto, lo, hi }]);
+    }
+    for (name, (s, d, a)) in rules {
+        p.names.push((name, 63));
+        let svcs = a.iter().flat_map(|x| p.service(x)).collect();
+        p.rules.push((s, d, svcs));
+    }
+    p
+}
+
+fn asa(text: &str) -> Parsed {
+    let mut p = Parsed::default();
+    let mut obj: Option<(String, bool)> = None; // (name, is group)
+    for line in text
+        .lines()
+        .filter(|l| !l.starts_with('!') && !l.trim().is_empty())
+    {
+        let w = words(line.trim());
+        if let Some(rest) = line.strip_prefix(' ') {
+            let (n, group) = obj.clone().expect("object body without object");
+            let w = words(rest);
+            if group {
+                p.groups.entry(n).or_default().push(w[2].clone());
+            } else {
+                let atom = match w[0].as_str() {
+                    "host" => Atom::Net(IpNet::from(w[1].parse::<IpAddr>().expect("host"))),
+                    "subnet" if w.len() == 3 => Atom::Net(mask_net(&w[1], &w[2])),
+                    "subnet" => Atom::Net(w[1].parse().expect("v6 net")),
+                    "fqdn" => Atom::Fqdn(w[2].clone()),
+                    other => panic!("unexpected object line {other}"),
+                };
+                p.addrs.insert(n, vec![atom]);
+            }
+            continue;
+        }
+        match (w[0].as_str(), w[1].as_str()) {
+            ("object", "network") => {
+                p.define(&w[2], 64);
+                obj = Some((w[2].clone(), false));
+            }
+            ("object-group", "network") => {
+                p.define(&w[2], 64);
+                p.groups.entry(w[2].clone()).or_default();
+                obj = Some((w[2].clone(), true));
+            }
+            ("access-list", _) if w[2] == "remark" => {}
+            ("access-list", _) => {
+                p.names.push((w[1].clone(), 64));
+                // access-list ACL extended permit PROTO object-group S object-group D [tail]
+                let proto = w[4].clone();
+                let (s, d) = (w[6].clone(), w[8].clone());
+                let svc = match (proto.as_str(), w.get(9).map(String::as_str)) {
+                    ("tcp" | "udp", Some("eq")) => {
+                        let v = w[10].parse().expect("port");
+                        Svc {
+                            proto,
+                            lo: v,
+                            hi: v,
+                        }
+                    }
+                    ("tcp" | "udp", Some("range")) => Svc {
+                        proto,
+                        lo: w[10].parse().expect("port"),
+                        hi: w[11].parse().expect("port"),
+                    },
+                    ("icmp" | "icmp6", Some(t)) => {
+                        let t = t.parse().expect("type");
+                        Svc {
+                            proto,
+                            lo: t,
+                            hi: t,
+                        }
+                    }
+                    _ => panic!("an access list line that matches all ports: {line}"),
+                };
+                p.rules.push((vec![s], vec![d], vec![svc]));
+            }
+            ("access-group", _) => {}
+            _ => p.errors.push(format!("unexpected: {line}")),
+        }
+    }
+    p
+}
+
+fn pf(text: &str) -> Parsed {
+    let mut p = Parsed::default();
+    let names = |s: &str| -> Vec<String> {
+        s.split(|c: char| c == ',' || c.is_whitespace() || c == '{' || c == '}')
+            .filter(|x| !x.is_empty())
+            .map(|x| x.trim_start_matches('<').trim_end_matches('>').to_string())
+            .collect()
+    };
+    for line in text
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+    {
+        if let Some(rest) = line.strip_prefix("table <") {
+            let (name, body) = rest.split_once("> persist {").expect("table");
+            p.define(name, 31);
+            let atoms = body
+                .trim_end_matches('}')
+                .split(',')
+                .map(str::trim)
+                .map(|x| match x.parse::<IpNet>() {
+                    Ok(n) => Atom::Net(n),
+                    Err(_) => Atom::Fqdn(x.to_string()),
+                })
+                .collect();
+            p.addrs.insert(name.to_string(), atoms);
+            continue;
+        }
+        let (_, after_proto) = line.split_once(" proto ").expect("proto");
+        let proto = after_proto
+            .split_whitespace()
+            .next()
+            .expect("p")
+            .to_string();
+        let from = line.split_once(" from ").expect("from").1;
+        let (src, rest) = from.split_once(" to ").expect("to");
+        let dst_end = rest
+            .find(" port ")
+            .or_else(|| rest.find(" icmp"))
+            .or_else(|| rest.find(" keep state"))
+            .expect("end");
+        let dst = &rest[..dst_end];
+        let svcs: Vec<Svc> = if let Some(ports) = rest.split_once(" port ") {
+            let ports = ports.1.split(" keep state").next().expect("ports");
+            names(ports)
+                .iter()
+                .map(|x| {
+                    let (lo, hi) = range(x, ':');
+                    Svc {
+                        proto: proto.clone(),
+                        lo,
+                        hi,
+                    }
+                })
+                .collect()
+        } else if let Some(t) = rest.split_once("-type ") {
+            let t: u16 =
+                t.1.split_whitespace()
+                    .next()
+                    .expect("t")
+                    .parse()
+                    .expect("type");
+            vec![Svc {
+                proto: proto.clone(),
+                lo: t,
+                hi: t,
+            }]
+        } else {
+            panic!("a pass rule for every port: {line}")
+        };
+        p.rules.push((names(src), names(dst), svcs));
+    }
+    p
+}
+
+fn tag<'a>(block: &'a str, t: &str) -> Option<&'a str> {
+    let open = format!("<{t}>");
+    let close = format!("</{t}>");
+    let a = block.find(&open)? + open.len();
+    let b = block[a..].find(&close)? + a;
+    Some(&block[a..b])
+}
+
+fn opnsense(text: &str) -> Parsed {
+    let mut p = Parsed::default();
+    for block in text.split("<alias>").skip(1) {
+        let name = tag(block, "name").expect("name").to_string();
+        p.define(&name, 31);
+        let addr = tag(block, "address").expect("address");
+        match tag(block, "type").expect("type") {
+            "port" => {
+                let (lo, hi) = range(addr, ':');
+                // The protocol comes from the rule.
+                p.services.insert(
+                    name,
+                    vec![Svc {
+                        proto: String::new(),
+                        lo,
+                        hi,
+                    }],
+                );
+            }
+            "host" => {
+                p.addrs.insert(name, vec![Atom::Fqdn(addr.to_string())]);
+            }
+            _ => {
+                p.addrs.insert(
+                    name,
+                    addr.split(' ')
+                        .map(|n| Atom::Net(n.parse().expect("net")))
+                        .collect(),
+                );
+            }
+        }
+    }
+    for block in text.split("<rule>").skip(1) {
+        let proto = tag(block, "protocol").expect("protocol").to_string();
+        let src = tag(tag(block, "source").expect("src"), "address")
+            .expect("a")
+            .to_string();
+        let dst_block = tag(block, "destination").expect("dst");
+        let dst = tag(dst_block, "address").expect("a").to_string();
+        let svcs = if proto == "icmp" {
+            let t = match tag(block, "icmptype") {
+                Some("echoreq") => 8,
+                Some(other) => panic!("icmp type {other}"),
+                None => panic!("an icmp rule for every type"),
+            };
+            vec![Svc {
+                proto,
+                lo: t,
+                hi: t,
+            }]
+        } else {
+            let port = tag(dst_block, "port").expect("a rule for every port");
+            p.service(port)
+                .into_iter()
+                .map(|s| Svc {
+                    proto: proto.clone(),
+                    ..s
+                })
+                .collect()
+        };
+        p.rules.push((vec![src], vec![dst], svcs));
+    }
+    p
+}
+
+fn parse(target: &str, text: &str) -> Parsed {
+    match target {
+        "fortigate" => fortigate(text),
+        "panos" => panos(text),
+        "srx" => srx(text),
+        "asa" => asa(text),
+        "pf" => pf(text),
+        "opnsense" => opnsense(text),
+        other => panic!("no parser for {other}"),
+    }
+}
+
+const VENDORS: [&str; 6] = ["fortigate", "panos", "asa", "srx", "pf", "opnsense"];
+
+/// Is `atom` one of the addresses of the plan set `set`?
+fn in_set(plan: &Plan, set: &str, atom: &Atom) -> bool {
+    let Some(s) = plan.set(set) else {
+        return false;
+    };
+    match atom {
+        Atom::Fqdn(f) => {
+            matches!(s.kind, SetKind::Dns | SetKind::Wildcard) && !s.pinned && s.name == *f
+        }
+        Atom::Net(n) => s.addresses().iter().any(|m| m.contains(n)),
+    }
+}
+
+fn svc_in_flow(svc: &Svc, f: &portolan_core::plan::PlannedFlow) -> bool {
+    match (svc.proto.as_str(), f.protocol) {
+        ("tcp", Protocol::Tcp) | ("udp", Protocol::Udp) => {
+            f.ports.iter().any(|r| r.low <= svc.lo && svc.hi <= r.high)
+        }
+        ("icmp", Protocol::Icmp) => f
+            .icmp_type
+            .is_some_and(|t| u16::from(t.v4_code()) == svc.lo),
+        ("icmp6", Protocol::Icmp) => f
+            .icmp_type
+            .is_some_and(|t| u16::from(t.v6_code()) == svc.lo),
+        _ => false,
+    }
+}
+
+/// Check one rendered output against its plan; returns the problems found.
+fn check(target: &str, plan: &Plan, text: &str) -> Vec<String> {
+    let mut p = parse(target, text);
+    let mut problems = std::mem::take(&mut p.errors);
+    let mut seen = BTreeSet::new();
+    for d in &p.defined {
+        if !seen.insert(d) {
+            problems.push(format!("{target}: {d} defined twice"));
+        }
+    }
+    for (n, max) in &p.names {
+        if n.len() > *max {
+            problems.push(format!("{target}: name {n} longer than {max}"));
+        }
+    }
+    let rules = std::mem::take(&mut p.rules);
+    let mut served: BTreeSet<String> = BTreeSet::new();
+    for (srcs, dsts, svcs) in &rules {
+        let s: Vec<Atom> = srcs.iter().flat_map(|n| p.expand(n, 0)).collect();
+        let d: Vec<Atom> = dsts.iter().flat_map(|n| p.expand(n, 0)).collect();
+        if s.is_empty() || d.is_empty() || svcs.is_empty() {
+            problems.push(format!(
+                "{target}: a rule with nothing on one side: {srcs:?} {dsts:?}"
+            ));
+        }
+        for a in &s {
+            for b in &d {
+                for svc in svcs {
+                    let flows: Vec<&str> = plan
+                        .flows
+                        .iter()
+                        .filter(|f| {
+                            svc_in_flow(svc, f)
+                                && f.source.peers.iter().any(|x| in_set(plan, &x.set, a))
+                                && f.destination.peers.iter().any(|x| in_set(plan, &x.set, b))
+                        })
+                        .map(|f| f.id.as_str())
+                        .collect();
+                    if flows.is_empty() {
+                        problems.push(format!(
+                            "{target}: accepts {a:?} -> {b:?} {svc:?}, which no planned flow allows"
+                        ));
+                    }
+                    served.extend(flows.iter().map(|f| f.to_string()));
+                }
+            }
+        }
+    }
+    problems.extend(p.errors);
+    // Every flow whose peers the target can express is served (wildcards without pins and
+    // peers without addresses may be left out, with a warning).
+    for f in &plan.flows {
+        let expressible = f.source.peers.iter().chain(&f.destination.peers).all(|x| {
+            plan.set(&x.set).is_some_and(|s| {
+                !s.is_empty()
+                    || (s.kind == SetKind::Dns)
+                    || (s.kind == SetKind::Wildcard && s.pinned)
+            }) && !(plan
+                .set(&x.set)
+                .is_some_and(|s| s.kind == SetKind::Wildcard && !s.pinned))
+        });
+        let icmp_other = f.protocol == Protocol::Icmp
+            && f.icmp_type != Some(portolan_core::model::IcmpType::EchoRequest);
+        if expressible && !icmp_other && !served.contains(&f.id) {
+            problems.push(format!("{target}: flow {} has no policy", f.id));
+        }
+    }
+    problems
+}
+
+fn gateway_site(p: &portolan_core::model::Profile) -> portolan_core::site::Site {
+    let mut s = site::demo(p);
+    s.features = site::Features::All;
+    let mut zones = BTreeMap::new();
+    zones.insert("internet".to_string(), "wan0".to_string());
+    s.placement = Placement::Gateway {
+        appliance_interface: "dmz0".into(),
+        zones,
+        default_interface: Some("lan0".into()),
+        others: Others::Drop,
+    };
+    s
+}
+
+#[test]
+fn catalog_profiles_read_back_defined_bounded_and_never_wider_than_the_plan() {
+    let mut problems = Vec::new();
+    for id in catalog::ids() {
+        let prof = catalog::load(id)
+            .expect("catalog id")
+            .expect("catalog profile");
+        let plan = plan::build(&prof, &gateway_site(&prof), None).expect("plan");
+        for t in VENDORS {
+            let target = render::target(t).expect("target");
+            let out = render::render(&plan, target);
+            assert!(!out.text.is_empty(), "{id} {t}: {:?}", out.warnings);
+            problems.extend(
+                check(t, &plan, &out.text)
+                    .into_iter()
+                    .map(|x| format!("{id}: {x}")),
+            );
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+#[test]
+fn the_checker_catches_a_widened_rule_and_an_undefined_name() {
+    let prof = catalog::load("seppmail").expect("id").expect("profile");
+    let plan = plan::build(&prof, &gateway_site(&prof), None).expect("plan");
+    let out = render::render(&plan, render::target("pf").expect("pf")).text;
+    assert!(check("pf", &plan, &out).is_empty());
+    let widened = out.replacen("port 25 ", "port 1:65535 ", 1);
+    assert_ne!(widened, out);
+    assert!(
+        !check("pf", &plan, &widened).is_empty(),
+        "a widened port is caught"
+    );
+    let out = render::render(&plan, render::target("srx").expect("srx")).text;
+    let broken = out.replacen(
+        "match destination-address pt-role-",
+        "match destination-address nope-",
+        1,
+    );
+    assert!(check("srx", &plan, &broken)
+        .iter()
+        .any(|p| p.contains("undefined")));
+}
+
+fn random_profile(flows: &[(u8, u16, u16, u8)]) -> String {
+    let peers = [
+        "internet",
+        "update.example.com",
+        "*.cloud.example.com",
+        "10.1.0.0/16",
+        "mail-server",
+    ];
+    let mut s = String::from("id = \"rand\"\nname = \"r\"\nvendor = \"v\"\n");
+    for (i, (dir, lo, len, peer)) in flows.iter().enumerate() {
+        let peer = peers[*peer as usize % peers.len()];
+        let (from, to) = if dir % 2 == 0 || peer.contains('.') && !peer.contains('/') {
+            ("appliance", peer)
+        } else {
+            (peer, "appliance")
+        };
+        let proto = ["tcp", "udp", "icmp"][*dir as usize % 3];
+        let hi = lo.saturating_add(*len % 50).max(*lo);
+        let ports = if proto == "icmp" {
+            "icmp_type = \"echo-request\"".to_string()
+        } else {
+            format!("ports = [\"{lo}-{hi}\"]")
+        };
+        s.push_str(&format!(
+            "[[flows]]\nid = \"f{i}\"\nfunction = \"x\"\nfrom = \"{from}\"\nto = \"{to}\"\nprotocols = [\"{proto}\"]\n{ports}\n"
+        ));
+    }
+    s
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, .. ProptestConfig::default() })]
+    /// Random profiles: the output of every vendor target stays inside the plan.
+    #[test]
+    fn random_profiles_are_never_widened(flows in proptest::collection::vec((0u8..6, 1u16..60000, 0u16..200, 0u8..5), 1..8)) {
+        let text = random_profile(&flows);
+        let src = Source::new("rand.toml", text.clone());
+        let Ok((prof, _)) = profile::parse(&src) else {
+            return Ok(());
+        };
+        let Ok(plan) = plan::build(&prof, &gateway_site(&prof), None) else {
+            return Ok(());
+        };
+        for t in VENDORS {
+            let out = render::render(&plan, render::target(t).expect("t"));
+            if out.text.is_empty() {
+                continue;
+            }
+            let problems = check(t, &plan, &out.text);
+            prop_assert!(problems.is_empty(), "{}\n{}\n{}", text, out.text, problems.join("\n"));
+        }
+    }
+}
+
+/// The README's list of targets is the table of backends: a row per target with its
+/// description, in the table's order.
+#[test]
+fn the_readme_lists_every_target_of_the_table() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md"))
+        .expect("README");
+    let rows: Vec<&str> = readme.lines().filter(|l| l.starts_with("| `")).collect();
+    let listed: Vec<String> = rows
+        .iter()
+        .filter_map(|l| l.split('`').nth(1).map(str::to_string))
+        .collect();
+    let names: Vec<String> = render::TARGETS
+        .iter()
+        .map(|t| t.name().to_string())
+        .collect();
+    assert_eq!(listed, names, "README targets table");
+    for (row, t) in rows.iter().zip(render::TARGETS) {
+        assert!(row.contains(t.description()), "{row}\n{}", t.description());
+    }
+}
