@@ -16,6 +16,8 @@ command -v ip >/dev/null || need+=(iproute2)
 command -v ping >/dev/null || need+=(iputils-ping)
 command -v systemd-analyze >/dev/null || need+=(systemd)
 command -v fakeroot >/dev/null || need+=(fakeroot)
+# The Aerleon cross-check of the vendor targets makes a virtual environment (python3 -m venv).
+python3 -c 'import ensurepip' 2>/dev/null || need+=(python3-venv)
 if ((${#need[@]})); then
     if [ "$(id -u)" -ne 0 ]; then
         echo "test.sh: missing ${need[*]}; run as root (or install them) so the kernel tests can run" >&2

@@ -130,8 +130,15 @@ fn fortigate(text: &str) -> Parsed {
         }
         let get = |k: &str| kv.get(k).cloned().unwrap_or_default();
         match section {
+            // address6/addrgrp6 are tables of their own: their names are kept apart ("6:").
             "firewall address" | "firewall address6" => {
-                p.define(name, 79);
+                let key = if section.ends_with('6') {
+                    format!("6:{name}")
+                } else {
+                    name.to_string()
+                };
+                p.defined.push(key.clone());
+                p.names.push((name.to_string(), 79));
                 let atom = if let Some(f) = kv.get("fqdn") {
                     Atom::Fqdn(unq(&f[0]))
                 } else if let Some(s) = kv.get("subnet") {
@@ -139,21 +146,26 @@ fn fortigate(text: &str) -> Parsed {
                 } else {
                     Atom::Net(get("ip6")[0].parse().expect("ip6"))
                 };
-                p.addrs.insert(name.to_string(), vec![atom]);
+                p.addrs.insert(key, vec![atom]);
             }
             "firewall addrgrp" | "firewall addrgrp6" => {
-                p.define(name, 79);
+                let six = if section.ends_with('6') { "6:" } else { "" };
+                p.defined.push(format!("{six}{name}"));
+                p.names.push((name.to_string(), 79));
                 p.groups.insert(
-                    name.to_string(),
-                    get("member").iter().map(|m| unq(m)).collect(),
+                    format!("{six}{name}"),
+                    get("member")
+                        .iter()
+                        .map(|m| format!("{six}{}", unq(m)))
+                        .collect(),
                 );
             }
             "firewall service custom" => {
                 p.define(name, 79);
                 let mut v = Vec::new();
                 for proto in ["tcp", "udp"] {
-                    if let Some(r) = kv.get(&format!("{proto}-portrange")) {
-                        let (lo, hi) = range(&r[0], '-');
+                    for r in kv.get(&format!("{proto}-portrange")).into_iter().flatten() {
+                        let (lo, hi) = range(r, '-');
                         v.push(Svc {
                             proto: proto.into(),
                             lo,
@@ -187,13 +199,17 @@ fn fortigate(text: &str) -> Parsed {
                     .iter()
                     .flat_map(|s| p.service(&unq(s)))
                     .collect();
-                for (s, d) in [("srcaddr", "dstaddr"), ("srcaddr6", "dstaddr6")] {
+                for (s, d, six) in [("srcaddr", "dstaddr", ""), ("srcaddr6", "dstaddr6", "6:")] {
                     if kv.contains_key(s) {
-                        p.rules.push((
-                            get(s).iter().map(|x| unq(x)).collect(),
-                            get(d).iter().map(|x| unq(x)).collect(),
-                            svcs.clone(),
-                        ));
+                        let names = |k: &str| -> Vec<String> {
+                            get(k)
+                                .iter()
+                                .map(|x| unq(x))
+                                .filter(|x| !x.is_empty())
+                                .map(|x| format!("{six}{x}"))
+                                .collect()
+                        };
+                        p.rules.push((names(s), names(d), svcs.clone()));
                     }
                 }
             }
@@ -854,4 +870,443 @@ fn the_readme_lists_every_target_of_the_table() {
     for (row, t) in rows.iter().zip(render::TARGETS) {
         assert!(row.contains(t.description()), "{row}\n{}", t.description());
     }
+}
+
+// ---------------------------------------------------------------------------------------
+// Cross-check against an independent implementation: Aerleon (PyPI) renders FortiGate, ASA
+// and pf from its own policy format. The plan (no DNS names) is written as an Aerleon policy
+// (a filter per pair of interfaces, a term per flow and peer pair); both outputs are read
+// back and asked the same questions: is (source, destination, protocol, port) accepted, for
+// addresses at and just outside the edges of every network and ports at and just outside
+// every range.
+
+const AERLEON: &str = "aerleon==1.18.0";
+
+/// `aclgen` of a virtual environment made here (once), or None, said loudly, when PyPI or
+/// python3 -m venv cannot be had.
+fn aclgen() -> Option<std::path::PathBuf> {
+    let venv = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("aerleon-venv");
+    let bin = venv.join("bin/aclgen");
+    if bin.exists() {
+        return Some(bin);
+    }
+    let step = |args: &[&str]| -> Result<(), String> {
+        let o = std::process::Command::new(args[0])
+            .args(&args[1..])
+            .output()
+            .map_err(|e| format!("{}: {e}", args[0]))?;
+        if o.status.success() {
+            Ok(())
+        } else {
+            Err(String::from_utf8_lossy(&o.stderr).trim().to_string())
+        }
+    };
+    let v = venv.to_string_lossy().to_string();
+    let pip = venv.join("bin/pip").to_string_lossy().to_string();
+    match step(&["python3", "-m", "venv", &v]).and_then(|()| {
+        step(&[
+            &pip,
+            "install",
+            "-q",
+            "--disable-pip-version-check",
+            AERLEON,
+        ])
+    }) {
+        Ok(()) => Some(bin),
+        Err(e) => {
+            eprintln!(
+                "\n*** SKIPPED: the Aerleon cross-check: cannot install {AERLEON} from PyPI into a virtual environment: {e}\n"
+            );
+            let _ = std::fs::remove_dir_all(&venv);
+            None
+        }
+    }
+}
+
+const CROSS_PROFILE: &str = r#"
+id = "cross"
+name = "Cross-check appliance"
+vendor = "portolan tests"
+[roles.partner]
+description = "a partner"
+[[flows]]
+id = "smtp-in"
+function = "mail in"
+from = "internet"
+to = "appliance"
+protocols = ["tcp"]
+ports = [40025]
+[[flows]]
+id = "admin"
+function = "administration"
+from = "admin"
+to = "appliance"
+protocols = ["tcp"]
+ports = [42022, "48443-48450"]
+[[flows]]
+id = "partner"
+function = "exchange"
+from = "appliance"
+to = "partner"
+protocols = ["udp", "tcp"]
+ports = ["45000-45010"]
+[[flows]]
+id = "net"
+function = "a network"
+from = "appliance"
+to = "203.0.113.0/25"
+protocols = ["tcp"]
+ports = [41000]
+"#;
+
+const CROSS_SITE: &str = r#"
+profile = "cross.toml"
+[appliance]
+addresses = ["192.0.2.10", "2001:db8:a::10"]
+[roles]
+admin = ["198.51.100.128/26", "2001:db8:c::/64"]
+partner = ["198.51.100.0/27", "198.51.100.64/28"]
+[placement]
+mode = "gateway"
+appliance_interface = "dmz0"
+default_interface = "lan0"
+[placement.zones]
+internet = "wan0"
+admin = "adm0"
+"#;
+
+fn ident(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_uppercase()
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+/// The plan as an Aerleon policy and definitions (YAML).
+fn aerleon_policy(plan: &Plan) -> (String, String) {
+    let mut nets = String::from("networks:\n");
+    let mut svcs = String::from("services:\n");
+    let mut used = BTreeSet::new();
+    let mut filters: BTreeMap<(String, String), String> = BTreeMap::new();
+    for f in &plan.flows {
+        let svc = format!("{}_{}", ident(&f.id), f.protocol);
+        svcs.push_str(&format!("  {}:\n", ident(&svc)));
+        for r in &f.ports {
+            svcs.push_str(&format!(
+                "    - port: {}\n      protocol: {}\n",
+                if r.low == r.high {
+                    r.low.to_string()
+                } else {
+                    format!("{}-{}", r.low, r.high)
+                },
+                f.protocol
+            ));
+        }
+        for s in &f.source.peers {
+            for d in &f.destination.peers {
+                used.insert(s.set.clone());
+                used.insert(d.set.clone());
+                let key = (
+                    s.interface.clone().unwrap_or_default(),
+                    d.interface.clone().unwrap_or_default(),
+                );
+                filters.entry(key).or_default().push_str(&format!(
+                    "      - name: {}-{}-{}-{}\n        source-address: {}\n        destination-address: {}\n        protocol: {}\n        destination-port: {}\n        action: accept\n",
+                    f.id,
+                    f.protocol,
+                    ident(&s.set).to_lowercase(),
+                    ident(&d.set).to_lowercase(),
+                    ident(&s.set),
+                    ident(&d.set),
+                    f.protocol,
+                    ident(&svc)
+                ));
+            }
+        }
+    }
+    for id in used {
+        let set = plan.set(&id).expect("set");
+        nets.push_str(&format!("  {}:\n    values:\n", ident(&id)));
+        for n in set.addresses() {
+            nets.push_str(&format!("      - address: {n}\n"));
+        }
+    }
+    let mut pol = String::from("filters:\n");
+    for ((from, to), terms) in filters {
+        pol.push_str(&format!(
+            "  - header:\n      targets:\n        fortigate: \"from-zone {from} to-zone {to}\"\n        packetfilter: \"mixed\"\n        ciscoasa: \"{from}\"\n    terms:\n{terms}"
+        ));
+    }
+    (pol, format!("{nets}{svcs}"))
+}
+
+/// Aerleon's ASA output: access-list lines with addresses inline.
+fn aerleon_asa(text: &str) -> Parsed {
+    let mut p = Parsed::default();
+    let mut n = 0;
+    for line in text.lines().filter(|l| l.contains(" extended permit ")) {
+        let w: Vec<&str> = line.split_whitespace().collect();
+        let mut i = 5;
+        let addr = |i: &mut usize| -> Atom {
+            let a = match w[*i] {
+                "host" => {
+                    *i += 1;
+                    Atom::Net(IpNet::from(w[*i].parse::<IpAddr>().expect("host")))
+                }
+                x if x.contains('/') => Atom::Net(x.parse().expect("v6 net")),
+                x => {
+                    *i += 1;
+                    Atom::Net(mask_net(x, w[*i]))
+                }
+            };
+            *i += 1;
+            a
+        };
+        let s = addr(&mut i);
+        let d = addr(&mut i);
+        let (lo, hi) = match w.get(i).copied() {
+            Some("eq") => {
+                let v = w[i + 1].parse().expect("a numbered port");
+                (v, v)
+            }
+            Some("range") => (
+                w[i + 1].parse().expect("port"),
+                w[i + 2].parse().expect("port"),
+            ),
+            other => panic!("aerleon asa: {other:?} in {line}"),
+        };
+        n += 1;
+        let (sn, dn) = (format!("s{n}"), format!("d{n}"));
+        p.addrs.insert(sn.clone(), vec![s]);
+        p.addrs.insert(dn.clone(), vec![d]);
+        p.rules.push((
+            vec![sn],
+            vec![dn],
+            vec![Svc {
+                proto: w[4].to_string(),
+                lo,
+                hi,
+            }],
+        ));
+    }
+    p
+}
+
+/// Aerleon's pf output: tables (possibly continued with `\`) and `pass` lines.
+fn aerleon_pf(text: &str) -> Parsed {
+    let joined = text.replace("\\\n", "");
+    let mut p = Parsed::default();
+    let inside = |s: &str| -> Vec<String> {
+        s.split(|c: char| c == ',' || c.is_whitespace() || c == '{' || c == '}')
+            .filter(|x| !x.is_empty())
+            .map(|x| x.trim_start_matches('<').trim_end_matches('>').to_string())
+            .collect()
+    };
+    for line in joined.lines() {
+        if let Some(rest) = line.strip_prefix("table <") {
+            let (name, body) = rest.split_once("> {").expect("table");
+            p.addrs.insert(
+                name.to_string(),
+                inside(body)
+                    .iter()
+                    .map(|x| Atom::Net(x.parse().expect("net")))
+                    .collect(),
+            );
+        } else if line.starts_with("pass ") {
+            let proto = inside(
+                line.split_once(" proto ")
+                    .expect("proto")
+                    .1
+                    .split('}')
+                    .next()
+                    .expect("p"),
+            );
+            let from = line.split_once(" from ").expect("from").1;
+            let (src, rest) = from.split_once(" to ").expect("to");
+            let (dst, ports) = rest.split_once(" port ").expect("a rule for every port");
+            let ports = ports.split('}').next().expect("ports");
+            let svcs = proto
+                .iter()
+                .flat_map(|pr| {
+                    inside(ports).into_iter().map(move |x| {
+                        let (lo, hi) = range(&x, ':');
+                        Svc {
+                            proto: pr.clone(),
+                            lo,
+                            hi,
+                        }
+                    })
+                })
+                .collect();
+            p.rules.push((inside(src), inside(dst), svcs));
+        }
+    }
+    p
+}
+
+/// Aerleon's FortiGate output reads like ours, with unquoted names and `none` for an absent
+/// family.
+fn aerleon_fortigate(text: &str) -> Parsed {
+    let mut p = fortigate(&text.replace("\"none\"", "\"\""));
+    p.rules.retain(|r| !r.0.is_empty() && !r.1.is_empty());
+    p.errors.retain(|e| !e.contains("unexpected line start"));
+    p
+}
+
+/// Does any rule accept (s, d, proto, port)?
+fn accepts(
+    expanded: &[(Vec<Atom>, Vec<Atom>, Vec<Svc>)],
+    s: IpAddr,
+    d: IpAddr,
+    proto: &str,
+    port: u16,
+) -> bool {
+    let has = |atoms: &[Atom], a: IpAddr| {
+        atoms
+            .iter()
+            .any(|x| matches!(x, Atom::Net(n) if n.contains(&a)))
+    };
+    expanded.iter().any(|(src, dst, svcs)| {
+        has(src, s)
+            && has(dst, d)
+            && svcs
+                .iter()
+                .any(|v| v.proto == proto && v.lo <= port && port <= v.hi)
+    })
+}
+
+fn expand_rules(p: &mut Parsed) -> Vec<(Vec<Atom>, Vec<Atom>, Vec<Svc>)> {
+    let rules = std::mem::take(&mut p.rules);
+    rules
+        .iter()
+        .map(|(s, d, v)| {
+            (
+                s.iter().flat_map(|n| p.expand(n, 0)).collect(),
+                d.iter().flat_map(|n| p.expand(n, 0)).collect(),
+                v.clone(),
+            )
+        })
+        .collect()
+}
+
+/// Addresses at and just outside the edges of every network of the plan.
+fn probe_addresses(plan: &Plan) -> Vec<IpAddr> {
+    let mut out = BTreeSet::new();
+    for s in plan.sets.values() {
+        let nets = s.addresses();
+        for n in nets.iter().take(3).chain(nets.iter().rev().take(3)) {
+            let (a, b) = (n.network(), n.broadcast());
+            out.insert(a);
+            out.insert(b);
+            match (a, b) {
+                (IpAddr::V4(a), IpAddr::V4(b)) => {
+                    out.insert(IpAddr::V4((u32::from(a).wrapping_sub(1)).into()));
+                    out.insert(IpAddr::V4((u32::from(b).wrapping_add(1)).into()));
+                }
+                (IpAddr::V6(a), IpAddr::V6(b)) => {
+                    out.insert(IpAddr::V6((u128::from(a).wrapping_sub(1)).into()));
+                    out.insert(IpAddr::V6((u128::from(b).wrapping_add(1)).into()));
+                }
+                _ => {}
+            }
+        }
+    }
+    out.into_iter().collect()
+}
+
+#[test]
+fn vendor_outputs_accept_what_aerleon_renders_from_the_same_plan() {
+    let Some(aclgen) = aclgen() else {
+        return;
+    };
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("aerleon-cross");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("pol")).expect("dir");
+    std::fs::create_dir_all(dir.join("def")).expect("dir");
+    std::fs::create_dir_all(dir.join("out")).expect("dir");
+    let (prof, _) = profile::parse(&Source::new("cross.toml", CROSS_PROFILE)).expect("profile");
+    let (s, _) = site::parse(&Source::new("site.toml", CROSS_SITE)).expect("site");
+    let plan = plan::build(&prof, &s, None).expect("plan");
+    let (pol, defs) = aerleon_policy(&plan);
+    std::fs::write(dir.join("pol/cross.yaml"), &pol).expect("policy");
+    std::fs::write(dir.join("def/defs.yaml"), &defs).expect("definitions");
+    let out = std::process::Command::new(&aclgen)
+        .arg(format!(
+            "--policy_file={}",
+            dir.join("pol/cross.yaml").display()
+        ))
+        .arg(format!("--base_directory={}", dir.join("pol").display()))
+        .arg(format!(
+            "--definitions_directory={}",
+            dir.join("def").display()
+        ))
+        .arg(format!("--output_directory={}", dir.join("out").display()))
+        .output()
+        .expect("aclgen");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let addrs = probe_addresses(&plan);
+    let mut ports = BTreeSet::new();
+    for f in &plan.flows {
+        for r in &f.ports {
+            ports.extend([r.low - 1, r.low, r.high, r.high + 1]);
+        }
+    }
+    let mut problems = Vec::new();
+    let mut accepted = 0;
+    // Aerleon's ciscoasa generator renders IPv4 only: ASA is compared on IPv4.
+    for (ours, file, theirs, v6) in [
+        (
+            "fortigate",
+            "cross.fgacl",
+            aerleon_fortigate as fn(&str) -> Parsed,
+            true,
+        ),
+        ("asa", "cross.asa", aerleon_asa, false),
+        ("pf", "cross.pf", aerleon_pf, true),
+    ] {
+        let text = std::fs::read_to_string(dir.join("out").join(file)).expect("aerleon output");
+        let mut a = theirs(&text);
+        assert!(a.errors.is_empty(), "{ours}: {:?}", a.errors);
+        let mine = render::render(&plan, render::target(ours).expect("t")).text;
+        let mut m = parse(ours, &mine);
+        let (ae, me) = (expand_rules(&mut a), expand_rules(&mut m));
+        assert!(
+            !ae.is_empty() && !me.is_empty(),
+            "{ours}: nothing to compare"
+        );
+        for &sa in &addrs {
+            for &da in &addrs {
+                if sa.is_ipv4() != da.is_ipv4() || (!v6 && sa.is_ipv6()) {
+                    continue;
+                }
+                for proto in ["tcp", "udp"] {
+                    for &port in &ports {
+                        let x = accepts(&ae, sa, da, proto, port);
+                        let y = accepts(&me, sa, da, proto, port);
+                        accepted += usize::from(y);
+                        if x != y {
+                            problems.push(format!(
+                                "{ours}: {sa} -> {da} {proto}/{port}: aerleon {x}, portolan {y}"
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    assert!(
+        accepted > 0,
+        "no packet accepted at all: the comparison would prove nothing"
+    );
+    problems.truncate(20);
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
