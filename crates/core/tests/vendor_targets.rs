@@ -873,8 +873,8 @@ fn the_readme_lists_every_target_of_the_table() {
 }
 
 // ---------------------------------------------------------------------------------------
-// Cross-check against an independent implementation: Aerleon (PyPI) renders FortiGate, ASA
-// and pf from its own policy format. The plan (no DNS names) is written as an Aerleon policy
+// Cross-check against an independent implementation: Aerleon (PyPI) renders FortiGate,
+// PAN-OS, ASA, SRX and pf from its own policy format. The plan (no DNS names) is written as an Aerleon policy
 // (a filter per pair of interfaces, a term per flow and peer pair); both outputs are read
 // back and asked the same questions: is (source, destination, protocol, port) accepted, for
 // addresses at and just outside the edges of every network and ports at and just outside
@@ -1039,7 +1039,7 @@ fn aerleon_policy(plan: &Plan) -> (String, String) {
     let mut pol = String::from("filters:\n");
     for ((from, to), terms) in filters {
         pol.push_str(&format!(
-            "  - header:\n      targets:\n        fortigate: \"from-zone {from} to-zone {to}\"\n        packetfilter: \"mixed\"\n        ciscoasa: \"{from}\"\n    terms:\n{terms}"
+            "  - header:\n      targets:\n        fortigate: \"from-zone {from} to-zone {to}\"\n        packetfilter: \"mixed\"\n        ciscoasa: \"{from}\"\n        srx: \"from-zone {from} to-zone {to}\"\n        paloalto: \"from-zone {from} to-zone {to} mixed\"\n    terms:\n{terms}"
         ));
     }
     (pol, format!("{nets}{svcs}"))
@@ -1158,6 +1158,215 @@ fn aerleon_fortigate(text: &str) -> Parsed {
     p
 }
 
+/// `[ a b ]` or `a` after a keyword, without the `;`.
+fn srx_list(rest: &str) -> Vec<String> {
+    rest.trim_end_matches(';')
+        .split_whitespace()
+        .filter(|x| *x != "[" && *x != "]")
+        .map(str::to_string)
+        .collect()
+}
+
+/// Aerleon's SRX output: the hierarchical Junos configuration (address book, policies,
+/// applications and application sets).
+fn aerleon_srx(text: &str) -> Parsed {
+    let mut p = Parsed::default();
+    let mut depth = 0usize;
+    let mut set: Option<String> = None;
+    let mut policy: Option<(usize, Lists)> = None;
+    let mut app: Option<String> = None;
+    let mut app_set: Option<String> = None;
+    let mut app_sets: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for raw in text.lines() {
+        let line = raw.trim();
+        let w: Vec<&str> = line
+            .trim_end_matches(['{', ';'])
+            .split_whitespace()
+            .collect();
+        let opens = line.ends_with('{');
+        match (w.first().copied(), w.len()) {
+            (Some("address-set"), _) if opens => {
+                set = Some(w[1].to_string());
+                p.groups.entry(w[1].to_string()).or_default();
+            }
+            (Some("address" | "address-set"), 2) if set.is_some() => {
+                if let Some(g) = &set {
+                    p.groups
+                        .entry(g.clone())
+                        .or_default()
+                        .push(w[1].to_string());
+                }
+            }
+            (Some("address"), 3) => {
+                p.addrs.insert(
+                    w[1].to_string(),
+                    vec![Atom::Net(w[2].parse().expect("net"))],
+                );
+            }
+            (Some("policy"), _) if opens => {
+                policy = Some((depth + 1, Default::default()));
+            }
+            (Some("source-address"), _) => {
+                if let Some((_, l)) = policy.as_mut() {
+                    l.0.extend(srx_list(&line["source-address".len()..]));
+                }
+            }
+            (Some("destination-address"), _) => {
+                if let Some((_, l)) = policy.as_mut() {
+                    l.1.extend(srx_list(&line["destination-address".len()..]));
+                }
+            }
+            (Some("application-set"), _) if opens => app_set = Some(w[1].to_string()),
+            (Some("application"), _) if opens => app = Some(w[1].to_string()),
+            (Some("application"), _) => {
+                let names = srx_list(&line["application".len()..]);
+                if let Some((_, l)) = policy.as_mut() {
+                    l.2.extend(names);
+                } else if let Some(s) = &app_set {
+                    app_sets.entry(s.clone()).or_default().extend(names);
+                }
+            }
+            (Some("term"), _) => {
+                let proto = w[w.iter().position(|x| *x == "protocol").expect("protocol") + 1];
+                let port = w[w
+                    .iter()
+                    .position(|x| *x == "destination-port")
+                    .expect("a term for every port")
+                    + 1];
+                let (lo, hi) = range(port, '-');
+                if let Some(a) = &app {
+                    p.services.entry(a.clone()).or_default().push(Svc {
+                        proto: proto.into(),
+                        lo,
+                        hi,
+                    });
+                }
+            }
+            _ => {}
+        }
+        if opens {
+            depth += 1;
+        }
+        if line.starts_with('}') {
+            depth = depth.saturating_sub(1);
+            if depth == 0 || set.is_some() {
+                set = None;
+            }
+            app = None;
+            if policy.as_ref().is_some_and(|(d, _)| depth < *d) {
+                if let Some((_, (s, d, a))) = policy.take() {
+                    let svcs = a
+                        .iter()
+                        .flat_map(|n| match app_sets.get(n) {
+                            Some(m) => m.clone(),
+                            None => vec![n.clone()],
+                        })
+                        .collect::<Vec<_>>();
+                    p.rules.push((
+                        s,
+                        d,
+                        svcs.iter()
+                            .map(|n| Svc {
+                                proto: format!("@{n}"),
+                                lo: 0,
+                                hi: 0,
+                            })
+                            .collect(),
+                    ));
+                }
+            }
+            if app_set.is_some() && !line.contains("application") {
+                app_set = None;
+            }
+        }
+    }
+    // Applications are defined after the policies: resolve the names now.
+    let rules = std::mem::take(&mut p.rules);
+    for (s, d, v) in rules {
+        let svcs = v
+            .iter()
+            .flat_map(|x| {
+                let n = x.proto.trim_start_matches('@');
+                match app_sets.get(n) {
+                    Some(members) => members.iter().flat_map(|m| p.service(m)).collect(),
+                    None => p.service(n),
+                }
+            })
+            .collect();
+        p.rules.push((s, d, svcs));
+    }
+    p
+}
+
+/// The `<entry name="...">` blocks of an XML section.
+fn xml_entries(section: &str) -> Vec<(String, String)> {
+    section
+        .split("<entry name=\"")
+        .skip(1)
+        .filter_map(|b| {
+            let (name, body) = b.split_once('"')?;
+            Some((name.to_string(), body.to_string()))
+        })
+        .collect()
+}
+
+fn xml_members(block: &str) -> Vec<String> {
+    block
+        .split("<member>")
+        .skip(1)
+        .filter_map(|m| m.split_once("</member>").map(|(x, _)| x.to_string()))
+        .collect()
+}
+
+/// Aerleon's PAN-OS output: the XML configuration (addresses, groups, services, rules).
+fn aerleon_panos(text: &str) -> Parsed {
+    let mut p = Parsed::default();
+    if let Some(sec) = tag(text, "address") {
+        for (n, b) in xml_entries(sec) {
+            let net = tag(&b, "ip-netmask").expect("ip-netmask");
+            p.addrs
+                .insert(n, vec![Atom::Net(net.parse().expect("net"))]);
+        }
+    }
+    if let Some(sec) = tag(text, "address-group") {
+        for (n, b) in xml_entries(sec) {
+            p.groups.insert(n, xml_members(&b));
+        }
+    }
+    if let Some(sec) = tag(text, "service") {
+        for (n, b) in xml_entries(sec) {
+            let mut v = Vec::new();
+            for proto in ["tcp", "udp"] {
+                if let Some(ports) = tag(&b, proto).and_then(|x| tag(x, "port")) {
+                    for r in ports.split(',') {
+                        let (lo, hi) = range(r, '-');
+                        v.push(Svc {
+                            proto: proto.into(),
+                            lo,
+                            hi,
+                        });
+                    }
+                }
+            }
+            p.services.insert(n, v);
+        }
+    }
+    let rules = tag(text, "rules").expect("rules");
+    for (_, b) in xml_entries(rules) {
+        assert_eq!(xml_members(tag(&b, "application").expect("app")), ["any"]);
+        let svcs = xml_members(tag(&b, "service").expect("service"))
+            .iter()
+            .flat_map(|s| p.service(s))
+            .collect();
+        p.rules.push((
+            xml_members(tag(&b, "source").expect("source")),
+            xml_members(tag(&b, "destination").expect("destination")),
+            svcs,
+        ));
+    }
+    p
+}
+
 /// Does any rule accept (s, d, proto, port)?
 fn accepts(
     expanded: &[(Vec<Atom>, Vec<Atom>, Vec<Svc>)],
@@ -1272,6 +1481,8 @@ fn vendor_outputs_accept_what_aerleon_renders_from_the_same_plan() {
         ),
         ("asa", "cross.asa", aerleon_asa, false),
         ("pf", "cross.pf", aerleon_pf, true),
+        ("srx", "cross.srx", aerleon_srx, true),
+        ("panos", "cross.xml", aerleon_panos, true),
     ] {
         let text = std::fs::read_to_string(dir.join("out").join(file)).expect("aerleon output");
         let mut a = theirs(&text);
