@@ -106,6 +106,16 @@ fn unknown_target_and_profile_are_clear_errors() {
             && err.contains("possible values: nftables, iptables"),
         "{err}"
     );
+    // A vendor target for the appliance's own host: refused, nothing written.
+    let (code, err) = run(&["render", "--profile", "intra2net", "--target", "fortigate"]);
+    assert_eq!(code, Some(2));
+    assert!(
+        err.contains("target fortigate renders for a firewall in front of the appliance")
+            && err.contains("mode = \"gateway\""),
+        "{err}"
+    );
+    let (code, err) = run(&["diff", "seppmail", "seppmail", "--target", "pf"]);
+    assert_eq!(code, Some(2), "{err}");
     let (code, err) = run(&["plan", "--profile", "fortigate"]);
     assert_eq!(code, Some(2));
     assert!(

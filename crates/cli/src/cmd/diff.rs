@@ -83,7 +83,18 @@ pub fn run(args: &DiffArgs, rep: &mut Reporter) -> i32 {
     for p in [&old, &new] {
         let s = site.clone().unwrap_or_else(|| site::demo(p));
         match plan::build(p, &s, features.as_ref()) {
-            Ok(plan) => rendered.push(render::render(&plan, target).text),
+            Ok(plan) => {
+                let out = render::render(&plan, target);
+                if out
+                    .warnings
+                    .iter()
+                    .any(|d| d.severity == portolan_core::Severity::Error)
+                {
+                    rep.emit_all(&out.warnings);
+                    return EXIT_ERROR;
+                }
+                rendered.push(out.text);
+            }
             Err(e) => {
                 rep.emit(&Diagnostic::error(format!(
                     "profile `{}` cannot be bound to the site",

@@ -75,7 +75,7 @@ fn render(plan: &Plan, o: &Objects) -> Rendered {
         header(
         plan,
         "asa",
-        "paste in configuration mode; each access-group line REPLACES the list bound to its interface: if one is bound there, add the permit lines to it instead",
+        "paste in configuration mode; each access-group line REPLACES the list bound to its interface: if one is bound there, add the permit lines to it instead; the implicit deny at the end of each list closes the rest",
     )
     );
     // `!` starts a comment line in ASA configuration.

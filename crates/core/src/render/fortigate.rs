@@ -89,7 +89,7 @@ fn render(plan: &Plan, o: &Objects) -> Rendered {
         header(
         plan,
         "fortigate",
-        "paste into the FortiGate CLI (or execute a script) in the VDOM the appliance sits behind",
+        "paste into the FortiGate CLI (or execute a script) in the VDOM the appliance sits behind; these policies only allow: the implicit deny policy closes the rest",
     )
     );
     let mut warnings = Vec::new();

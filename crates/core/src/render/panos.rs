@@ -69,7 +69,7 @@ fn render(plan: &Plan, o: &Objects) -> Rendered {
         header(
         plan,
         "panos",
-        "paste into the PAN-OS CLI in configure mode (or load set commands), then commit",
+        "paste into the PAN-OS CLI in configure mode (or load set commands), then commit; these rules only allow, and traffic inside one zone passes the default intrazone rule: give the appliance a zone of its own",
     )
     );
     let mut warnings = Vec::new();

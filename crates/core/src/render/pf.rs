@@ -65,7 +65,7 @@ fn render(plan: &Plan, o: &Objects) -> Rendered {
         header(
         plan,
         "pf",
-        "include from pf.conf (anchor or include), check with pfctl -nf FILE, load with pfctl -f",
+        "include from pf.conf (anchor or include), check with pfctl -nf FILE, load with pfctl -f; these rules only pass: the ruleset must block by default (block all before them)",
     )
     );
     out.push_str("\n# Tables\n");

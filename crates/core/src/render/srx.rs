@@ -60,7 +60,7 @@ fn render(plan: &Plan, o: &Objects) -> Rendered {
         header(
         plan,
         "srx",
-        "load set terminal (or load set FILE) in configuration mode, then commit check and commit",
+        "load set terminal (or load set FILE) in configuration mode, then commit check and commit; these policies only permit: the default policy (deny-all) closes the rest",
     )
     );
     let ab = "set security address-book global";
