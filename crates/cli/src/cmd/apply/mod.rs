@@ -697,10 +697,13 @@ pub fn run(args: &ApplyArgs, rep: &mut Reporter) -> i32 {
         return if args.strict { EXIT_WARNINGS } else { EXIT_OK };
     }
 
-    // 4. Save the way back, then load.
+    // 4. Save the way back and arm the rollback, then load: from the moment the new rules
+    // are in, the helper's timer is running (killing apply at any point cannot leave them
+    // without it).
     let token = format!("{:x}", now_ms() ^ u64::from(std::process::id()) << 40);
     let rollback_path = dir.join(format!("rollback-{token}.nft"));
-    if window.is_some() {
+    let mut pending: Option<(Pending, &'static str)> = None;
+    if let Some(window) = window {
         let saved = way.rollback().and_then(|text| {
             std::fs::create_dir_all(&dir)
                 .map_err(|e| format!("{}: {e}", dir.display()))
@@ -713,52 +716,59 @@ pub fn run(args: &ApplyArgs, rep: &mut Reporter) -> i32 {
                 "nothing was changed; set PORTOLAN_RUN_DIR to a writable directory",
             );
         }
+        let p = Pending {
+            token: token.clone(),
+            target: name.to_string(),
+            deadline_ms: now_ms() + window.as_millis() as u64,
+            rollback: rollback_path.clone(),
+        };
+        let armed = serde_json::to_string(&p)
+            .map_err(|e| e.to_string())
+            .and_then(|t| write_atomic(&dir.join("pending.json"), &t))
+            .and_then(|()| spawn_helper(&token));
+        match armed {
+            Ok(how) => pending = Some((p, how)),
+            Err(e) => {
+                let _ = std::fs::remove_file(dir.join("pending.json"));
+                return refused(
+                    rep,
+                    format!("cannot arm the rollback: {e}"),
+                    "nothing was changed",
+                );
+            }
+        }
     }
     if let Err(e) = way.run(&script) {
-        let help = match args.target {
+        // The helper stands down; an iptables script that stopped half-way is rolled back
+        // now (nftables loads in one transaction: nothing changed).
+        let mut help = match args.target {
             SetTarget::Nftables => "nothing was changed (the load is one transaction)",
             SetTarget::Iptables => {
-                "the script stops at its first failing step (set -eu); each of its steps is atomic"
+                "the script stopped at its first failing step (set -eu); each step is atomic"
             }
         };
+        if pending.is_some()
+            && claim(&dir, &token, "cancelled")
+            && args.target == SetTarget::Iptables
+        {
+            let back = std::fs::read_to_string(&rollback_path)
+                .map_err(|e| e.to_string())
+                .and_then(|s| way.run(&s));
+            help = if back.is_ok() {
+                "the steps that had run were rolled back"
+            } else {
+                "the steps that had run could NOT be rolled back: check the PORTOLAN chains"
+            };
+        }
         return refused(rep, e, help);
     }
-    let Some(window) = window else {
+    let (Some(window), Some((pending, how))) = (window, pending) else {
         report("applied", json!({}));
         eprintln!("applied ({name}): {kept}");
         return EXIT_OK;
     };
 
     // 5. Confirm or roll back.
-    let pending = Pending {
-        token: token.clone(),
-        target: name.to_string(),
-        deadline_ms: now_ms() + window.as_millis() as u64,
-        rollback: rollback_path,
-    };
-    let started = serde_json::to_string(&pending)
-        .map_err(|e| e.to_string())
-        .and_then(|t| write_atomic(&dir.join("pending.json"), &t))
-        .and_then(|()| spawn_helper(&token));
-    let how = match started {
-        Ok(h) => h,
-        Err(e) => {
-            // No helper: put the old table back now rather than run without the net.
-            let _ = std::fs::remove_file(dir.join("pending.json"));
-            let back = std::fs::read_to_string(&pending.rollback)
-                .map_err(|e| e.to_string())
-                .and_then(|s| way.run(&s));
-            rep.emit(&Diagnostic::error(format!(
-                "cannot arm the rollback ({e}); the previous rules were restored{}",
-                if back.is_ok() {
-                    ""
-                } else {
-                    " - NOT: restore failed"
-                }
-            )));
-            return EXIT_REFUSED;
-        }
-    };
     eprintln!(
         "applied; rolls back in {} unless confirmed (Enter here, or `portolan apply --confirm-now`); the timer runs in {how}",
         humantime::format_duration(window)
