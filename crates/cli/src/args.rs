@@ -362,6 +362,10 @@ pub struct RenderArgs {
     /// replaced, never a device, directory or symbolic link); `-` is standard output.
     #[arg(short = 'o', long = "output", value_name = "FILE")]
     pub output: Option<PathBuf>,
+    /// Language of the sheets' headers and texts (the profile's German texts where it has
+    /// them).
+    #[arg(long, value_enum, default_value_t = SheetLang::En)]
+    pub lang: SheetLang,
     /// Exit 1 when there are warnings (e.g. a flow the target cannot express and leaves out);
     /// the output is written all the same.
     #[arg(long)]
@@ -373,6 +377,12 @@ pub struct RenderArgs {
     /// diagnostics.
     #[arg(long, value_enum, default_value_t = TextFormat::Text)]
     pub format: TextFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SheetLang {
+    En,
+    De,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -91,6 +91,22 @@ fn golden_outputs_match() {
                 &mut failures,
             );
         }
+        // The German sheet, for the profile with German texts.
+        if dir.ends_with("intra2net-host") {
+            let out = run(
+                dir,
+                &[
+                    "render",
+                    "--site",
+                    "site.toml",
+                    "--target",
+                    "sheet-markdown",
+                    "--lang",
+                    "de",
+                ],
+            );
+            compare(&dir.join("sheet-markdown.de.md"), &out, &mut failures);
+        }
     }
     assert!(
         failures.is_empty(),

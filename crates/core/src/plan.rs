@@ -137,6 +137,8 @@ pub struct PlannedFlow {
     pub notes: Vec<String>,
     /// The site overrode the profile's ports.
     pub ports_overridden: bool,
+    /// The line of each source document (by its id) the flow comes from.
+    pub source_lines: BTreeMap<String, u32>,
 }
 
 /// A profile bound to a site.
@@ -153,6 +155,8 @@ pub struct Plan {
     pub inactive: Vec<String>,
     /// Warnings from binding (roles without addresses, unpinned names, ...).
     pub warnings: Vec<Diagnostic>,
+    /// The documents the profile was curated from.
+    pub sources: Vec<crate::model::SourceDoc>,
 }
 
 impl Plan {
@@ -648,6 +652,7 @@ pub fn build(profile: &Profile, site: &Site, features: Option<&Features>) -> Res
                 flags: flow.flags.iter().copied().collect(),
                 notes: flow.notes.clone(),
                 ports_overridden: overridden,
+                source_lines: flow.source_lines.clone(),
             });
         }
     }
@@ -793,6 +798,7 @@ pub fn build(profile: &Profile, site: &Site, features: Option<&Features>) -> Res
         flows,
         inactive,
         warnings: plan_warnings,
+        sources: profile.sources.clone(),
     })
 }
 

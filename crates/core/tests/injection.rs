@@ -29,6 +29,17 @@ fn profile_text(function: &str, note: &str, id: &str, peer: &str) -> String {
 /// Every target's output, with the comment prefix of its format: for the demo site (host)
 /// and the same behind a gateway, so that every target renders something.
 fn render_all(text: &str) -> Option<Vec<(&'static str, String)>> {
+    Some(
+        render_named(text)?
+            .into_iter()
+            .filter(|(name, _, _)| !name.starts_with("sheet-"))
+            .map(|(_, prefix, out)| (prefix, out))
+            .collect(),
+    )
+}
+
+/// Every target's output with its name and comment prefix.
+fn render_named(text: &str) -> Option<Vec<(&'static str, &'static str, String)>> {
     let src = Source::new("inj.toml", text);
     let (p, _) = profile::parse(&src).ok()?;
     let mut host = site::demo(&p);
@@ -44,7 +55,11 @@ fn render_all(text: &str) -> Option<Vec<(&'static str, String)>> {
     for s in [&host, &gateway] {
         let plan = plan::build(&p, s, None).ok()?;
         for t in render::TARGETS {
-            out.push((t.capabilities().comment, render::render(&plan, *t).text));
+            out.push((
+                t.name(),
+                t.capabilities().comment,
+                render::render(&plan, *t).text,
+            ));
         }
     }
     Some(out)
@@ -113,6 +128,101 @@ proptest! {
     #[test]
     fn free_text_cannot_inject(payload in "[ -~\\n\\r\\t\\u{2028}\\u{85}\"';{}#$`\\\\]{0,40}") {
         check(&payload)?;
+    }
+}
+
+/// The sheets carry free text in their cells, escaped: a payload may add no line, no
+/// column (CSV: fields of the RFC 4180 records; Markdown: unescaped `|`) and no markup (HTML:
+/// `<`), and no CSV cell may start a formula.
+fn sheet_shape(name: &str, text: &str) -> Vec<usize> {
+    match name {
+        "sheet-csv" => {
+            let mut shape = Vec::new();
+            let (mut fields, mut quoted, mut prev) = (1, false, ' ');
+            for c in text.chars() {
+                match c {
+                    '"' => quoted = !quoted,
+                    ',' if !quoted => fields += 1,
+                    '\n' if !quoted && prev == '\r' => {
+                        shape.push(fields);
+                        fields = 1;
+                    }
+                    _ => {}
+                }
+                prev = c;
+            }
+            shape
+        }
+        "sheet-markdown" => text
+            .lines()
+            .map(|l| {
+                let b = l.as_bytes();
+                (0..b.len())
+                    .filter(|&i| b[i] == b'|' && (i == 0 || b[i - 1] != b'\\'))
+                    .count()
+            })
+            .collect(),
+        _ => vec![text.lines().count(), text.matches('<').count()],
+    }
+}
+
+/// The fields of an RFC 4180 text, unquoted.
+fn csv_fields(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut quoted = false;
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '"' if quoted && chars.peek() == Some(&'"') => {
+                cur.push('"');
+                chars.next();
+            }
+            '"' => quoted = !quoted,
+            ',' | '\n' if !quoted => out.push(std::mem::take(&mut cur)),
+            '\r' if !quoted => {}
+            c => cur.push(c),
+        }
+    }
+    out
+}
+
+fn check_sheets(payload: &str) -> Result<(), TestCaseError> {
+    let hostile = format!("{MARK}{payload}{MARK}");
+    let base = render_named(&profile_text(
+        "benign",
+        "benign",
+        "first",
+        "update.example.com",
+    ))
+    .expect("baseline");
+    let out = render_named(&profile_text(
+        &hostile,
+        &hostile,
+        "first",
+        "update.example.com",
+    ))
+    .expect("hostile");
+    for ((name, _, o), (_, _, b)) in out.iter().zip(&base) {
+        if !name.starts_with("sheet-") {
+            continue;
+        }
+        prop_assert_eq!(sheet_shape(name, o), sheet_shape(name, b), "{}", name);
+        if *name == "sheet-csv" {
+            for field in csv_fields(o) {
+                prop_assert!(!field.starts_with(['=', '+', '-', '@']), "formula cell: {field:?}");
+            }
+        }
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(128))]
+
+    #[test]
+    fn free_text_cannot_reshape_a_sheet(payload in "[ -~\\n\\r\\t\\u{2028}\\u{85}\"';{}#$`|<>&=,\\\\]{0,40}") {
+        check_sheets(&payload)?;
     }
 }
 

@@ -14,7 +14,13 @@ pub fn run(args: &RenderArgs, rep: &mut Reporter) -> i32 {
         return EXIT_ERROR;
     };
     rep.emit_all(&loaded.plan.warnings);
-    let out = render::render(&loaded.plan, target);
+    let opts = render::Options {
+        lang: match args.lang {
+            crate::args::SheetLang::En => render::Lang::En,
+            crate::args::SheetLang::De => render::Lang::De,
+        },
+    };
+    let out = render::render_with(&loaded.plan, target, &opts);
     rep.emit_all(&out.warnings);
     if out
         .warnings

@@ -80,7 +80,7 @@ impl Target for Iptables {
         Some(ipset_name(set, family))
     }
 
-    fn render(&self, plan: &Plan, lowered: &Lowered) -> Rendered {
+    fn render(&self, plan: &Plan, lowered: &Lowered, _opts: &super::Options) -> Rendered {
         let rules = super::rules_of(lowered);
         let closing = if others_accepted(plan) {
             appliance_refs(plan)

@@ -22,6 +22,7 @@ pub mod objects;
 pub mod opnsense;
 pub mod panos;
 pub mod pf;
+pub mod sheet;
 pub mod srx;
 
 use std::borrow::Cow;
@@ -177,6 +178,8 @@ pub enum ChainModel {
     Hooks,
     /// Named objects and policies between zones or interfaces ([`objects::Objects`]).
     Objects,
+    /// The planned flows themselves, one line per flow and peer pair (the sheets).
+    Flows,
 }
 
 /// What a target can express. The base checks every flow against it before rendering and
@@ -230,11 +233,27 @@ impl Rendered {
     }
 }
 
+/// Language of fixed texts where a target has any (the change-request sheets).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Lang {
+    #[default]
+    En,
+    De,
+}
+
+/// Options of a rendering that are not in the plan.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Options {
+    pub lang: Lang,
+}
+
 /// What a backend consumes: rules on netfilter hooks, or objects and policies.
 #[derive(Debug, Clone)]
 pub enum Lowered {
     Rules(Vec<Rule>),
     Objects(objects::Objects),
+    /// Nothing lowered: the backend reads the plan's flows.
+    Flows,
 }
 
 /// A firewall target (a backend): one module each, listed in [`TARGETS`]. The CLI's
@@ -248,7 +267,7 @@ pub trait Target: Sync {
     fn capabilities(&self) -> Capabilities;
     /// Render what the base lowered for this target's [`ChainModel`], after it took out
     /// (and reported) what the target cannot express.
-    fn render(&self, plan: &Plan, lowered: &Lowered) -> Rendered;
+    fn render(&self, plan: &Plan, lowered: &Lowered, opts: &Options) -> Rendered;
     /// The name of the set that holds a plan set's addresses in `family`, for targets whose
     /// sets portolan fills at run time (sync, dns-proxy and the audit use it).
     fn set_name(&self, _set: &AddressSet, _family: Family) -> Option<String> {
@@ -266,6 +285,9 @@ pub static TARGETS: &[&dyn Target] = &[
     &srx::Srx,
     &pf::Pf,
     &opnsense::Opnsense,
+    &sheet::SheetCsv,
+    &sheet::SheetMarkdown,
+    &sheet::SheetHtml,
 ];
 
 pub fn target(name: &str) -> Option<&'static dyn Target> {
@@ -274,6 +296,11 @@ pub fn target(name: &str) -> Option<&'static dyn Target> {
 
 /// Lower, check and render in one go.
 pub fn render(plan: &Plan, target: &dyn Target) -> Rendered {
+    render_with(plan, target, &Options::default())
+}
+
+/// [`render`] with options.
+pub fn render_with(plan: &Plan, target: &dyn Target, opts: &Options) -> Rendered {
     let caps = target.capabilities();
     let host = matches!(plan.placement, Placement::Host);
     if (host && !caps.host) || (!host && !caps.gateway) {
@@ -310,8 +337,9 @@ pub fn render(plan: &Plan, target: &dyn Target) -> Rendered {
             let (o, w) = objects::lower(plan, &caps, target.name());
             (Lowered::Objects(o), w)
         }
+        ChainModel::Flows => (Lowered::Flows, Vec::new()),
     };
-    let mut out = target.render(plan, &lowered);
+    let mut out = target.render(plan, &lowered, opts);
     warnings.append(&mut out.warnings);
     out.warnings = warnings;
     out
@@ -321,7 +349,7 @@ pub fn render(plan: &Plan, target: &dyn Target) -> Rendered {
 pub fn rules_of(lowered: &Lowered) -> &[Rule] {
     match lowered {
         Lowered::Rules(r) => r,
-        Lowered::Objects(_) => &[],
+        Lowered::Objects(_) | Lowered::Flows => &[],
     }
 }
 

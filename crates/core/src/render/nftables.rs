@@ -67,7 +67,7 @@ impl Target for Nftables {
         Some(nft_set_name(set, family))
     }
 
-    fn render(&self, plan: &Plan, lowered: &Lowered) -> Rendered {
+    fn render(&self, plan: &Plan, lowered: &Lowered, _opts: &super::Options) -> Rendered {
         let rules = super::rules_of(lowered);
         let mut out = String::from("#!/usr/sbin/nft -f\n");
         out.push_str(&header(

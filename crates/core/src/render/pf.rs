@@ -45,7 +45,7 @@ impl Target for Pf {
             comment: "#",
         }
     }
-    fn render(&self, plan: &Plan, lowered: &Lowered) -> Rendered {
+    fn render(&self, plan: &Plan, lowered: &Lowered, _opts: &super::Options) -> Rendered {
         let Lowered::Objects(o) = lowered else {
             return Rendered::empty();
         };
