@@ -29,6 +29,20 @@ if ((${#need[@]})); then
     apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 
+# firewalld's own offline checker validates the firewalld target. The daemon must never run
+# here (it would take over this host's firewall): its unit is masked before the package comes.
+if ! command -v firewall-offline-cmd >/dev/null; then
+    if [ "$(id -u)" -ne 0 ]; then
+        echo "test.sh: missing firewall-offline-cmd (firewalld); run as root so it can be installed" >&2
+        exit 1
+    fi
+    mkdir -p /etc/systemd/system
+    [ -e /etc/systemd/system/firewalld.service ] || ln -s /dev/null /etc/systemd/system/firewalld.service
+    echo "test.sh: installing firewalld (masked, for firewall-offline-cmd only)" >&2
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq firewalld >/dev/null \
+        || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq firewalld >/dev/null; }
+fi
+
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 # Licences (no GPL code linked), banned crates (libnftnl wrappers) and sources (crates.io

@@ -210,7 +210,10 @@ fn check_sheets(payload: &str) -> Result<(), TestCaseError> {
         prop_assert_eq!(sheet_shape(name, o), sheet_shape(name, b), "{}", name);
         if *name == "sheet-csv" {
             for field in csv_fields(o) {
-                prop_assert!(!field.starts_with(['=', '+', '-', '@']), "formula cell: {field:?}");
+                prop_assert!(
+                    !field.starts_with(['=', '+', '-', '@']),
+                    "formula cell: {field:?}"
+                );
             }
         }
     }

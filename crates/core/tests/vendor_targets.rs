@@ -626,8 +626,79 @@ fn opnsense(text: &str) -> Parsed {
     p
 }
 
+/// The firewalld script: its ipset files and the rich rules of its two policies. The host
+/// itself is `HOST` (filled in by [`check`] with the appliance's addresses).
+fn firewalld(text: &str) -> Parsed {
+    let mut p = Parsed::default();
+    for block in text.split("cat > \"$d/").skip(1) {
+        let (path, body) = block.split_once("\" <<'PORTOLAN_XML_END'\n").expect("file");
+        let body = body.split("PORTOLAN_XML_END").next().expect("end");
+        if let Some(name) = path
+            .strip_prefix("ipsets/")
+            .and_then(|n| n.strip_suffix(".xml"))
+        {
+            p.define(name, 31);
+            let atoms = body
+                .split("<entry>")
+                .skip(1)
+                .map(|e| Atom::Net(e.split('<').next().expect("e").parse().expect("net")))
+                .collect();
+            p.addrs.insert(name.to_string(), atoms);
+            continue;
+        }
+        let inbound = path.contains("portolan-in");
+        for rule in body.split("<rule ").skip(1) {
+            let attr = |tag: &str, a: &str| -> Option<String> {
+                let t = rule.split(&format!("<{tag} ")).nth(1)?;
+                let v = t.split(&format!("{a}=\"")).nth(1)?;
+                Some(v.split('"').next()?.to_string())
+            };
+            let family = rule.split('"').nth(1).expect("family");
+            let svc = if let Some(port) = attr("port", "port") {
+                let (lo, hi) = range(&port, '-');
+                Svc {
+                    proto: attr("port", "protocol").expect("protocol"),
+                    lo,
+                    hi,
+                }
+            } else {
+                let name = attr("icmp-type", "name").expect("a rule for every port");
+                let t = match name.as_str() {
+                    "echo-request" => {
+                        if family == "ipv4" {
+                            8
+                        } else {
+                            128
+                        }
+                    }
+                    other => panic!("icmp type {other}"),
+                };
+                Svc {
+                    proto: if family == "ipv4" {
+                        "icmp".into()
+                    } else {
+                        "icmp6".into()
+                    },
+                    lo: t,
+                    hi: t,
+                }
+            };
+            let peer =
+                attr(if inbound { "source" } else { "destination" }, "ipset").expect("ipset");
+            let (s, d) = if inbound {
+                (peer, "HOST".to_string())
+            } else {
+                ("HOST".to_string(), peer)
+            };
+            p.rules.push((vec![s], vec![d], vec![svc]));
+        }
+    }
+    p
+}
+
 fn parse(target: &str, text: &str) -> Parsed {
     match target {
+        "firewalld" => firewalld(text),
         "fortigate" => fortigate(text),
         "panos" => panos(text),
         "srx" => srx(text),
@@ -671,6 +742,14 @@ fn svc_in_flow(svc: &Svc, f: &portolan_core::plan::PlannedFlow) -> bool {
 /// Check one rendered output against its plan; returns the problems found.
 fn check(target: &str, plan: &Plan, text: &str) -> Vec<String> {
     let mut p = parse(target, text);
+    p.addrs.insert(
+        "HOST".into(),
+        plan.appliance()
+            .addresses()
+            .into_iter()
+            .map(Atom::Net)
+            .collect(),
+    );
     let mut problems = std::mem::take(&mut p.errors);
     let mut seen = BTreeSet::new();
     for d in &p.defined {
@@ -720,15 +799,18 @@ fn check(target: &str, plan: &Plan, text: &str) -> Vec<String> {
     // Every flow whose peers the target can express is served (wildcards without pins and
     // peers without addresses may be left out, with a warning).
     for f in &plan.flows {
+        let fqdn = !matches!(
+            render::target(target).map(|t| t.capabilities().dns),
+            Some(render::DnsModel::PinnedOnly)
+        );
         let expressible = f.source.peers.iter().chain(&f.destination.peers).all(|x| {
-            plan.set(&x.set).is_some_and(|s| {
-                !s.is_empty()
-                    || (s.kind == SetKind::Dns)
-                    || (s.kind == SetKind::Wildcard && s.pinned)
-            }) && !(plan
-                .set(&x.set)
-                .is_some_and(|s| s.kind == SetKind::Wildcard && !s.pinned))
-        });
+            plan.set(&x.set).is_some_and(|s| match s.kind {
+                SetKind::Dns if !s.pinned => fqdn,
+                SetKind::Wildcard => s.pinned,
+                _ => !s.is_empty(),
+            })
+        }) && !(matches!(plan.placement, Placement::Host)
+            && f.direction == portolan_core::plan::Direction::Internal);
         let icmp_other = f.protocol == Protocol::Icmp
             && f.icmp_type != Some(portolan_core::model::IcmpType::EchoRequest);
         if expressible && !icmp_other && !served.contains(&f.id) {
@@ -763,6 +845,32 @@ fn catalog_profiles_read_back_defined_bounded_and_never_wider_than_the_plan() {
         for t in VENDORS {
             let target = render::target(t).expect("target");
             let out = render::render(&plan, target);
+            assert!(!out.text.is_empty(), "{id} {t}: {:?}", out.warnings);
+            problems.extend(
+                check(t, &plan, &out.text)
+                    .into_iter()
+                    .map(|x| format!("{id}: {x}")),
+            );
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+/// Targets on the appliance's own host, checked with the demo site (placement host).
+const HOST_TARGETS: [&str; 1] = ["firewalld"];
+
+#[test]
+fn host_targets_read_back_defined_bounded_and_never_wider_than_the_plan() {
+    let mut problems = Vec::new();
+    for id in catalog::ids() {
+        let prof = catalog::load(id)
+            .expect("catalog id")
+            .expect("catalog profile");
+        let mut s = site::demo(&prof);
+        s.features = site::Features::All;
+        let plan = plan::build(&prof, &s, None).expect("plan");
+        for t in HOST_TARGETS {
+            let out = render::render(&plan, render::target(t).expect("target"));
             assert!(!out.text.is_empty(), "{id} {t}: {:?}", out.warnings);
             problems.extend(
                 check(t, &plan, &out.text)

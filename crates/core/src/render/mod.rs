@@ -15,6 +15,7 @@
 //! names (validated to `[a-z0-9.*-]`) and comment lines passed through [`comment_text`].
 
 pub mod asa;
+pub mod firewalld;
 pub mod fortigate;
 pub mod iptables;
 pub mod nftables;
@@ -169,6 +170,8 @@ pub enum DnsModel {
     NativeFqdn { wildcard: bool },
     /// Names are resolved when the configuration is loaded (refresh by reloading).
     ResolvedAtLoad,
+    /// No DNS at all: only names the site pins under `[hosts]` can be expressed.
+    PinnedOnly,
 }
 
 /// Where a target's rules sit, and so which lowering it consumes.
@@ -285,6 +288,7 @@ pub static TARGETS: &[&dyn Target] = &[
     &srx::Srx,
     &pf::Pf,
     &opnsense::Opnsense,
+    &firewalld::Firewalld,
     &sheet::SheetCsv,
     &sheet::SheetMarkdown,
     &sheet::SheetHtml,

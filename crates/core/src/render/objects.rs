@@ -123,6 +123,12 @@ fn address_object(set: &AddressSet, caps: &Capabilities) -> Result<AddrObject, S
                 AddrKind::Fqdn(set.name.clone())
             }
             DnsModel::FilledSets => return Err("DNS names are sets there, not objects".to_string()),
+            DnsModel::PinnedOnly => {
+                return Err(format!(
+                    "no DNS objects for peer {}; pin it under [hosts] to use fixed addresses",
+                    set.name
+                ))
+            }
         },
         SetKind::Wildcard => match caps.dns {
             DnsModel::NativeFqdn { wildcard: true } => AddrKind::WildcardFqdn(set.name.clone()),
@@ -183,7 +189,15 @@ pub fn lower(plan: &Plan, caps: &Capabilities, target: &str) -> (Objects, Vec<Di
     type Pair = (Option<String>, Option<String>, String, String);
     let mut pairs: BTreeMap<Pair, (BTreeSet<String>, BTreeSet<String>)> = BTreeMap::new();
     let mut left_out: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    let host = matches!(plan.placement, crate::site::Placement::Host);
     for flow in &plan.flows {
+        if host && flow.direction == crate::plan::Direction::Internal {
+            left_out.entry(flow.id.clone()).or_default().insert(
+                "it does not involve the appliance, and a firewall on the appliance never sees it"
+                    .to_string(),
+            );
+            continue;
+        }
         if flow.protocol == Protocol::Icmp && !caps.icmp_types && flow.icmp_type.is_some() {
             left_out
                 .entry(flow.id.clone())
