@@ -696,8 +696,90 @@ fn firewalld(text: &str) -> Parsed {
     p
 }
 
+/// The PowerShell script: keyword blocks (a variable per DNS name) and New-NetFirewallRule
+/// lines; the host itself is `HOST`.
+fn windows(text: &str) -> Parsed {
+    let mut p = Parsed::default();
+    let mut keyword = String::new();
+    let q = |line: &str, opt: &str| -> Option<String> {
+        let rest = line.split(&format!(" -{opt} ")).nth(1)?;
+        Some(
+            rest.split_whitespace()
+                .next()?
+                .trim_matches('\'')
+                .to_string(),
+        )
+    };
+    for line in text.lines().map(str::trim) {
+        if line.starts_with("New-NetFirewallDynamicKeywordAddress") {
+            keyword = q(line, "Keyword").expect("keyword");
+        } else if line.starts_with("$pt_") && line.contains("RemoteDynamicKeywordAddresses") {
+            let var = line
+                .split_whitespace()
+                .next()
+                .expect("var")
+                .trim_start_matches('$');
+            p.addrs
+                .insert(var.to_string(), vec![Atom::Fqdn(keyword.clone())]);
+        } else if let Some(rest) = line.strip_prefix("New-NetFirewallRule ") {
+            let name = q(line, "Name").expect("name");
+            p.define(&format!("rule:{name}"), 255 + 5);
+            let inbound = q(line, "Direction").as_deref() == Some("Inbound");
+            let proto = q(line, "Protocol").expect("protocol");
+            let svc = match proto.as_str() {
+                "ICMPv4" | "ICMPv6" => {
+                    let t = q(line, "IcmpType").expect("type").parse().expect("t");
+                    Svc {
+                        proto: if proto == "ICMPv4" {
+                            "icmp".into()
+                        } else {
+                            "icmp6".into()
+                        },
+                        lo: t,
+                        hi: t,
+                    }
+                }
+                _ => {
+                    let port = q(line, if inbound { "LocalPort" } else { "RemotePort" })
+                        .expect("a rule for every port");
+                    let (lo, hi) = range(&port, '-');
+                    Svc {
+                        proto: proto.to_lowercase(),
+                        lo,
+                        hi,
+                    }
+                }
+            };
+            let peer = if let Some(list) = rest.split("-RemoteAddress @(").nth(1) {
+                let list = list.split(')').next().expect("list");
+                let n = format!("inline:{name}");
+                p.addrs.insert(
+                    n.clone(),
+                    list.split(',')
+                        .map(|x| Atom::Net(x.trim_matches('\'').parse().expect("net")))
+                        .collect(),
+                );
+                n
+            } else {
+                rest.split(" @pt_")
+                    .nth(1)
+                    .map(|v| format!("pt_{}", v.split_whitespace().next().expect("v")))
+                    .expect("a peer")
+            };
+            let (s, d) = if inbound {
+                (peer, "HOST".to_string())
+            } else {
+                ("HOST".to_string(), peer)
+            };
+            p.rules.push((vec![s], vec![d], vec![svc]));
+        }
+    }
+    p
+}
+
 fn parse(target: &str, text: &str) -> Parsed {
     match target {
+        "windows" => windows(text),
         "firewalld" => firewalld(text),
         "fortigate" => fortigate(text),
         "panos" => panos(text),
@@ -857,7 +939,7 @@ fn catalog_profiles_read_back_defined_bounded_and_never_wider_than_the_plan() {
 }
 
 /// Targets on the appliance's own host, checked with the demo site (placement host).
-const HOST_TARGETS: [&str; 1] = ["firewalld"];
+const HOST_TARGETS: [&str; 2] = ["firewalld", "windows"];
 
 #[test]
 fn host_targets_read_back_defined_bounded_and_never_wider_than_the_plan() {

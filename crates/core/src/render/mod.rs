@@ -25,6 +25,7 @@ pub mod panos;
 pub mod pf;
 pub mod sheet;
 pub mod srx;
+pub mod windows;
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
@@ -289,6 +290,7 @@ pub static TARGETS: &[&dyn Target] = &[
     &pf::Pf,
     &opnsense::Opnsense,
     &firewalld::Firewalld,
+    &windows::Windows,
     &sheet::SheetCsv,
     &sheet::SheetMarkdown,
     &sheet::SheetHtml,
