@@ -777,8 +777,246 @@ fn windows(text: &str) -> Parsed {
     p
 }
 
+/// One host-side rule of a cloud output: (inbound, peer range, protocol, from, to).
+fn cloud_rule(p: &mut Parsed, inbound: bool, range: &str, svc: Svc) {
+    let n = format!("range:{range}");
+    p.addrs
+        .entry(n.clone())
+        .or_insert_with(|| vec![Atom::Net(range.parse().expect("range"))]);
+    let (s, d) = if inbound {
+        (n, "HOST".to_string())
+    } else {
+        ("HOST".to_string(), n)
+    };
+    p.rules.push((vec![s], vec![d], vec![svc]));
+}
+
+fn aws_svc(proto: &str, from: i64, to: i64) -> Svc {
+    match proto {
+        "icmp" => Svc {
+            proto: "icmp".into(),
+            lo: from as u16,
+            hi: from as u16,
+        },
+        "icmpv6" => Svc {
+            proto: "icmp6".into(),
+            lo: from as u16,
+            hi: from as u16,
+        },
+        p => Svc {
+            proto: p.into(),
+            lo: from as u16,
+            hi: to as u16,
+        },
+    }
+}
+
+/// AWS CloudFormation: the groups' ingress and egress lists. The egress rule to
+/// 127.0.0.1/32 that replaces the default allow-all matches nothing an interface sends.
+fn aws_cloudformation(text: &str) -> Parsed {
+    let mut p = Parsed::default();
+    let v: serde_json::Value = serde_json::from_str(text).expect("json");
+    for (name, r) in v["Resources"].as_object().expect("resources") {
+        p.define(name, 255);
+        for (key, inbound) in [
+            ("SecurityGroupIngress", true),
+            ("SecurityGroupEgress", false),
+        ] {
+            for e in r["Properties"][key].as_array().into_iter().flatten() {
+                if e["IpProtocol"] == "-1" && e["CidrIp"] == "127.0.0.1/32" {
+                    continue;
+                }
+                let range = e["CidrIp"]
+                    .as_str()
+                    .or(e["CidrIpv6"].as_str())
+                    .expect("cidr");
+                let svc = aws_svc(
+                    e["IpProtocol"].as_str().expect("proto"),
+                    e["FromPort"].as_i64().expect("from"),
+                    e["ToPort"].as_i64().expect("to"),
+                );
+                cloud_rule(&mut p, inbound, range, svc);
+            }
+        }
+    }
+    p
+}
+
+fn aws_terraform(text: &str) -> Parsed {
+    let mut p = Parsed::default();
+    let v: serde_json::Value = serde_json::from_str(text).expect("json");
+    for (kind, inbound) in [
+        ("aws_vpc_security_group_ingress_rule", true),
+        ("aws_vpc_security_group_egress_rule", false),
+    ] {
+        for (name, e) in v["resource"][kind].as_object().into_iter().flatten() {
+            p.define(name, 255);
+            let range = e["cidr_ipv4"]
+                .as_str()
+                .or(e["cidr_ipv6"].as_str())
+                .expect("cidr");
+            let svc = aws_svc(
+                e["ip_protocol"].as_str().expect("proto"),
+                e["from_port"].as_i64().expect("from"),
+                e["to_port"].as_i64().expect("to"),
+            );
+            cloud_rule(&mut p, inbound, range, svc);
+        }
+    }
+    p
+}
+
+fn azure_nsg(text: &str) -> Parsed {
+    let mut p = Parsed::default();
+    let v: serde_json::Value = serde_json::from_str(text).expect("json");
+    for r in v["resources"][0]["properties"]["securityRules"]
+        .as_array()
+        .expect("rules")
+    {
+        p.define(r["name"].as_str().expect("name"), 80);
+        let x = &r["properties"];
+        if x["access"] == "Deny" {
+            continue;
+        }
+        let inbound = x["direction"] == "Inbound";
+        let own = if inbound {
+            "destinationAddressPrefix"
+        } else {
+            "sourceAddressPrefix"
+        };
+        assert_eq!(x[own], "*", "the appliance's side is its NIC: {r}");
+        let peers = &x[if inbound {
+            "sourceAddressPrefixes"
+        } else {
+            "destinationAddressPrefixes"
+        }];
+        let (lo, hi) = range(x["destinationPortRange"].as_str().expect("ports"), '-');
+        let proto = x["protocol"].as_str().expect("protocol").to_lowercase();
+        for peer in peers.as_array().expect("prefixes") {
+            cloud_rule(
+                &mut p,
+                inbound,
+                peer.as_str().expect("prefix"),
+                Svc {
+                    proto: proto.clone(),
+                    lo,
+                    hi,
+                },
+            );
+        }
+    }
+    p
+}
+
+fn gcp_rules_parsed(
+    p: &mut Parsed,
+    name: &str,
+    inbound: bool,
+    ranges: &[String],
+    allow: &[(String, Option<String>)],
+) {
+    p.define(name, 63);
+    for (proto, ports) in allow {
+        let (lo, hi) = range(ports.as_deref().expect("a rule for every port"), '-');
+        for r in ranges {
+            cloud_rule(
+                p,
+                inbound,
+                r,
+                Svc {
+                    proto: proto.clone(),
+                    lo,
+                    hi,
+                },
+            );
+        }
+    }
+}
+
+fn gcp_terraform(text: &str) -> Parsed {
+    let mut p = Parsed::default();
+    let v: serde_json::Value = serde_json::from_str(text).expect("json");
+    for (_, r) in v["resource"]["google_compute_firewall"]
+        .as_object()
+        .expect("rules")
+    {
+        if r.get("deny").is_some() {
+            continue;
+        }
+        let inbound = r["direction"] == "INGRESS";
+        let ranges: Vec<String> = r[if inbound {
+            "source_ranges"
+        } else {
+            "destination_ranges"
+        }]
+        .as_array()
+        .expect("ranges")
+        .iter()
+        .map(|x| x.as_str().expect("range").to_string())
+        .collect();
+        let allow: Vec<(String, Option<String>)> = r["allow"]
+            .as_array()
+            .expect("allow")
+            .iter()
+            .map(|a| {
+                (
+                    a["protocol"].as_str().expect("p").to_string(),
+                    a["ports"][0].as_str().map(str::to_string),
+                )
+            })
+            .collect();
+        gcp_rules_parsed(
+            &mut p,
+            r["name"].as_str().expect("name"),
+            inbound,
+            &ranges,
+            &allow,
+        );
+    }
+    p
+}
+
+fn gcp(text: &str) -> Parsed {
+    let mut p = Parsed::default();
+    for line in text.lines().filter(|l| l.starts_with("gcloud ")) {
+        let opt = |k: &str| -> Option<String> {
+            let v = line.split(&format!(" --{k}=")).nth(1)?;
+            Some(v.split_whitespace().next()?.trim_matches('"').to_string())
+        };
+        if opt("action").as_deref() == Some("DENY") {
+            continue;
+        }
+        let inbound = opt("direction").as_deref() == Some("INGRESS");
+        let ranges: Vec<String> = opt(if inbound {
+            "source-ranges"
+        } else {
+            "destination-ranges"
+        })
+        .expect("ranges")
+        .split(',')
+        .map(str::to_string)
+        .collect();
+        let allow: Vec<(String, Option<String>)> = opt("rules")
+            .expect("rules")
+            .split(',')
+            .map(|r| match r.split_once(':') {
+                Some((p, ports)) => (p.to_string(), Some(ports.to_string())),
+                None => (r.to_string(), None),
+            })
+            .collect();
+        let name = line.split_whitespace().nth(4).expect("name").to_string();
+        gcp_rules_parsed(&mut p, &name, inbound, &ranges, &allow);
+    }
+    p
+}
+
 fn parse(target: &str, text: &str) -> Parsed {
     match target {
+        "aws-cloudformation" => aws_cloudformation(text),
+        "aws-terraform" => aws_terraform(text),
+        "azure-nsg" => azure_nsg(text),
+        "gcp" => gcp(text),
+        "gcp-terraform" => gcp_terraform(text),
         "windows" => windows(text),
         "firewalld" => firewalld(text),
         "fortigate" => fortigate(text),
@@ -893,8 +1131,9 @@ fn check(target: &str, plan: &Plan, text: &str) -> Vec<String> {
             })
         }) && !(matches!(plan.placement, Placement::Host)
             && f.direction == portolan_core::plan::Direction::Internal);
+        let icmp_types = render::target(target).is_some_and(|t| t.capabilities().icmp_types);
         let icmp_other = f.protocol == Protocol::Icmp
-            && f.icmp_type != Some(portolan_core::model::IcmpType::EchoRequest);
+            && (!icmp_types || f.icmp_type != Some(portolan_core::model::IcmpType::EchoRequest));
         if expressible && !icmp_other && !served.contains(&f.id) {
             problems.push(format!("{target}: flow {} has no policy", f.id));
         }
@@ -939,7 +1178,15 @@ fn catalog_profiles_read_back_defined_bounded_and_never_wider_than_the_plan() {
 }
 
 /// Targets on the appliance's own host, checked with the demo site (placement host).
-const HOST_TARGETS: [&str; 2] = ["firewalld", "windows"];
+const HOST_TARGETS: [&str; 7] = [
+    "firewalld",
+    "windows",
+    "aws-cloudformation",
+    "aws-terraform",
+    "azure-nsg",
+    "gcp",
+    "gcp-terraform",
+];
 
 #[test]
 fn host_targets_read_back_defined_bounded_and_never_wider_than_the_plan() {

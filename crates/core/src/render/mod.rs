@@ -15,6 +15,7 @@
 //! names (validated to `[a-z0-9.*-]`) and comment lines passed through [`comment_text`].
 
 pub mod asa;
+pub mod cloud;
 pub mod firewalld;
 pub mod fortigate;
 pub mod iptables;
@@ -291,6 +292,11 @@ pub static TARGETS: &[&dyn Target] = &[
     &opnsense::Opnsense,
     &firewalld::Firewalld,
     &windows::Windows,
+    &cloud::AwsCloudformation,
+    &cloud::AwsTerraform,
+    &cloud::AzureNsg,
+    &cloud::Gcp,
+    &cloud::GcpTerraform,
     &sheet::SheetCsv,
     &sheet::SheetMarkdown,
     &sheet::SheetHtml,
