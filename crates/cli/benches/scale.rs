@@ -183,6 +183,32 @@ fn run(shape: &str, DNS_NAMES: usize, ROLES: usize, NETWORKS: usize) {
         }
     }
 
+    // The other targets for the appliance's own host (and its cloud): same profile, host site.
+    let (hsite, _) = site::parse(&Source::new("site.toml", stext.as_str())).expect("site");
+    let hplan = plan::build(&profile, &hsite, None).expect("plan");
+    for t in render::TARGETS {
+        if !t.capabilities().host || matches!(t.name(), "nftables" | "iptables") {
+            continue;
+        }
+        let mut ms = Vec::new();
+        let mut last = None;
+        for _ in 0..RUNS {
+            let t0 = Instant::now();
+            let o = render::render(&hplan, *t);
+            ms.push(t0.elapsed().as_secs_f64() * 1e3);
+            last = Some(o);
+        }
+        if let Some(o) = last {
+            println!(
+                "render {:<18} (host): {:>7.1} ms, {:>9} bytes, {} rules",
+                t.name(),
+                median(ms),
+                o.text.len(),
+                o.rule_count
+            );
+        }
+    }
+
     // Load time in a namespace (root only).
     let ns = format!("ptbench{}{}", std::process::id(), &shape[..1]);
     if Command::new("ip")

@@ -885,11 +885,17 @@ fn azure_nsg(text: &str) -> Parsed {
             "sourceAddressPrefix"
         };
         assert_eq!(x[own], "*", "the appliance's side is its NIC: {r}");
-        let peers = &x[if inbound {
-            "sourceAddressPrefixes"
+        let key = if inbound {
+            "sourceAddressPrefix"
         } else {
-            "destinationAddressPrefixes"
-        }];
+            "destinationAddressPrefix"
+        };
+        // The service tag Internet: the public space, inside 0.0.0.0/0 and ::/0 (checked
+        // against the plan as those).
+        let peers = match x[key].as_str() {
+            Some("Internet") => serde_json::json!(["0.0.0.0/0", "::/0"]),
+            _ => x[format!("{key}es")].clone(),
+        };
         let (lo, hi) = range(x["destinationPortRange"].as_str().expect("ports"), '-');
         let proto = x["protocol"].as_str().expect("protocol").to_lowercase();
         for peer in peers.as_array().expect("prefixes") {

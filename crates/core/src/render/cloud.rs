@@ -50,6 +50,8 @@ pub struct CloudRule {
     pub flows: String,
     /// `pt-<flow>`, unique per rule group.
     pub name: String,
+    /// The peer's address object (`pt-role-internet`, ...).
+    pub peer: String,
 }
 
 /// `icmp_types`: AWS matches them; Azure and GCP match ICMP only as a whole, so their ICMP
@@ -99,6 +101,7 @@ pub fn cloud_rules(o: &Objects) -> Vec<CloudRule> {
                         icmp: s.icmp,
                         flows: flows.clone(),
                         name: format!("{}-{n}", p.name),
+                        peer: a.name.clone(),
                     });
                 }
             }
@@ -395,6 +398,10 @@ impl Target for AzureNsg {
                 _ => continue,
             };
             let nets: Vec<String> = r.nets.iter().map(ToString::to_string).collect();
+            // The role `internet` as all of an address family is Azure's service tag
+            // `Internet` (the public address space outside the virtual network: not wider).
+            let everything = r.nets.len() == 1 && r.nets[0].prefix_len() == 0;
+            let tag = (r.peer == "pt-role-internet" && everything).then_some("Internet");
             let mut props = json!({
                 "priority": *p,
                 "direction": if r.inbound { "Inbound" } else { "Outbound" },
@@ -409,7 +416,10 @@ impl Target for AzureNsg {
             } else {
                 ("destinationAddressPrefixes", "sourceAddressPrefix")
             };
-            props[peer] = json!(nets);
+            match tag {
+                Some(t) => props[peer.strip_suffix("es").unwrap_or(peer)] = json!(t),
+                None => props[peer] = json!(nets),
+            }
             props[own] = json!("*");
             *p += 10;
             sec.push(json!({
