@@ -40,6 +40,8 @@ const RECORDS: &[(&str, &str)] = &[
     ("razor.intra2net.com", "203.0.113.27"),
     ("0.rhel.pool.ntp.org", "203.0.113.123"),
     ("services1.clearswift.net", "203.0.113.81"),
+    ("services2.clearswift.net", "203.0.113.82"),
+    ("services3.clearswift.net", "203.0.113.83"),
     ("ftp.clearswift.net", "203.0.113.21"),
     ("mail.seppmail.ch", "203.0.113.110"),
     ("keys.seppmail.ch", "203.0.113.38"),
@@ -174,6 +176,24 @@ to = "dns-server"
 protocols = ["tcp", "udp"]
 ports = [53]
 app = "dns"
+
+[[flows]]
+id = "expired"
+function = "a certificate past its notAfter"
+from = "appliance"
+to = "services3.clearswift.net"
+protocols = ["tcp"]
+ports = [443]
+app = "https"
+
+[[flows]]
+id = "sshonsmtp"
+function = "SSH where SMTP is expected: the banner's dash is no SMTP continuation"
+from = "appliance"
+to = "services2.clearswift.net"
+protocols = ["tcp"]
+ports = [25]
+app = "smtp"
 
 [[flows]]
 id = "mismatch"
@@ -350,8 +370,25 @@ fn ca(cn: &str) -> Pki {
 }
 
 fn leaf(pki: &Pki, name: &str) -> (Vec<CertificateDer<'static>>, PrivateKeyDer<'static>) {
+    leaf_with(pki, name, |_| {})
+}
+
+/// A leaf that was valid in 2020 only.
+fn expired_leaf(pki: &Pki, name: &str) -> (Vec<CertificateDer<'static>>, PrivateKeyDer<'static>) {
+    leaf_with(pki, name, |p| {
+        p.not_before = rcgen::date_time_ymd(2020, 1, 1);
+        p.not_after = rcgen::date_time_ymd(2021, 1, 1);
+    })
+}
+
+fn leaf_with(
+    pki: &Pki,
+    name: &str,
+    adjust: impl FnOnce(&mut CertificateParams),
+) -> (Vec<CertificateDer<'static>>, PrivateKeyDer<'static>) {
     let key = KeyPair::generate().expect("key");
-    let p = CertificateParams::new(vec![name.to_string()]).expect("params");
+    let mut p = CertificateParams::new(vec![name.to_string()]).expect("params");
+    adjust(&mut p);
     let cert = p.signed_by(&key, &pki.issuer).expect("signed");
     (
         vec![cert.der().clone()],
@@ -582,6 +619,8 @@ fn probe_gives_the_exact_verdict_for_each_case() {
     serve_tls(tcp_in(&topo, Zone::Wan, "2001:db8:d::10", 443), c, k);
     let (c, k) = leaf(&root, "ldaps.seppmail.ch");
     serve_tls_ldap(tcp_in(&topo, Zone::Wan, "203.0.113.39", 636), c, k);
+    let (c, k) = expired_leaf(&root, "services3.clearswift.net");
+    serve_tls(tcp_in(&topo, Zone::Wan, "203.0.113.83", 443), c, k);
     let (c, k) = leaf(&proxy, "ksn1.kaspersky-labs.com");
     serve_tls(tcp_in(&topo, Zone::Wan, "203.0.113.13", 443), c, k);
     // Plain services.
@@ -612,6 +651,11 @@ fn probe_gives_the_exact_verdict_for_each_case() {
     serve_lines(
         tcp_in(&topo, Zone::Wan, "203.0.113.81", 25),
         "HTTP/1.0 400 Bad Request\r\n\r\n",
+        |_| None,
+    );
+    serve_lines(
+        tcp_in(&topo, Zone::Wan, "203.0.113.82", 25),
+        "SSH-2.0-OpenSSH_9.2 test\r\n",
         |_| None,
     );
     serve_lines(
@@ -740,6 +784,25 @@ fn probe_gives_the_exact_verdict_for_each_case() {
             25,
             "protocol-mismatch",
             "not an SMTP greeting",
+            false,
+        ),
+        // Regression: an expired certificate was `error` with "verification time N (UNIX)".
+        (
+            "expired",
+            "tcp",
+            443,
+            "tls-expired",
+            "expired on 2021-01-01 00:00 UTC",
+            false,
+        ),
+        // Regression: the dash of `SSH-2.0` was read as an SMTP continuation and the probe
+        // waited for the timeout ("no greeting").
+        (
+            "sshonsmtp",
+            "tcp",
+            25,
+            "protocol-mismatch",
+            "not an SMTP greeting: SSH-2.0-OpenSSH_9.2",
             false,
         ),
         ("nxdomain", "tcp", 443, "dns-failure", "NXDOMAIN", false),
@@ -1012,6 +1075,19 @@ fn listen_and_inbound_probe_across_the_firewall() {
             .to_string()
     };
     assert_eq!(verdict("smtp-in"), "open", "{text}");
+    // Regression: listen closed after its greeting, so the probe said "no EHLO answer".
+    let detail = |flow: &str| -> String {
+        doc["results"]
+            .as_array()
+            .and_then(|a| a.iter().find(|r| r["flow"] == flow))
+            .and_then(|r| r["detail"].as_str())
+            .unwrap_or("")
+            .to_string()
+    };
+    assert!(
+        !detail("smtp-in").contains("no EHLO answer") && detail("smtp-in").contains("SMTP"),
+        "{text}"
+    );
     assert_eq!(verdict("web"), "open", "{text}");
     assert_eq!(verdict("vpn"), "open", "{text}");
     assert_eq!(verdict("blocked"), "filtered", "{text}");

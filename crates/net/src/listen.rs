@@ -180,8 +180,39 @@ async fn serve_tcp(l: TcpListener, e: Endpoint, log: Log) {
                     .write_all(b"HTTP/1.0 204 No Content\r\nServer: portolan-listen\r\n\r\n")
                     .await;
             }
+            if app == App::Smtp {
+                smtp_session(&mut c).await;
+            }
             let _ = c.shutdown().await;
         });
+    }
+}
+
+/// A minimal SMTP dialogue after the greeting: EHLO/HELO get a 250, QUIT a 221 and the
+/// end, anything else a 502; at most 16 commands of at most 512 bytes, 2 s each (a stand-in
+/// that lets an inbound SMTP probe see a real exchange, and nothing more).
+async fn smtp_session(c: &mut tokio::net::TcpStream) {
+    use tokio::io::AsyncBufReadExt;
+    let (r, mut w) = c.split();
+    let mut lines = tokio::io::BufReader::new(r.take(16 * 512)).lines();
+    for _ in 0..16 {
+        let Ok(Ok(Some(line))) =
+            tokio::time::timeout(Duration::from_secs(2), lines.next_line()).await
+        else {
+            return;
+        };
+        let cmd = line.get(..4).unwrap_or("").to_ascii_uppercase();
+        let reply: &[u8] = match cmd.as_str() {
+            "EHLO" | "HELO" => b"250 portolan-listen\r\n",
+            "QUIT" => {
+                let _ = w.write_all(b"221 portolan-listen closing\r\n").await;
+                return;
+            }
+            _ => b"502 portolan-listen only answers EHLO and QUIT\r\n",
+        };
+        if w.write_all(reply).await.is_err() {
+            return;
+        }
     }
 }
 

@@ -68,10 +68,15 @@ fn line(r: &ProbeResult) -> String {
             .as_deref()
             .map(|h| format!("{h} "))
             .unwrap_or_default(),
-        r.address
-            .map(|a| a.to_string())
-            .unwrap_or_else(|| "-".into()),
-        r.port.map(|p| format!(":{p}")).unwrap_or_default(),
+        // `[2001:db8::1]:443`: an IPv6 address with a port in brackets.
+        match (r.address, r.port) {
+            (Some(std::net::IpAddr::V6(a)), Some(p)) => format!("[{a}]:{p}"),
+            (Some(a), Some(p)) => format!("{a}:{p}"),
+            (Some(a), None) => a.to_string(),
+            (None, Some(p)) => format!("-:{p}"),
+            (None, None) => "-".into(),
+        },
+        "",
         r.verdict.as_str(),
         r.detail,
         r.elapsed_ms
@@ -231,6 +236,19 @@ mod tests {
         assert!(x.contains("x&lt;y &amp; &quot;z&quot;"));
         assert!(!x.contains('\u{1}'));
         assert!(!x.contains("h<&>"));
+    }
+
+    /// Regression: IPv6 addresses were printed without brackets (`fd77:10::1:8443`).
+    #[test]
+    fn an_ipv6_address_with_a_port_is_bracketed() {
+        let mut v6 = r("a", Verdict::Open, true, true, "fine");
+        v6.address = Some("fd77:10::1".parse().expect("v6"));
+        v6.port = Some(8443);
+        assert!(line(&v6).contains(" [fd77:10::1]:8443: "), "{}", line(&v6));
+        let mut v4 = v6.clone();
+        v4.address = Some("192.0.2.1".parse().expect("v4"));
+        assert!(line(&v4).contains(" 192.0.2.1:8443: "), "{}", line(&v4));
+        assert!(junit("p", &[v6], 1).contains("[fd77:10::1]:8443"));
     }
 
     #[test]

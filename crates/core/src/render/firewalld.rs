@@ -96,6 +96,17 @@ fn render(plan: &Plan, o: &Objects) -> Rendered {
                 commands,
                 "firewall-cmd --permanent --new-ipset={name} --type=hash:net --option=family={fam}"
             );
+            // hash:net takes prefixes of 1 and more: all of a family is its two halves.
+            let list: Vec<ipnet::IpNet> = list
+                .iter()
+                .flat_map(|n| {
+                    if n.prefix_len() == 0 {
+                        n.subnets(1).map(|s| s.collect()).unwrap_or_default()
+                    } else {
+                        vec![*n]
+                    }
+                })
+                .collect();
             for n in list.iter() {
                 let _ = writeln!(x, "  <entry>{n}</entry>");
             }

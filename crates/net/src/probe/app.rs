@@ -130,6 +130,12 @@ async fn greeting<S: AsyncRead + AsyncWrite + Unpin>(
     }
 }
 
+/// `NNN-` (three digits and a dash): a multi-line SMTP reply continues.
+fn is_continuation(l: &str) -> bool {
+    let b = l.as_bytes();
+    b.len() >= 4 && b[..3].iter().all(u8::is_ascii_digit) && b[3] == b'-'
+}
+
 fn clip(s: &str) -> String {
     s.chars().take(80).collect()
 }
@@ -143,7 +149,9 @@ async fn smtp<S: AsyncRead + AsyncWrite + Unpin>(s: S, timeout: Duration) -> (Ve
             Ok(l) => l,
             Err(e) => return e,
         };
-        if banner.len() < 4 || banner.as_bytes()[3] != b'-' {
+        // A continuation is a reply code and a dash (`220-`); anything else ends the
+        // greeting (an SSH banner `SSH-2.0-...` on an SMTP port is a mismatch at once).
+        if !is_continuation(&banner) {
             break;
         }
     }
@@ -194,7 +202,7 @@ async fn smtp<S: AsyncRead + AsyncWrite + Unpin>(s: S, timeout: Duration) -> (Ve
                 format!("SMTP 220 banner; EHLO refused: {}", clip(&l)),
             );
         }
-        if l.len() < 4 || l.as_bytes()[3] != b'-' {
+        if !is_continuation(&l) {
             break;
         }
     }
@@ -442,5 +450,19 @@ async fn dns_tcp<S: AsyncRead + AsyncWrite + Unpin>(
             Verdict::ProtocolMismatch,
             "TCP open, but no DNS answer within the timeout".into(),
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_reply_code_and_a_dash_continue_a_reply() {
+        assert!(is_continuation("220-mx.example ESMTP"));
+        assert!(is_continuation("250-SIZE 1000"));
+        assert!(!is_continuation("220 mx.example ESMTP"));
+        assert!(!is_continuation("SSH-2.0-OpenSSH_9.2"));
+        assert!(!is_continuation("22-"));
     }
 }

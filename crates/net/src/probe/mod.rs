@@ -50,6 +50,8 @@ pub enum Verdict {
     TlsIntercepted,
     /// TLS completed with a trusted chain for another name.
     TlsNameMismatch,
+    /// TLS completed, but the certificate is expired or not yet valid.
+    TlsExpired,
     /// The port is open but the expected protocol did not answer.
     ProtocolMismatch,
     /// UDP with no reply where silence is normal (e.g. syslog).
@@ -73,6 +75,7 @@ impl Verdict {
             Verdict::DnsFailure => "dns-failure",
             Verdict::TlsIntercepted => "tls-intercepted",
             Verdict::TlsNameMismatch => "tls-name-mismatch",
+            Verdict::TlsExpired => "tls-expired",
             Verdict::ProtocolMismatch => "protocol-mismatch",
             Verdict::OpenOrFiltered => "open-or-filtered",
             Verdict::NotPermitted => "not-permitted",

@@ -173,9 +173,48 @@ pub async fn handshake(
             format!("the chain does not lead to a trusted root: presented issuer {issuer} (TLS inspection?)"),
             Some(stream),
         ),
+        Some(Err(Error::InvalidCertificate(
+            CertificateError::ExpiredContext { time, not_after },
+        ))) => (
+            Verdict::TlsExpired,
+            format!(
+                "the certificate for {shown} expired on {} (checked {}; issued by {issuer})",
+                date(not_after.as_secs()),
+                date(time.as_secs())
+            ),
+            Some(stream),
+        ),
+        Some(Err(Error::InvalidCertificate(
+            CertificateError::NotValidYetContext { time, not_before },
+        ))) => (
+            Verdict::TlsExpired,
+            format!(
+                "the certificate for {shown} is not valid before {} (checked {}; issued by {issuer}): is this host's clock right?",
+                date(not_before.as_secs()),
+                date(time.as_secs())
+            ),
+            Some(stream),
+        ),
+        Some(Err(Error::InvalidCertificate(CertificateError::Expired | CertificateError::NotValidYet))) => (
+            Verdict::TlsExpired,
+            format!("the certificate for {shown} is outside its validity period (issued by {issuer})"),
+            Some(stream),
+        ),
         Some(Err(e)) => (Verdict::Error, format!("certificate problem: {e} (issuer {issuer})"), Some(stream)),
         None => (Verdict::Error, "the handshake completed without a certificate".into(), Some(stream)),
     }
+}
+
+/// A UNIX time as `2026-12-06 11:00 UTC`.
+fn date(secs: u64) -> String {
+    let f =
+        time::format_description::parse_borrowed::<2>("[year]-[month]-[day] [hour]:[minute] UTC");
+    i64::try_from(secs)
+        .ok()
+        .and_then(|s| time::OffsetDateTime::from_unix_timestamp(s).ok())
+        .zip(f.ok())
+        .and_then(|(t, f)| t.format(&f).ok())
+        .unwrap_or_else(|| format!("{secs} (UNIX time)"))
 }
 
 /// The issuer of a DER certificate as `CN=..., O=...` (a minimal DER walk; no parsing crate

@@ -5,7 +5,8 @@
 //! ENETUNREACH; a silent drop runs into our timeout. UDP: the socket is connected, so Linux
 //! reports ICMP port unreachable (ECONNREFUSED) and administratively prohibited
 //! (EHOSTUNREACH) on the next receive; silence is `open-or-filtered` unless the protocol
-//! always answers. A local firewall drop answers EPERM at once.
+//! always answers. A local firewall drop answers EPERM at once; an ICMPv6 administratively
+//! prohibited comes back as EACCES.
 
 use std::io::ErrorKind;
 use std::net::SocketAddr;
@@ -29,6 +30,13 @@ pub fn classify(e: &std::io::Error) -> (Verdict, String) {
         ErrorKind::NetworkUnreachable => (
             Verdict::Unreachable,
             "network unreachable (no route, or ICMP network unreachable)".into(),
+        ),
+        // Linux reports an ICMPv6 "administratively prohibited" as EACCES; a local firewall
+        // drop is EPERM (both read as PermissionDenied).
+        ErrorKind::PermissionDenied if e.raw_os_error() == Some(libc::EACCES) => (
+            Verdict::Unreachable,
+            "ICMPv6 administratively prohibited (a router or firewall on the way refused it)"
+                .into(),
         ),
         ErrorKind::PermissionDenied => (
             Verdict::NotPermitted,
@@ -92,5 +100,18 @@ pub async fn exchange(addr: SocketAddr, payload: &[u8], timeout: Duration) -> Ud
             UdpOutcome::Failed(v, d)
         }
         Err(_) => UdpOutcome::Silence,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn eacces_is_a_prohibition_on_the_way_eperm_one_here() {
+        let (v, d) = classify(&std::io::Error::from_raw_os_error(libc::EACCES));
+        assert_eq!(v, Verdict::Unreachable, "{d}");
+        let (v, _) = classify(&std::io::Error::from_raw_os_error(libc::EPERM));
+        assert_eq!(v, Verdict::NotPermitted);
     }
 }
