@@ -119,7 +119,8 @@ cat > "$d/ipsets/pt-role-internet-v4.xml" <<'PORTOLAN_XML_END'
 <ipset type="hash:net">
   <short>portolan pt-role-internet</short>
   <option name="family" value="inet"/>
-  <entry>0.0.0.0/0</entry>
+  <entry>0.0.0.0/1</entry>
+  <entry>128.0.0.0/1</entry>
 </ipset>
 PORTOLAN_XML_END
 cat > "$d/ipsets/pt-role-internet-v6.xml" <<'PORTOLAN_XML_END'
@@ -127,7 +128,8 @@ cat > "$d/ipsets/pt-role-internet-v6.xml" <<'PORTOLAN_XML_END'
 <ipset type="hash:net">
   <short>portolan pt-role-internet</short>
   <option name="family" value="inet6"/>
-  <entry>::/0</entry>
+  <entry>::/1</entry>
+  <entry>8000::/1</entry>
 </ipset>
 PORTOLAN_XML_END
 cat > "$d/ipsets/pt-role-ldap-server-v4.xml" <<'PORTOLAN_XML_END'

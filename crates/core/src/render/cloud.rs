@@ -22,9 +22,7 @@ use ipnet::IpNet;
 use serde_json::{json, Value};
 
 use super::objects::{by_family, Objects};
-use super::{
-    flow_comment, header, Capabilities, ChainModel, DnsModel, Lowered, Options, Rendered, Target,
-};
+use super::{flow_comment, header, Capabilities, Lowered, Options, Rendered, Target};
 use crate::diag::Diagnostic;
 use crate::model::{IcmpType, PortRange, Protocol};
 
@@ -58,17 +56,8 @@ pub struct CloudRule {
 /// flows are left out (never widened).
 fn caps(icmp_types: bool) -> Capabilities {
     Capabilities {
-        model: ChainModel::Objects,
-        dns: DnsModel::PinnedOnly,
-        dynamic_sets: false,
-        interface_match: false,
-        ipv6: true,
         icmp_types,
-        host: true,
-        gateway: false,
-        max_comment_len: 255,
-        max_set_name_len: 63,
-        comment: "#",
+        ..Capabilities::HOST_OBJECTS
     }
 }
 

@@ -17,7 +17,7 @@
 use std::fmt::Write as _;
 
 use super::objects::{by_family, fit, AddrKind, Objects};
-use super::{header, Capabilities, ChainModel, DnsModel, Lowered, Options, Rendered, Target};
+use super::{header, Capabilities, Lowered, Options, Rendered, Target};
 use crate::model::Protocol;
 use crate::plan::Plan;
 
@@ -37,24 +37,13 @@ impl Target for Firewalld {
     }
     fn capabilities(&self) -> Capabilities {
         Capabilities {
-            model: ChainModel::Objects,
-            dns: DnsModel::PinnedOnly,
-            dynamic_sets: false,
-            interface_match: false,
-            ipv6: true,
-            icmp_types: true,
-            host: true,
-            gateway: false,
             max_comment_len: 1024,
             max_set_name_len: IPSET_MAX,
-            comment: "#",
+            ..Capabilities::HOST_OBJECTS
         }
     }
     fn render(&self, plan: &Plan, lowered: &Lowered, _opts: &Options) -> Rendered {
-        let Lowered::Objects(o) = lowered else {
-            return Rendered::empty();
-        };
-        render(plan, o)
+        lowered.objects_with(|o| render(plan, o))
     }
 }
 

@@ -13,8 +13,7 @@ use ipnet::IpNet;
 
 use super::objects::{by_family, fit, AddrKind, Objects};
 use super::{
-    comment_text, flow_comment, header, Capabilities, ChainModel, DnsModel, Lowered, Rendered,
-    Target,
+    comment_text, flow_comment, header, Capabilities, DnsModel, Lowered, Rendered, Target,
 };
 use crate::model::Protocol;
 use crate::plan::Plan;
@@ -60,25 +59,15 @@ impl Target for Fortigate {
     }
     fn capabilities(&self) -> Capabilities {
         Capabilities {
-            model: ChainModel::Objects,
             dns: DnsModel::NativeFqdn { wildcard: true },
-            dynamic_sets: false,
-            interface_match: true,
-            ipv6: true,
-            icmp_types: true,
-            host: false,
-            gateway: true,
             max_comment_len: COMMENT_MAX,
             max_set_name_len: NAME_MAX,
-            comment: "#",
+            ..Capabilities::GATEWAY_OBJECTS
         }
     }
 
     fn render(&self, plan: &Plan, lowered: &Lowered, _opts: &super::Options) -> Rendered {
-        let Lowered::Objects(o) = lowered else {
-            return Rendered::empty();
-        };
-        render(plan, o)
+        lowered.objects_with(|o| render(plan, o))
     }
 }
 

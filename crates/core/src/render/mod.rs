@@ -252,6 +252,44 @@ pub struct Options {
     pub lang: Lang,
 }
 
+impl Capabilities {
+    /// A firewall in front of the appliance that works with objects and policies, with
+    /// native FQDN objects (no wildcards), ICMP types, `#` comments: the vendor targets
+    /// start from this and change what differs.
+    pub const GATEWAY_OBJECTS: Capabilities = Capabilities {
+        model: ChainModel::Objects,
+        dns: DnsModel::NativeFqdn { wildcard: false },
+        dynamic_sets: false,
+        interface_match: true,
+        ipv6: true,
+        icmp_types: true,
+        host: false,
+        gateway: true,
+        max_comment_len: 255,
+        max_set_name_len: 63,
+        comment: "#",
+    };
+    /// The same for the appliance's own host (and its cloud): no interfaces, no DNS objects.
+    pub const HOST_OBJECTS: Capabilities = Capabilities {
+        dns: DnsModel::PinnedOnly,
+        interface_match: false,
+        host: true,
+        gateway: false,
+        ..Capabilities::GATEWAY_OBJECTS
+    };
+}
+
+impl Lowered {
+    /// Render the objects of an object-based target with `f` (nothing for another lowering,
+    /// which the base never hands such a target).
+    pub fn objects_with(&self, f: impl FnOnce(&objects::Objects) -> Rendered) -> Rendered {
+        match self {
+            Lowered::Objects(o) => f(o),
+            _ => Rendered::empty(),
+        }
+    }
+}
+
 /// What a backend consumes: rules on netfilter hooks, or objects and policies.
 #[derive(Debug, Clone)]
 pub enum Lowered {

@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use super::objects::{by_family, fit, AddrKind, Objects};
-use super::{flow_comment, Capabilities, ChainModel, DnsModel, Lowered, Rendered, Target};
+use super::{flow_comment, Capabilities, Lowered, Rendered, Target};
 use crate::diag::Diagnostic;
 use crate::model::Protocol;
 use crate::plan::Plan;
@@ -39,24 +39,14 @@ impl Target for Opnsense {
     }
     fn capabilities(&self) -> Capabilities {
         Capabilities {
-            model: ChainModel::Objects,
-            dns: DnsModel::NativeFqdn { wildcard: false },
-            dynamic_sets: false,
-            interface_match: true,
-            ipv6: true,
-            icmp_types: true,
-            host: false,
-            gateway: true,
             max_comment_len: DESCR_MAX,
             max_set_name_len: ALIAS_MAX,
             comment: "<!--",
+            ..Capabilities::GATEWAY_OBJECTS
         }
     }
     fn render(&self, plan: &Plan, lowered: &Lowered, _opts: &super::Options) -> Rendered {
-        let Lowered::Objects(o) = lowered else {
-            return Rendered::empty();
-        };
-        render(plan, o)
+        lowered.objects_with(|o| render(plan, o))
     }
 }
 

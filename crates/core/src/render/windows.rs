@@ -16,8 +16,7 @@ use std::fmt::Write as _;
 
 use super::objects::{by_family, fit, AddrKind, Objects};
 use super::{
-    flow_comment, fnv32, header, Capabilities, ChainModel, DnsModel, Lowered, Options, Rendered,
-    Target,
+    flow_comment, fnv32, header, Capabilities, DnsModel, Lowered, Options, Rendered, Target,
 };
 use crate::model::Protocol;
 use crate::plan::Plan;
@@ -38,24 +37,14 @@ impl Target for Windows {
     }
     fn capabilities(&self) -> Capabilities {
         Capabilities {
-            model: ChainModel::Objects,
             dns: DnsModel::NativeFqdn { wildcard: false },
-            dynamic_sets: false,
-            interface_match: false,
-            ipv6: true,
-            icmp_types: true,
-            host: true,
-            gateway: false,
             max_comment_len: 1024,
             max_set_name_len: NAME_MAX,
-            comment: "#",
+            ..Capabilities::HOST_OBJECTS
         }
     }
     fn render(&self, plan: &Plan, lowered: &Lowered, _opts: &Options) -> Rendered {
-        let Lowered::Objects(o) = lowered else {
-            return Rendered::empty();
-        };
-        render(plan, o)
+        lowered.objects_with(|o| render(plan, o))
     }
 }
 

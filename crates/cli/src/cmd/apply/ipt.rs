@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use portolan_core::audit::{self, ruleset::Ruleset};
 use portolan_core::diag::Source;
@@ -260,25 +260,7 @@ impl Way for Ipt {
         let cmd = format!(
             "sh -s 1>&2 && echo {MARK} && iptables-save -t filter && echo {MARK} && ip6tables-save -t filter && echo {MARK} && ipset save"
         );
-        let mut child = Command::new("unshare")
-            .args(["-n", "sh", "-c", &cmd])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(|e| format!("cannot run unshare (util-linux): {e}"))?;
-        if let Some(mut i) = child.stdin.take() {
-            use std::io::Write;
-            i.write_all(script.as_bytes())
-                .map_err(|e| format!("writing the script: {e}"))?;
-        }
-        let out = child
-            .wait_with_output()
-            .map_err(|e| format!("the script in a scratch namespace: {e}"))?;
-        if !out.status.success() {
-            return Err(String::from_utf8_lossy(&out.stderr).trim().to_string());
-        }
-        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        let text = super::in_scratch_namespace(&cmd, script)?;
         let parts: Vec<&str> = text.split(MARK).collect();
         let [_, v4, v6, ipset] = parts[..] else {
             return Err("the scratch namespace printed no listing".into());

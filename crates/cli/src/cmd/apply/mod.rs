@@ -313,6 +313,30 @@ fn iif_for(peer: IpAddr) -> String {
     String::new()
 }
 
+/// Run the shell command `cmd` in a scratch network namespace (`unshare -n`) with `script`
+/// on its standard input; its standard output, or its error output when it fails.
+pub(crate) fn in_scratch_namespace(cmd: &str, script: &str) -> Result<String, String> {
+    use std::io::Write;
+    let mut child = Command::new("unshare")
+        .args(["-n", "sh", "-c", cmd])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot run unshare (util-linux): {e}"))?;
+    if let Some(mut i) = child.stdin.take() {
+        i.write_all(script.as_bytes())
+            .map_err(|e| format!("writing the script: {e}"))?;
+    }
+    let out = child
+        .wait_with_output()
+        .map_err(|e| format!("the script in a scratch namespace: {e}"))?;
+    if !out.status.success() {
+        return Err(String::from_utf8_lossy(&out.stderr).trim().to_string());
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).to_string())
+}
+
 /// What a ruleset does with a new connection of `m`.
 fn judge(rs: &Ruleset, m: &Management, iif: &str) -> Kind {
     let names = vec![iif.to_string(), "lo".to_string()];

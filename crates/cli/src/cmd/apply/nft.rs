@@ -7,7 +7,7 @@ use portolan_core::render::Rendered;
 use portolan_net::sets::{run_tool, Sets};
 use portolan_net::sync::TABLE;
 use serde_json::{json, Value};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use super::{Listing, Way};
 use crate::cmd::load;
@@ -195,25 +195,7 @@ fn scratch(script: &str) -> Result<(String, Value), String> {
     let cmd = format!(
         "nft -f - && nft -s list table inet {TABLE} && echo {MARK} && nft -j list table inet {TABLE}"
     );
-    let mut child = Command::new("unshare")
-        .args(["-n", "sh", "-c", &cmd])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("cannot run unshare (util-linux): {e}"))?;
-    if let Some(mut i) = child.stdin.take() {
-        use std::io::Write;
-        i.write_all(script.as_bytes())
-            .map_err(|e| format!("writing to nft: {e}"))?;
-    }
-    let out = child
-        .wait_with_output()
-        .map_err(|e| format!("nft in a scratch namespace: {e}"))?;
-    if !out.status.success() {
-        return Err(String::from_utf8_lossy(&out.stderr).trim().to_string());
-    }
-    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let text = super::in_scratch_namespace(&cmd, script)?;
     let (listing, j) = text
         .split_once(MARK)
         .ok_or("nft printed no listing in the scratch namespace")?;
