@@ -1,5 +1,5 @@
-//! The cloud targets, checked by the clouds' own tools (installed from PyPI into a virtual
-//! environment by this test): `cfn-lint` on the CloudFormation template, Azure's SDK models
+//! The cloud targets, checked by the clouds' own tools (from the virtual environment
+//! scripts/tool-venv.sh makes; the README's test command runs it): `cfn-lint` on the CloudFormation template, Azure's SDK models
 //! (`azure-mgmt-network`) deserializing and validating every security rule, and the checkov
 //! misconfiguration scanner on the CloudFormation, Terraform and ARM outputs. checkov may
 //! only report what a flow truly needs (port 80 open to the internet where a profile receives
@@ -10,50 +10,14 @@
 //! every DNS name is pinned.
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use portolan_core::model::Protocol;
 use portolan_core::plan::{Direction, Plan};
 use portolan_core::{catalog, plan, render, site, Source};
 
-const TOOLS: [&str; 3] = [
-    "cfn-lint==1.58.0",
-    "checkov==3.3.30",
-    "azure-mgmt-network==33.1.0",
-];
-
-fn venv() -> Option<PathBuf> {
-    let v = Path::new(env!("CARGO_TARGET_TMPDIR")).join("cloud-venv");
-    if v.join("bin/checkov").exists() && v.join("bin/cfn-lint").exists() {
-        return Some(v);
-    }
-    let run = |args: &[&str]| -> Result<(), String> {
-        let o = Command::new(args[0])
-            .args(&args[1..])
-            .output()
-            .map_err(|e| format!("{}: {e}", args[0]))?;
-        if o.status.success() {
-            Ok(())
-        } else {
-            Err(String::from_utf8_lossy(&o.stderr).trim().to_string())
-        }
-    };
-    let vs = v.to_string_lossy().to_string();
-    let pip = v.join("bin/pip").to_string_lossy().to_string();
-    let mut args = vec![pip.as_str(), "install", "-q", "--disable-pip-version-check"];
-    args.extend(TOOLS);
-    match run(&["python3", "-m", "venv", &vs]).and_then(|()| run(&args)) {
-        Ok(()) => Some(v),
-        Err(e) => {
-            eprintln!(
-                "\n*** SKIPPED: the cloud tools check: cannot install {TOOLS:?} from PyPI: {e}\n"
-            );
-            let _ = std::fs::remove_dir_all(&v);
-            None
-        }
-    }
-}
+mod tools;
 
 fn plans() -> Vec<(String, Plan)> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/golden");
@@ -87,9 +51,10 @@ fn render(plan: &Plan, target: &str) -> String {
 
 #[test]
 fn cloud_outputs_pass_the_clouds_own_tools() {
-    let Some(venv) = venv() else {
+    if tools::bin("checkov").is_none() {
         return;
-    };
+    }
+    let venv = tools::venv();
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("cloud-check");
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("dir");

@@ -17,6 +17,8 @@ use portolan_core::site::{Others, Placement};
 use portolan_core::{catalog, plan, profile, render, site, Source};
 use proptest::prelude::*;
 
+mod tools;
+
 #[derive(Debug, Clone, PartialEq)]
 enum Atom {
     Net(IpNet),
@@ -1323,47 +1325,9 @@ fn the_readme_lists_every_target_of_the_table() {
 // addresses at and just outside the edges of every network and ports at and just outside
 // every range.
 
-const AERLEON: &str = "aerleon==1.18.0";
-
-/// `aclgen` of a virtual environment made here (once), or None, said loudly, when PyPI or
-/// python3 -m venv cannot be had.
+/// `aclgen` of the tool environment (scripts/tool-venv.sh).
 fn aclgen() -> Option<std::path::PathBuf> {
-    let venv = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("aerleon-venv");
-    let bin = venv.join("bin/aclgen");
-    if bin.exists() {
-        return Some(bin);
-    }
-    let step = |args: &[&str]| -> Result<(), String> {
-        let o = std::process::Command::new(args[0])
-            .args(&args[1..])
-            .output()
-            .map_err(|e| format!("{}: {e}", args[0]))?;
-        if o.status.success() {
-            Ok(())
-        } else {
-            Err(String::from_utf8_lossy(&o.stderr).trim().to_string())
-        }
-    };
-    let v = venv.to_string_lossy().to_string();
-    let pip = venv.join("bin/pip").to_string_lossy().to_string();
-    match step(&["python3", "-m", "venv", &v]).and_then(|()| {
-        step(&[
-            &pip,
-            "install",
-            "-q",
-            "--disable-pip-version-check",
-            AERLEON,
-        ])
-    }) {
-        Ok(()) => Some(bin),
-        Err(e) => {
-            eprintln!(
-                "\n*** SKIPPED: the Aerleon cross-check: cannot install {AERLEON} from PyPI into a virtual environment: {e}\n"
-            );
-            let _ = std::fs::remove_dir_all(&venv);
-            None
-        }
-    }
+    tools::bin("aclgen")
 }
 
 const CROSS_PROFILE: &str = r#"
