@@ -224,6 +224,14 @@ fn check_shows_the_source_flaws() {
         i.contains("*.intra2net.pool.ntp.ntp.org") && i.contains("*.intra2net.pool.ntp.org"),
         "{i}"
     );
+    // The source's warning that the addresses behind the names change without notice, and
+    // its fallback (wider than the table), are a caveat `check` prints, with the line.
+    assert!(
+        i.contains("change the IP addresses behind its DNS names")
+            && i.contains("never renders it")
+            && i.contains("000_00aad6625bd64fff.txt, line 6]"),
+        "{i}"
+    );
     let c = run("clearswift");
     assert!(
         c.contains("says direction `Out`") && c.contains("SNMP inbound"),
