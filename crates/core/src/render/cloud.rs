@@ -203,7 +203,7 @@ impl Target for AwsCloudformation {
         "json"
     }
     fn capabilities(&self) -> Capabilities {
-        caps(self.name().starts_with("aws"))
+        caps(true)
     }
     fn render(&self, plan: &Plan, lowered: &Lowered, _opts: &Options) -> Rendered {
         let Lowered::Objects(o) = lowered else {
@@ -275,7 +275,7 @@ impl Target for AwsTerraform {
         "tf.json"
     }
     fn capabilities(&self) -> Capabilities {
-        caps(self.name().starts_with("aws"))
+        caps(true)
     }
     fn render(&self, plan: &Plan, lowered: &Lowered, _opts: &Options) -> Rendered {
         let Lowered::Objects(o) = lowered else {
@@ -361,7 +361,7 @@ impl Target for AzureNsg {
         "json"
     }
     fn capabilities(&self) -> Capabilities {
-        caps(self.name().starts_with("aws"))
+        caps(false)
     }
     fn render(&self, plan: &Plan, lowered: &Lowered, _opts: &Options) -> Rendered {
         let Lowered::Objects(o) = lowered else {
@@ -510,7 +510,7 @@ impl Target for Gcp {
         "sh"
     }
     fn capabilities(&self) -> Capabilities {
-        caps(self.name().starts_with("aws"))
+        caps(false)
     }
     fn render(&self, plan: &Plan, lowered: &Lowered, _opts: &Options) -> Rendered {
         let Lowered::Objects(o) = lowered else {
@@ -568,7 +568,7 @@ impl Target for GcpTerraform {
         "tf.json"
     }
     fn capabilities(&self) -> Capabilities {
-        caps(self.name().starts_with("aws"))
+        caps(false)
     }
     fn render(&self, plan: &Plan, lowered: &Lowered, _opts: &Options) -> Rendered {
         let Lowered::Objects(o) = lowered else {

@@ -60,7 +60,6 @@ impl Target for Iptables {
         Capabilities {
             model: ChainModel::Hooks,
             dns: DnsModel::FilledSets,
-            dynamic_sets: true,
             interface_match: true,
             ipv6: true,
             icmp_types: true,

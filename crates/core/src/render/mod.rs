@@ -193,8 +193,6 @@ pub enum ChainModel {
 pub struct Capabilities {
     pub model: ChainModel,
     pub dns: DnsModel,
-    /// Sets that can be filled at run time (needed for DNS names and wildcards).
-    pub dynamic_sets: bool,
     /// Matching on input/output interface names (needed for gateway mode).
     pub interface_match: bool,
     /// IPv6 rules.
@@ -259,7 +257,6 @@ impl Capabilities {
     pub const GATEWAY_OBJECTS: Capabilities = Capabilities {
         model: ChainModel::Objects,
         dns: DnsModel::NativeFqdn { wildcard: false },
-        dynamic_sets: false,
         interface_match: true,
         ipv6: true,
         icmp_types: true,
@@ -664,7 +661,7 @@ pub fn check_capabilities(
             why.push("interface names".to_string());
         }
         for s in [&r.saddr, &r.daddr].into_iter().flatten() {
-            if !caps.dynamic_sets && set_of(plan, s).is_some_and(|s| s.dynamic) {
+            if caps.dns != DnsModel::FilledSets && set_of(plan, s).is_some_and(|s| s.dynamic) {
                 why.push(format!("DNS-filled set {}", s.set));
             }
         }

@@ -47,7 +47,6 @@ impl Target for Nftables {
         Capabilities {
             model: ChainModel::Hooks,
             dns: DnsModel::FilledSets,
-            dynamic_sets: true,
             interface_match: true,
             ipv6: true,
             icmp_types: true,

@@ -30,7 +30,6 @@ fn caps() -> Capabilities {
     Capabilities {
         model: ChainModel::Flows,
         dns: DnsModel::ResolvedAtLoad,
-        dynamic_sets: false,
         interface_match: true,
         ipv6: true,
         icmp_types: true,
