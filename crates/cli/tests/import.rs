@@ -349,3 +349,172 @@ fn a_line_of_200000_pipes_is_read_in_linear_time() {
         .expect("importing a line of 200,000 pipes must not take quadratic time");
     assert_eq!(flows, 0);
 }
+
+/// One stated flow of a corpus document: (direction or "?", protocol, port spec, hosts).
+type Expected = (String, String, String, Vec<String>);
+
+fn corpus_dir() -> PathBuf {
+    root().join("tests/import/corpus")
+}
+
+fn read_expect(path: &Path) -> (String, Vec<Expected>) {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let mut source = String::new();
+    let mut out = Vec::new();
+    for l in text.lines() {
+        if let Some(s) = l.strip_prefix("source: ") {
+            source = s.to_string();
+            continue;
+        }
+        if l.starts_with("layout:") || l.starts_with('#') || l.trim().is_empty() {
+            continue;
+        }
+        let f: Vec<&str> = l.split_whitespace().collect();
+        assert!(f.len() >= 3, "{}: bad line {l:?}", path.display());
+        out.push((
+            f[0].to_string(),
+            f[1].to_string(),
+            f[2].to_string(),
+            f[3..].iter().map(|s| s.to_string()).collect(),
+        ));
+    }
+    assert!(!source.is_empty(), "{}: no source line", path.display());
+    (source, out)
+}
+
+/// Per-document figures: (name, lines, recovered, direction stated, direction right, hosts,
+/// hosts found, produced (proto, port) pairs, pairs whose ports are not in the document).
+#[derive(Default, Debug)]
+struct Score {
+    lines: usize,
+    recovered: usize,
+    dir_stated: usize,
+    dir_right: usize,
+    hosts: usize,
+    hosts_found: usize,
+    produced: usize,
+    not_in_doc: usize,
+}
+
+fn score(doc: &str, draft_toml: &str, expected: &[Expected]) -> Score {
+    let (got, _) = tuples(draft_toml);
+    let numbers: BTreeSet<String> = doc
+        .split(|c: char| !c.is_ascii_digit())
+        .filter(|s| !s.is_empty())
+        .map(|s| s.trim_start_matches('0').to_string())
+        .collect();
+    let mut s = Score {
+        lines: expected.len(),
+        ..Score::default()
+    };
+    for (dir, proto, port, hosts) in expected {
+        let same: Vec<&Tuple> = got.iter().filter(|t| &t.1 == proto && &t.2 == port).collect();
+        if !same.is_empty() {
+            s.recovered += 1;
+            if dir != "?" {
+                s.dir_stated += 1;
+                if same.iter().any(|t| &t.0 == dir) {
+                    s.dir_right += 1;
+                }
+            }
+        }
+        for h in hosts {
+            s.hosts += 1;
+            if same.iter().any(|t| &t.3 == h) {
+                s.hosts_found += 1;
+            }
+        }
+    }
+    let pairs: BTreeSet<(String, String)> = got.iter().map(|t| (t.1.clone(), t.2.clone())).collect();
+    s.produced = pairs.len();
+    s.not_in_doc = pairs
+        .iter()
+        .filter(|(_, port)| {
+            port.split('-')
+                .any(|p| !p.is_empty() && !numbers.contains(p.trim_start_matches('0')))
+        })
+        .count();
+    s
+}
+
+/// The importer on the development corpus (documents of other vendors, see
+/// tests/import/corpus/README.md): per-document recall printed, the goals of the import
+/// issue held as floors.
+#[test]
+fn corpus_recall() {
+    let mut names: Vec<PathBuf> = std::fs::read_dir(corpus_dir())
+        .expect("corpus")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "expect"))
+        .collect();
+    names.sort();
+    assert!(names.len() >= 20, "the corpus has {} documents", names.len());
+    let mut total = Score::default();
+    let mut per_doc: Vec<f64> = Vec::new();
+    let mut table = String::from(
+        "| document | lines | (proto, port) recall | direction right | hosts found | ports not in the document |\n|---|---|---|---|---|---|\n",
+    );
+    let mut zero = Vec::new();
+    for p in &names {
+        let (_, expected) = read_expect(p);
+        let txt = p.with_extension("txt");
+        let name = txt.file_name().unwrap().to_string_lossy().to_string();
+        let text = std::fs::read_to_string(&txt).unwrap_or_else(|e| panic!("{}: {e}", txt.display()));
+        let src = Source::new(name.as_str(), text.clone());
+        let started = std::time::Instant::now();
+        let d = draft(&src);
+        let took = started.elapsed();
+        let s = score(&text, &d.toml, &expected);
+        let recall = s.recovered as f64 / s.lines.max(1) as f64;
+        if s.recovered == 0 {
+            zero.push(name.clone());
+        }
+        per_doc.push(recall);
+        let pct = |a: usize, b: usize| {
+            if b == 0 {
+                "-".to_string()
+            } else {
+                format!("{}/{} ({:.0}%)", a, b, 100.0 * a as f64 / b as f64)
+            }
+        };
+        table.push_str(&format!(
+            "| {name} | {} | {} | {} | {} | {} |\n",
+            s.lines,
+            pct(s.recovered, s.lines),
+            pct(s.dir_right, s.dir_stated),
+            pct(s.hosts_found, s.hosts),
+            pct(s.not_in_doc, s.produced),
+        ));
+        eprintln!("{name}: {took:?}");
+        total.lines += s.lines;
+        total.recovered += s.recovered;
+        total.dir_stated += s.dir_stated;
+        total.dir_right += s.dir_right;
+        total.hosts += s.hosts;
+        total.hosts_found += s.hosts_found;
+        total.produced += s.produced;
+        total.not_in_doc += s.not_in_doc;
+    }
+    let recall = total.recovered as f64 / total.lines as f64;
+    let mean = per_doc.iter().sum::<f64>() / per_doc.len() as f64;
+    let dir = total.dir_right as f64 / total.dir_stated.max(1) as f64;
+    let hosts = total.hosts_found as f64 / total.hosts.max(1) as f64;
+    let invented = total.not_in_doc as f64 / total.produced.max(1) as f64;
+    table.push_str(&format!(
+        "| **all {} documents** | {} | {:.1}% (mean per document {:.1}%) | {:.1}% | {:.1}% | {:.1}% |\n",
+        names.len(),
+        total.lines,
+        recall * 100.0,
+        mean * 100.0,
+        dir * 100.0,
+        hosts * 100.0,
+        invented * 100.0
+    ));
+    eprintln!("{table}");
+    assert!(zero.is_empty(), "documents that gave nothing: {zero:?}");
+    assert!(recall >= 0.85, "(proto, port) recall {recall:.3} < 0.85");
+    assert!(mean >= 0.80, "mean per-document recall {mean:.3} < 0.80");
+    assert!(dir >= 0.90, "direction right {dir:.3} < 0.90");
+    assert!(hosts >= 0.70, "hosts found {hosts:.3} < 0.70");
+    assert!(invented <= 0.03, "ports not in the document {invented:.3} > 0.03");
+}

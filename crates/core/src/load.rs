@@ -54,6 +54,21 @@ fn read_limited(path: &Path, max: u64, what: &str) -> Result<Source, Errors> {
             io_reason(&e)
         )))
     })?;
+    let help = if what == "a document to import" {
+        "give the table as text: copy it from the page, or for a PDF run `pdftotext -layout FILE.pdf`"
+    } else {
+        "profiles and site files are TOML text in UTF-8"
+    };
+    if let Some(off) = bytes.iter().position(|&b| b == 0) {
+        let text = String::from_utf8_lossy(&bytes[..off]).into_owned();
+        let src = Source::new(name.clone(), text);
+        return Err(Diagnostic::error(format!(
+            "the file is binary data, not text: a NUL byte at offset {off}"
+        ))
+        .at(&src, off..off)
+        .with_help(help)
+        .into());
+    }
     match String::from_utf8(bytes) {
         Ok(text) => Ok(Source::new(name, text)),
         Err(e) => {
@@ -65,7 +80,7 @@ fn read_limited(path: &Path, max: u64, what: &str) -> Result<Source, Errors> {
                 "the file is not UTF-8 text (binary data?): invalid byte at offset {off}"
             ))
             .at(&src, off..off)
-            .with_help("profiles and site files are TOML text in UTF-8")
+            .with_help(help)
             .into())
         }
     }

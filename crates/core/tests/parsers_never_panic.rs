@@ -65,7 +65,13 @@ fn exercise_site(text: &str) {
 }
 
 const SITE: &str = include_str!("../../../tests/golden/seppmail-gateway/site.toml");
-const DOCS: [&str; 5] = [
+const DOCS: [&str; 11] = [
+    include_str!("../../../tests/import/corpus/dell-dpm-en.txt"),
+    include_str!("../../../tests/import/corpus/vmware-esxi65-en.txt"),
+    include_str!("../../../tests/import/corpus/mailstore-server-wiki-en.txt"),
+    include_str!("../../../tests/import/corpus/securepoint-uma-de.txt"),
+    include_str!("../../../tests/import/corpus/mdaemon-securitygateway-en.txt"),
+    include_str!("../../../tests/import/corpus/timesensor-de.txt"),
     include_str!("../../../tests/import/quarzit-markdown-de.txt"),
     include_str!("../../../tests/import/nimbus-bullets-en.txt"),
     include_str!("../../../tests/import/orbit-prose-en.txt"),
@@ -178,8 +184,15 @@ proptest! {
     }
 
     #[test]
-    fn mutated_documents_import_to_valid_drafts(which in 0usize..5, ops in prop::collection::vec((any::<u8>(), any::<usize>(), any::<u8>()), 1..16)) {
+    fn mutated_documents_import_to_valid_drafts(which in 0usize..11, ops in prop::collection::vec((any::<u8>(), any::<usize>(), any::<u8>()), 1..16)) {
         exercise_import(&mutate(DOCS[which], &ops));
+    }
+
+    /// Text made of the pieces the layouts look for (ports, protocol and direction words,
+    /// pipes, tabs, wiki markup, bullets), in any order.
+    #[test]
+    fn table_shaped_text_imports_to_valid_drafts(text in "([0-9]{1,6}|TCP|UDP|In|Out|In/Out|Port|port|Protocol|\\||\\t|  |\\{\\||\\|-|\\|\\}|!!|, |-|/|\\* |\\n|\\n\\n| |x\\.example\\.com|`|:|\\(|\\)){0,120}") {
+        exercise_import(&text);
     }
 
     #[test]

@@ -15,6 +15,13 @@ pub fn run(args: &ImportArgs, rep: &mut Reporter) -> i32 {
             return EXIT_ERROR;
         }
     };
+    if src.text.trim().is_empty() {
+        rep.emit(
+            &Diagnostic::error(format!("{} is empty", args.file.display()))
+                .with_help("give the vendor's port table as text, copied from the manual"),
+        );
+        return EXIT_ERROR;
+    }
     if let Some(id) = &args.id {
         if let Err(e) = portolan_core::model::check_id(id, "profile") {
             rep.emit(&Diagnostic::error(e).with_help("for example --id acme-gateway"));
@@ -47,6 +54,31 @@ pub fn run(args: &ImportArgs, rep: &mut Reporter) -> i32 {
             rep.emit(&d);
             return EXIT_ERROR;
         }
+    }
+    if draft.flows.is_empty() {
+        let rejected: Vec<String> = draft
+            .report
+            .rejected_rows
+            .iter()
+            .map(|(l, w)| format!("line {l}: {w}"))
+            .collect();
+        let d = Diagnostic::error(format!(
+            "no port table found in {}: no line gives a port that can be read",
+            args.file.display()
+        ))
+        .with_help(
+            "portolan reads tables (pipes, tabs, one cell per line, glued PDF text, wiki markup), \
+             lists and sentences that give ports as `443/tcp`, `TCP 443`, `port 443` or in a port \
+             column; --report lists every line and why it was not read",
+        );
+        rep.emit(&d);
+        if !rejected.is_empty() {
+            rep.emit(&Diagnostic::note(format!(
+                "rows that gave no flow: {}",
+                rejected.join("; ")
+            )));
+        }
+        return EXIT_ERROR;
     }
     let text = match args.format {
         TextFormat::Text => draft.toml.clone(),

@@ -13,6 +13,7 @@
 
 pub mod emit;
 pub mod heuristics;
+pub mod layout;
 
 pub use emit::CHECK_CHUNK_FLOWS;
 
@@ -192,84 +193,29 @@ pub fn import(src: &Source, opts: &Options) -> Draft {
         ..Report::default()
     };
 
-    // Rows from every layout; a line belongs to at most one.
-    // Lines (1-based) some row used.
+    // Rows from every layout; a line belongs to at most one reading, the best by score.
+    let mut doc = layout::Doc::new(&text);
+    let found = layout::choose(&mut doc);
     let mut used = Used(vec![false; lines.len() + 1]);
     let mut rows: Vec<Row> = Vec::new();
-    for (table_rows, lines_used) in pipe_table(&lines) {
-        if let Some(first) = table_rows.first() {
-            report
-                .layouts
-                .push(("pipe_table".into(), table_rows.len(), first.line));
+    let mut per_layout: Vec<(String, usize, usize)> = Vec::new();
+    for f in found {
+        used.extend(f.lines.iter().copied());
+        let first = f.lines.first().copied().unwrap_or(0);
+        // One report line per table; list items and sentences (a reading each) per run.
+        let single = f.layout == "list" || f.layout.starts_with("prose");
+        match per_layout.last_mut() {
+            Some(l) if single && l.0 == f.layout => l.1 += f.rows.len(),
+            _ => per_layout.push((f.layout.to_string(), f.rows.len(), first)),
         }
-        used.extend(lines_used);
+        let mut table_rows = f.rows;
+        mark_appliance(&mut table_rows);
         rows.extend(table_rows);
     }
-    let mut i = 0;
-    while i < lines.len() {
-        if used.has(i + 1) {
-            i += 1;
-            continue;
-        }
-        if let Some(cols) = glued_header(lines[i]) {
-            let (r, u) = glued_table(&lines, i, &cols);
-            if !r.is_empty() {
-                report.layouts.push(("glued_table".into(), r.len(), i + 1));
-                let last = u.iter().copied().max().unwrap_or(i + 1);
-                used.extend(u);
-                rows.extend(r);
-                i = last;
-                continue;
-            }
-        }
-        i += 1;
-    }
-    let free: Vec<&str> = lines
-        .iter()
-        .enumerate()
-        .map(|(k, l)| if used.has(k + 1) { "" } else { *l })
-        .collect();
-    let bullets = bullet_list(&free);
-    if let Some(b) = bullets.first() {
-        report
-            .layouts
-            .push(("bullet_list".into(), bullets.len(), b.line));
-    }
-    for b in &bullets {
-        used.add(b.line);
-    }
-    rows.extend(bullets);
-    // Prose: sentences (and their clauses) with ports written `443/tcp`, or services named.
-    let mut prose_rows = 0;
-    let mut k = 0;
-    while k < lines.len() {
-        if used.has(k + 1) || lines[k].trim().is_empty() {
-            k += 1;
-            continue;
-        }
-        // A paragraph of free lines.
-        let mut para: Vec<(usize, &str)> = Vec::new();
-        while k < lines.len() && !used.has(k + 1) && !lines[k].trim().is_empty() {
-            para.push((k + 1, lines[k].trim()));
-            k += 1;
-        }
-        for (layout, clause, clause_lines) in prose_clauses(&para) {
-            rows.push(Row {
-                line: clause_lines[0],
-                lines: clause_lines.clone(),
-                layout,
-                ports: clause.clone(),
-                peer: clause.clone(),
-                function: clause,
-                ..Row::default()
-            });
-            prose_rows += 1;
-            if prose_rows == 1 {
-                report.layouts.push((layout.into(), 1, clause_lines[0]));
-            }
-            used.extend(clause_lines);
-        }
-    }
+    report.layouts = per_layout;
+    // Rows whose direction cell gives a direction per protocol become one row per clause.
+    let rows: Vec<Row> = rows.into_iter().flat_map(split_direction_clauses).collect();
+    let mut rows = rows;
     rows.sort_by_key(|r| r.line);
 
     // Sections: direction (and peer, and optional) from headings, by line.
@@ -310,6 +256,13 @@ pub fn import(src: &Source, opts: &Options) -> Draft {
         let mut part_report = Report::default();
         let mut flows: Vec<DraftFlow> = Vec::new();
         for (row, inherited) in part {
+            if row.direction.trim() == "deny" {
+                part_report.rejected_rows.push((
+                    row.line,
+                    "denied in every direction: an explicit non-flow, left out".into(),
+                ));
+                continue;
+            }
             let made = row_flows(row, section_at(row.line), &mut part_report, *inherited);
             if made.is_empty() {
                 part_report.rejected_rows.push((
@@ -376,67 +329,58 @@ pub fn import(src: &Source, opts: &Options) -> Draft {
     Draft::new(&doc, &name, lang, &id, flows, report)
 }
 
-/// Sentences of a paragraph, split into clauses at `, and` and `;`, that name ports
-/// ([`slash_ports`]) or services ([`prose_services`]): (layout, text, lines).
-fn prose_clauses(para: &[(usize, &str)]) -> Vec<(&'static str, String, Vec<usize>)> {
-    // Join, remembering where each line starts.
-    let mut text = String::new();
-    let mut starts: Vec<(usize, usize)> = Vec::new();
-    for (line, l) in para {
-        if !text.is_empty() {
-            text.push(' ');
-        }
-        starts.push((text.len(), *line));
-        text.push_str(l);
+/// The text a table uses for the appliance: the one endpoint that every row with a source
+/// and a target has on one side (`SERVER` in a table of `SERVER -> ANY` and `ANY -> SERVER`
+/// rows). Needs three such rows; a phrase naming the appliance is found by
+/// [`role_phrases`] anyway.
+fn mark_appliance(rows: &mut [Row]) {
+    let ends: Vec<(String, String)> = rows
+        .iter()
+        .filter(|r| !r.source.trim().is_empty() && !r.target.trim().is_empty())
+        .map(|r| (r.source.trim().to_lowercase(), r.target.trim().to_lowercase()))
+        .collect();
+    if ends.len() < 3 {
+        return;
     }
-    // The line a byte offset is on: the last line start at or before it (binary search, so
-    // a long paragraph with many sentences stays linear).
-    let line_at = |off: usize| {
-        let n = starts.partition_point(|(o, _)| *o <= off);
-        n.checked_sub(1).map_or(0, |i| starts[i].1)
-    };
-    // Sentence ends: ". " followed by an upper-case letter, or the end.
-    let mut pieces: Vec<(usize, usize)> = Vec::new();
-    let mut begin = 0;
-    let b = text.as_bytes();
-    for i in 0..b.len() {
-        let end_sentence = (b[i] == b'.' || b[i] == b';')
-            && (i + 1 == b.len()
-                || (b[i + 1] == b' '
-                    && text[i + 1..]
-                        .trim_start()
-                        .starts_with(|c: char| c.is_uppercase()))
-                || b[i] == b';');
-        let clause = b[i..].starts_with(b", and ");
-        if end_sentence || clause {
-            pieces.push((begin, i));
-            begin = i + 1;
+    let mut candidates: Vec<&String> = vec![&ends[0].0, &ends[0].1];
+    candidates.retain(|c| ends.iter().all(|(s, t)| s == *c || t == *c));
+    if let Some(c) = candidates.first() {
+        let c = (*c).clone();
+        for r in rows.iter_mut() {
+            r.appliance = c.clone();
         }
     }
-    if begin < text.len() {
-        pieces.push((begin, text.len()));
+}
+
+/// A row whose direction cell gives a direction per protocol (`Eingehendes TCP zum Host,
+/// ausgehendes UDP aus dem Host`) and whose table has no protocol column: one row per
+/// clause.
+fn split_direction_clauses(row: Row) -> Vec<Row> {
+    if !row.proto.trim().is_empty() {
+        return vec![row];
     }
-    let mut out = Vec::new();
-    for (a, z) in pieces {
-        let t = text[a..z]
-            .trim()
-            .trim_start_matches("and ")
-            .trim()
+    let clauses = direction_clauses(&row.direction);
+    if clauses.is_empty() {
+        return vec![row];
+    }
+    clauses
+        .into_iter()
+        .map(|(d, protos)| {
+            let mut r = row.clone();
+            r.direction = match d {
+                Dir::In => "in",
+                Dir::Out => "out",
+                Dir::Both => "in/out",
+            }
             .to_string();
-        if t.is_empty() {
-            continue;
-        }
-        let layout = if !slash_ports(&t).is_empty() {
-            "prose_ports"
-        } else if !prose_services(&t).is_empty() {
-            "prose_services"
-        } else {
-            continue;
-        };
-        let (first, last) = (line_at(a + 1), line_at(z.saturating_sub(1)));
-        out.push((layout, t, (first..=last).collect()));
-    }
-    out
+            r.proto = protos
+                .iter()
+                .map(|p| p.to_string())
+                .collect::<Vec<_>>()
+                .join("/");
+            r
+        })
+        .collect()
 }
 
 /// The function of a prose or bullet row: the words in parentheses, or the text without
@@ -493,11 +437,13 @@ fn prose_function(text: &str) -> String {
 /// is the appliance fetching); `to`/`towards`.
 fn prose_direction(text: &str) -> Option<Dir> {
     let l = format!(" {} ", text.to_lowercase());
-    if l.contains("incoming") || l.contains("inbound") || l.contains("eingehend") {
-        return Some(Dir::In);
-    }
-    if l.contains("outgoing") || l.contains("outbound") || l.contains("ausgehend") {
-        return Some(Dir::Out);
+    let inn = l.contains("incoming") || l.contains("inbound") || l.contains("eingehend");
+    let out = l.contains("outgoing") || l.contains("outbound") || l.contains("ausgehend");
+    match (inn, out) {
+        (true, true) => return Some(Dir::Both),
+        (true, false) => return Some(Dir::In),
+        (false, true) => return Some(Dir::Out),
+        _ => {}
     }
     if let Some(p) = l.find(" from ") {
         let before = &l[..p];
@@ -566,52 +512,20 @@ fn row_flows(
     }
 
     // Protocols and ports.
-    let slashed = match row.layout {
-        "prose_ports" | "bullet_list" => slash_ports(&row.ports),
-        _ => Vec::new(),
-    };
-    let mut groups: Groups = match row.layout {
-        "prose_ports" | "bullet_list" if !slashed.is_empty() => {
-            let mut g: Groups = Vec::new();
-            for (p, lo, hi) in slashed {
-                let mut p = p;
-                p.sort();
-                match g.iter_mut().find(|x| x.0 == p) {
-                    Some(x) => x.1.push((lo, hi)),
-                    None => g.push((p, vec![(lo, hi)])),
-                }
-            }
-            g
-        }
-        "prose_services" => {
-            let mut g: Groups = Vec::new();
-            for (_, p, port) in prose_services(&row.ports) {
-                // One flow per service: keep them apart.
-                g.push((p.to_vec(), vec![(port, port)]));
-            }
-            g
-        }
-        _ => proto_ports(&row.proto, &row.ports),
-    };
+    let (mut groups, caveats) = layout::row_groups(row);
     if groups.is_empty() && row.proto.to_lowercase().contains("icmp") {
         groups.push((vec![P::Icmp], Vec::new()));
     }
     if groups.iter().any(|g| g.0.is_empty()) {
         return Vec::new();
     }
-    if row.proto.is_empty()
-        && row.layout.starts_with("pipe")
-        && !{
-            let low = row.ports.to_lowercase();
-            low.contains("tcp") || low.contains("udp")
-        }
-    {
-        doubts.push("no protocol named; TCP assumed".into());
-        conf -= 0.3;
+    if !caveats.is_empty() {
+        conf -= 0.15;
+        doubts.extend(caveats);
     }
     let icmp = icmp_words(&row.ports).or_else(|| icmp_words(&row.function));
 
-    let function = if row.layout.starts_with("prose_ports") || row.layout == "bullet_list" {
+    let function = if row.layout.starts_with("prose_ports") || row.layout == "list" {
         clean_function(&prose_function(&row.function))
     } else {
         clean_function(if row.function.is_empty() {
@@ -650,7 +564,10 @@ fn row_flows(
     };
 
     // Direction and peer text.
-    let app = |t: &str| role_phrases(t, true) == Some("appliance");
+    let app = |t: &str| {
+        role_phrases(t, true) == Some("appliance")
+            || (!row.appliance.is_empty() && t.trim().to_lowercase() == row.appliance)
+    };
     // (outbound, peer text, is a peer cell)
     let mut ends: Vec<(bool, String, bool)> = Vec::new();
     if !row.source.is_empty() && !row.target.is_empty() {
@@ -688,7 +605,7 @@ fn row_flows(
                 dir = Some(o);
             }
         }
-        let free_text = row.layout.starts_with("prose") || row.layout == "bullet_list";
+        let free_text = row.layout.starts_with("prose") || row.layout == "list";
         let text_dir = free_text.then(|| prose_direction(&row.function)).flatten();
         // A table with only a source column lists who connects to the appliance.
         let only_source = (!row.source.is_empty()).then_some(Dir::In);
@@ -705,7 +622,7 @@ fn row_flows(
             (row.target.clone(), true)
         } else if !row.source.is_empty() {
             (row.source.clone(), true)
-        } else if !row.peer.is_empty() && row.layout.starts_with("pipe") {
+        } else if !row.peer.is_empty() && !free_text {
             (row.peer.clone(), true)
         } else if let Some(p) = section
             .and_then(|s| s.2)
@@ -1069,15 +986,4 @@ mod tests {
         );
     }
 
-    #[test]
-    fn clauses_split_at_sentences_and_and() {
-        let para = [
-            (3, "It sends to a.example using 8443/tcp, and it fetches"),
-            (4, "from b.example over 443/tcp. No ports here."),
-        ];
-        let c = prose_clauses(&para);
-        assert_eq!(c.len(), 2);
-        assert_eq!(c[0].2, vec![3]);
-        assert_eq!(c[1].2, vec![3, 4]);
-    }
 }
