@@ -175,18 +175,22 @@ Example:
   portolan load --site /etc/portolan/site.toml --target nftables";
 
 const IMPORT_HELP: &str = "\
-Reads plain text, Markdown tables or text with leftover HTML, in English or German: pipe
-tables (also with cells spread over lines), tables whose cell separators were lost
-(`update.example.comTCP443 (https)Updates`), bullet lists, ports in prose (`443/tcp`,
-`53/udp+tcp`) and services named in prose. Writes a draft in the catalog's format: one flow
-per row and protocol group, with direction, ports, peers (DNS names, wildcards, roles such
-as dns-server or internet), optional rows as features, and the source line of each flow.
+Reads text copied from a web page or PDF, in English or German, from any vendor: pipe and
+Markdown tables (also wrapped, without separator, or with cells spread over lines), MediaWiki
+tables, one cell per line, tab- or space-separated columns, PDF rows that start with their
+port, tables whose separators were lost (`update.example.comTCP443 (https)Updates`), lists
+and sentences (`443/tcp`, `TCP 25`, `port 443`, `25 (TCP)`, `1024-65535`). Columns are typed
+by their header words and by what the cells hold. A row without a protocol gets the
+service's or port's well-known one, marked as assumed. Writes a draft in the catalog's
+format: one flow per row and protocol group, with direction, ports, peers (DNS names,
+wildcards, roles such as dns-server or internet), optional rows as features, and the source
+line of each flow.
 
 Doubtful flows carry a `# REVIEW` comment with the reason; --report lists every flow with
 its confidence and the heuristics used, and every line that could not be placed. The draft
 passes `portolan check`; review it, then use it with `plan` and `render`.
 
-Exit codes: 0 draft written, 2 bad input.";
+Exit codes: 0 draft written, 2 bad input (binary, empty, or no port table found).";
 
 const AUDIT_HELP: &str = "\
 Get the ruleset from the firewall that will carry the appliance's traffic:

@@ -1,13 +1,13 @@
-//! Every heuristic of the importer, each small and named for the layout or phrase it
-//! handles, each with a test at the bottom of this file. A new layout or phrase is an
-//! addition here, not a rewrite of the pipeline in `mod.rs`.
+//! The cell-level heuristics of the importer, each small and named for the phrase it
+//! handles, each with a test at the bottom of this file. Layouts (how rows are found) are in
+//! [`super::layout`].
 //!
-//! Layouts (text -> rows): [`html_leftovers`], [`pipe_table`], [`glued_table`],
-//! [`bullet_list`], [`prose_ports`], [`prose_services`].
-//! Cells (row text -> flow parts): [`proto_ports`], [`direction_words`],
-//! [`direction_text_override`], [`dns_names`], [`repeated_label_typo`], [`role_phrases`],
-//! [`empty_server_list`], [`or_alternatives`], [`optional_words`], [`section_heading`],
-//! [`icmp_words`].
+//! Cells (row text -> flow parts): [`cell_groups`] (with [`well_known_protocols`] and
+//! [`service_protocols`] for rows without a protocol), [`proto_ports`], [`slash_ports`],
+//! [`inline_ports`], [`direction_words`], [`direction_clauses`],
+//! [`direction_text_override`], [`caption_protocols`], [`dns_names`],
+//! [`repeated_label_typo`], [`role_phrases`], [`empty_server_list`], [`or_alternatives`],
+//! [`optional_words`], [`section_heading`], [`icmp_words`], [`prose_services`].
 
 use crate::model::{check_dns_name, check_wildcard, IcmpType};
 
@@ -54,6 +54,9 @@ pub struct Row {
     /// The text a table uses for the appliance in its source/target cells, when the table's
     /// rows show it (the one endpoint every row has).
     pub appliance: String,
+    /// The line of a caption that gave the protocol (`all TCP ports ...`), when the row gives
+    /// none.
+    pub proto_from: Option<usize>,
 }
 
 // ------------------------------------------------------------------------------------------
@@ -214,8 +217,23 @@ pub fn prose_services(sentence: &str) -> Vec<(&'static str, &'static [P], u16)> 
     // Only a sentence that asks for them to be opened: a title or an aside naming services
     // gives no port (and a port that came from a name alone is a guess, always marked).
     let opening = [
-        "open", "allow", "permit", "possible", "need", "require", "must", "freigeb", "freischalt",
-        "öffne", "erlaub", "möglich", "benötig", "erforderlich", "schalt", "activat", "aktivier",
+        "open",
+        "allow",
+        "permit",
+        "possible",
+        "need",
+        "require",
+        "must",
+        "freigeb",
+        "freischalt",
+        "öffne",
+        "erlaub",
+        "möglich",
+        "benötig",
+        "erforderlich",
+        "schalt",
+        "activat",
+        "aktivier",
     ]
     .iter()
     .any(|c| low.contains(c));
@@ -410,8 +428,8 @@ pub fn proto_ports(proto_cell: &str, port_cell: &str) -> Groups {
 pub fn well_known_protocols(port: u16) -> &'static [P] {
     match port {
         53 | 88 | 464 => &[P::Tcp, P::Udp],
-        67 | 68 | 69 | 123 | 137 | 138 | 161 | 162 | 500 | 514 | 520 | 546 | 547 | 1812
-        | 1813 | 1900 | 4500 | 5353 => &[P::Udp],
+        67 | 68 | 69 | 123 | 137 | 138 | 161 | 162 | 500 | 514 | 520 | 546 | 547 | 1812 | 1813
+        | 1900 | 4500 | 5353 => &[P::Udp],
         _ => &[P::Tcp],
     }
 }
@@ -430,9 +448,9 @@ pub fn service_protocols(cell: &str) -> Option<Vec<P>> {
             "ntp" | "snmp" | "syslog" | "dhcp" | "dhcpv6" | "tftp" | "radius" | "ike" | "ipsec" => {
                 &[P::Udp]
             }
-            "smtp" | "smtps" | "submission" | "http" | "https" | "ftp" | "ftps" | "sftp" | "ssh"
-            | "imap" | "imaps" | "pop3" | "pop3s" | "ldap" | "ldaps" | "rdp" | "cifs" | "smb"
-            | "telnet" | "hkps" | "ews" => &[P::Tcp],
+            "smtp" | "smtps" | "submission" | "http" | "https" | "ftp" | "ftps" | "sftp"
+            | "ssh" | "imap" | "imaps" | "pop3" | "pop3s" | "ldap" | "ldaps" | "rdp" | "cifs"
+            | "smb" | "telnet" | "hkps" | "ews" => &[P::Tcp],
             _ => &[],
         };
         v.extend_from_slice(p);
@@ -481,7 +499,10 @@ pub fn cell_groups(proto_cell: &str, port_cell: &str, label: &str) -> (Groups, V
     for (lo, hi) in bare {
         let (protos, why) = match &by_name {
             Some(p) => (p.clone(), "the service named"),
-            None => (well_known_protocols(lo).to_vec(), "the port's well-known protocol"),
+            None => (
+                well_known_protocols(lo).to_vec(),
+                "the port's well-known protocol",
+            ),
         };
         let names: Vec<String> = protos.iter().map(|p| p.to_string()).collect();
         caveats.push(format!(
@@ -617,9 +638,24 @@ pub fn inline_ports(text: &str) -> Vec<(Option<Vec<P>>, u16, u16)> {
                 before.push(p);
             } else if !matches!(
                 pw,
-                "range" | "ranging" | "from" | "between" | "number" | "numbers" | "nummer"
-                    | "bereich" | "portbereich" | "von" | "zwischen" | "destination" | "ziel"
-                    | "source" | "local" | "remote" | "default" | "standard"
+                "range"
+                    | "ranging"
+                    | "from"
+                    | "between"
+                    | "number"
+                    | "numbers"
+                    | "nummer"
+                    | "bereich"
+                    | "portbereich"
+                    | "von"
+                    | "zwischen"
+                    | "destination"
+                    | "ziel"
+                    | "source"
+                    | "local"
+                    | "remote"
+                    | "default"
+                    | "standard"
             ) {
                 break;
             }
@@ -629,7 +665,9 @@ pub fn inline_ports(text: &str) -> Vec<(Option<Vec<P>>, u16, u16)> {
         if hi == lo
             && i > 0
             && matches!(toks[i - 1].1, "between" | "zwischen")
-            && toks.get(i + 1).is_some_and(|t| matches!(t.1, "and" | "und"))
+            && toks
+                .get(i + 1)
+                .is_some_and(|t| matches!(t.1, "and" | "und"))
             && toks.get(i + 2).is_some_and(|t| is_num(t.1))
         {
             hi = toks[i + 2].1.parse().unwrap_or(lo);
@@ -639,8 +677,10 @@ pub fn inline_ports(text: &str) -> Vec<(Option<Vec<P>>, u16, u16)> {
         let listed = last.as_ref().is_some_and(|(li, _)| {
             let gap = &low[toks[*li].0 + toks[*li].1.len()..toks[i].0];
             let g = gap.trim();
-            matches!(g, "," | "/" | "and" | "und" | "or" | "oder" | ", and" | "&" | ";")
-                || g.chars().all(|c| c == ',' || c == ' ' || c == '/')
+            matches!(
+                g,
+                "," | "/" | "and" | "und" | "or" | "oder" | ", and" | "&" | ";"
+            ) || g.chars().all(|c| c == ',' || c == ' ' || c == '/')
         });
         // The first thing of a list item: `` `143`: ``, `25 - `, `25 (`.
         let item_start = i == 0
@@ -652,7 +692,10 @@ pub fn inline_ports(text: &str) -> Vec<(Option<Vec<P>>, u16, u16)> {
                 .is_empty()
             && {
                 let r = rest.trim_start_matches('`').trim_start();
-                r.starts_with(':') || r.starts_with("- ") || r.starts_with("– ") || r.starts_with('(')
+                r.starts_with(':')
+                    || r.starts_with("- ")
+                    || r.starts_with("– ")
+                    || r.starts_with('(')
             };
         let protos: Option<Vec<P>> = if !after.is_empty() {
             Some(after)
@@ -669,7 +712,10 @@ pub fn inline_ports(text: &str) -> Vec<(Option<Vec<P>>, u16, u16)> {
                 v.sort();
                 v.dedup();
             }
-            if !out.iter().any(|o| o.0 == p && o.1 == lo as u16 && o.2 == hi as u16) {
+            if !out
+                .iter()
+                .any(|o| o.0 == p && o.1 == lo as u16 && o.2 == hi as u16)
+            {
                 out.push((p.clone(), lo as u16, hi as u16));
             }
             last = Some((j.max(i + 1) - 1, p));
@@ -795,12 +841,16 @@ pub fn direction_words(cell: &str) -> Option<Dir> {
             .any(|s| x.starts_with(s) || (s.len() >= 8 && x.ends_with(s)))
     };
     let inn = w.iter().any(|x| {
-        matches!(*x, "in" | "ein" | "inbound" | "incoming" | "ingress" | "eingang")
-            || stem(x, &["eingehend"])
+        matches!(
+            *x,
+            "in" | "ein" | "inbound" | "incoming" | "ingress" | "eingang"
+        ) || stem(x, &["eingehend"])
     });
     let out = w.iter().any(|x| {
-        matches!(*x, "out" | "aus" | "outbound" | "outgoing" | "egress" | "ausgang")
-            || stem(x, &["ausgehend"])
+        matches!(
+            *x,
+            "out" | "aus" | "outbound" | "outgoing" | "egress" | "ausgang"
+        ) || stem(x, &["ausgehend"])
     });
     let both = w
         .iter()
@@ -853,6 +903,31 @@ pub fn section_heading(line: &str) -> Option<(Dir, Option<&'static str>)> {
         (false, true) => Some((Dir::In, internet.then_some("internet"))),
         _ => None,
     }
+}
+
+/// `caption_protocols`: a line above a table that gives the protocol of its ports ("The
+/// table below lists all TCP ports", "UDP-Ports:"): the protocols, when the line names ports
+/// and exactly one kind of transport protocol, and is not itself a row.
+pub fn caption_protocols(line: &str) -> Option<Vec<P>> {
+    let low = line.to_lowercase();
+    let ws = words(&low);
+    if ws.len() > 30 || !inline_ports(line).is_empty() {
+        return None;
+    }
+    let ports_word = ws
+        .iter()
+        .any(|w| w.1.starts_with("port") || w.1.starts_with("anschl"));
+    let mut p: Vec<P> = ws
+        .iter()
+        .filter_map(|w| match w.1 {
+            "tcp" => Some(P::Tcp),
+            "udp" => Some(P::Udp),
+            _ => None,
+        })
+        .collect();
+    p.sort();
+    p.dedup();
+    (ports_word && !p.is_empty()).then_some(p)
 }
 
 /// `dns_names`: DNS names and `*.wildcards` in a text, lowercased, in order, each checked
@@ -1220,6 +1295,117 @@ mod tests {
             Some(Dir::In)
         );
         assert_eq!(direction_text_override(Dir::In, "Inbound SMTP"), None);
+    }
+
+    /// The general rules behind phrases first met in the seeds, on other vendors' wording.
+    #[test]
+    fn seed_born_rules_hold_on_other_documents() {
+        // A direction column contradicted by the row's own words.
+        assert_eq!(
+            direction_text_override(Dir::In, "Outbound syslog to the collector"),
+            Some(Dir::Out)
+        );
+        assert_eq!(
+            direction_text_override(Dir::Out, "Eingehende Verbindungen der Konsole"),
+            Some(Dir::In)
+        );
+        // A label doubled by a copy error, anywhere in a name.
+        assert_eq!(
+            repeated_label_typo("update.update.vendor.example").as_deref(),
+            Some("update.vendor.example")
+        );
+        // A list whose members were lost in the copy.
+        let r = empty_server_list("Licence servers: Mirror servers: m1.example.org");
+        assert_eq!(r, ["licence-servers"]);
+        // Services named in a sentence that asks for them to be opened, and only then.
+        let s = prose_services("The following services must be allowed: SSH, HTTPS and SMTP.");
+        let names: Vec<&str> = s.iter().map(|x| x.0).collect();
+        assert_eq!(names, ["ssh", "https", "smtp"]);
+        assert!(prose_services("SMTP and IMAP servers and ports of email services").is_empty());
+        assert!(
+            prose_services("Allow the services HTTP and FTP (port 21 and port 32119).").is_empty()
+        );
+    }
+
+    #[test]
+    fn inline_port_forms() {
+        let p = |t: &str| -> Vec<(Option<Vec<P>>, u16, u16)> { inline_ports(t) };
+        let tcp = Some(vec![P::Tcp]);
+        let udp = Some(vec![P::Udp]);
+        assert_eq!(p("UDP/2409 to a.example"), vec![(udp.clone(), 2409, 2409)]);
+        assert_eq!(p("Server UDP-Port: 9876"), vec![(udp.clone(), 9876, 9876)]);
+        assert_eq!(
+            p("TCP ports 80, 443"),
+            vec![(tcp.clone(), 80, 80), (tcp.clone(), 443, 443)]
+        );
+        assert_eq!(p("25 (TCP)"), vec![(tcp.clone(), 25, 25)]);
+        assert_eq!(
+            p("corosync: 5405-5412 UDP"),
+            vec![(udp.clone(), 5405, 5412)]
+        );
+        assert_eq!(p("over HTTPS (port 443)"), vec![(None, 443, 443)]);
+        assert_eq!(p("ports 1024 through 65535"), vec![(None, 1024, 65535)]);
+        assert_eq!(p("port 49152 and higher"), vec![(None, 49152, 65535)]);
+        assert_eq!(p("ports between 5000 and 5100"), vec![(None, 5000, 5100)]);
+        assert_eq!(
+            p("destination port ranging from 10001 to 15000"),
+            vec![(None, 10001, 15000)]
+        );
+        assert_eq!(
+            p("ports=25,80,7071/tcp"),
+            vec![
+                (tcp.clone(), 25, 25),
+                (tcp.clone(), 80, 80),
+                (tcp.clone(), 7071, 7071)
+            ]
+        );
+        assert_eq!(p("* `143`: IMAP"), vec![(None, 143, 143)]);
+        // Numbers that are not ports.
+        for t in [
+            "up to 1 GB",
+            "version 3.3.5",
+            "Table 34",
+            "Page 68",
+            "10.0.0.1",
+            "in 2024",
+            "x64",
+        ] {
+            assert!(p(t).is_empty(), "{t}: {:?}", p(t));
+        }
+    }
+
+    #[test]
+    fn assumed_protocols_carry_a_caveat() {
+        let (g, c) = cell_groups("", "123", "");
+        assert_eq!(g, vec![(vec![P::Udp], vec![(123, 123)])]);
+        assert!(c[0].contains("UDP assumed"), "{c:?}");
+        let (g, c) = cell_groups("", "53", "");
+        assert_eq!(g, vec![(vec![P::Tcp, P::Udp], vec![(53, 53)])]);
+        assert_eq!(c.len(), 1);
+        let (g, _) = cell_groups("", "5480", "NTP");
+        assert_eq!(g[0].0, vec![P::Udp], "the service named decides");
+        let (g, c) = cell_groups("TCP", "5480", "");
+        assert_eq!(g[0].0, vec![P::Tcp]);
+        assert!(c.is_empty());
+        let (g, c) = cell_groups("", "80/TCP, 443/TCP", "");
+        assert_eq!(g, vec![(vec![P::Tcp], vec![(80, 80), (443, 443)])]);
+        assert!(c.is_empty());
+    }
+
+    #[test]
+    fn directions_per_protocol_and_captions() {
+        assert_eq!(
+            direction_clauses("Eingehendes TCP zum Host, ausgehendes UDP aus dem Host"),
+            vec![(Dir::In, vec![P::Tcp]), (Dir::Out, vec![P::Udp])]
+        );
+        assert_eq!(direction_words("HTTPSausgehend"), Some(Dir::Out));
+        assert_eq!(
+            caption_protocols("The table below lists all TCP ports that must be opened."),
+            Some(vec![P::Tcp])
+        );
+        assert_eq!(caption_protocols("UDP-Ports:"), Some(vec![P::Udp]));
+        assert_eq!(caption_protocols("Open 443/tcp for updates."), None);
+        assert_eq!(caption_protocols("TCP is reliable."), None);
     }
 
     #[test]

@@ -1,12 +1,14 @@
 //! Import: a vendor's port table, as copied from a web page or PDF, to a draft profile.
 //!
-//! The pipeline is fixed; every judgement call is a named heuristic in [`heuristics`]:
+//! The pipeline is fixed; the judgement calls are in [`layout`] (how a document holds its
+//! table) and [`heuristics`] (what a cell says):
 //! 1. clean the text ([`heuristics::html_leftovers`]) and tell the language;
-//! 2. find rows: pipe tables, glued tables, bullet lists, ports in prose, services in prose;
-//!    each line is used by at most one layout, and every non-empty line no layout used is
-//!    listed in the report;
-//! 3. read each row's cells: protocols and ports, direction, peers (DNS names, roles by
-//!    phrase, alternatives), optional or required;
+//! 2. let every layout propose its readings and keep the best, line by line
+//!    ([`layout::choose`]); every non-empty line no reading used is listed in the report;
+//! 3. per table, find the appliance's name in Source/Target cells; split rows that give a
+//!    direction per protocol; take a caption's protocol for rows without one; read each
+//!    row's cells: protocols and ports (assumed ones with a caveat), direction, peers (DNS
+//!    names, roles by phrase, alternatives), optional or required;
 //! 4. write the draft in the catalog's format, with a confidence per flow and `# REVIEW`
 //!    comments for the doubtful ones ([`emit`]). The draft passes `portolan check`
 //!    ([`Draft::check`] runs the same checks without parsing the text again).
@@ -228,6 +230,34 @@ pub fn import(src: &Source, opts: &Options) -> Draft {
             sections.push((k + 1, d, peer, optional_words(l)));
         }
     }
+    // Captions that give the protocol, for rows that give none.
+    let mut captions: Vec<(usize, Vec<P>)> = Vec::new();
+    for (k, l) in lines.iter().enumerate() {
+        if !used.has(k + 1) {
+            if let Some(p) = caption_protocols(l) {
+                captions.push((k + 1, p));
+            }
+        }
+    }
+    for row in &mut rows {
+        let n = captions.partition_point(|c| c.0 < row.line);
+        let Some((at, protos)) = n.checked_sub(1).map(|i| &captions[i]) else {
+            continue;
+        };
+        let table = !(row.layout == "list" || row.layout.starts_with("prose"));
+        if table
+            && row.line - at <= 60
+            && row.proto.trim().is_empty()
+            && protocols_in(&row.ports).is_none()
+        {
+            row.proto = protos
+                .iter()
+                .map(|p| p.to_string())
+                .collect::<Vec<_>>()
+                .join("/");
+            row.proto_from = Some(*at);
+        }
+    }
     // Sections are in line order: the last one before a line, by binary search.
     let section_at = |line: usize| {
         let n = sections.partition_point(|s| s.0 < line);
@@ -337,7 +367,12 @@ fn mark_appliance(rows: &mut [Row]) {
     let ends: Vec<(String, String)> = rows
         .iter()
         .filter(|r| !r.source.trim().is_empty() && !r.target.trim().is_empty())
-        .map(|r| (r.source.trim().to_lowercase(), r.target.trim().to_lowercase()))
+        .map(|r| {
+            (
+                r.source.trim().to_lowercase(),
+                r.target.trim().to_lowercase(),
+            )
+        })
         .collect();
     if ends.len() < 3 {
         return;
@@ -513,6 +548,9 @@ fn row_flows(
 
     // Protocols and ports.
     let (mut groups, caveats) = layout::row_groups(row);
+    if let Some(at) = row.proto_from {
+        why.push(format!("protocol from the caption at line {at}"));
+    }
     if groups.is_empty() && row.proto.to_lowercase().contains("icmp") {
         groups.push((vec![P::Icmp], Vec::new()));
     }
@@ -606,7 +644,13 @@ fn row_flows(
             }
         }
         let free_text = row.layout.starts_with("prose") || row.layout == "list";
-        let text_dir = free_text.then(|| prose_direction(&row.function)).flatten();
+        // The text's own words (`SMTP from the internet`); in a table only when no column
+        // and no heading gives the direction.
+        let text_dir = if free_text || (section.is_none() && row.source.is_empty()) {
+            prose_direction(&row.function)
+        } else {
+            None
+        };
         // A table with only a source column lists who connects to the appliance.
         let only_source = (!row.source.is_empty()).then_some(Dir::In);
         let dir = dir
@@ -985,5 +1029,4 @@ mod tests {
             Some(Dir::Out)
         );
     }
-
 }

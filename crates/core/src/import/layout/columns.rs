@@ -8,7 +8,8 @@ use crate::import::heuristics::*;
 
 /// Column words: (word, meaning). Meanings: `ports`, `proto`, `direction`, `source`,
 /// `target`, `peer` (either end), `label` (the service's name), `function` (the text),
-/// `dir:in` / `dir:out` (a matrix column: allowed in that direction?), `ignore`.
+/// `dir:in` / `dir:out` (a matrix column: allowed in that direction?), `proto:tcp` /
+/// `proto:udp` (a matrix column: this protocol?), `ignore`.
 pub const COLUMN_WORDS: &[(&str, &str)] = &[
     ("port", "ports"),
     ("ports", "ports"),
@@ -144,6 +145,8 @@ pub const COLUMN_WORDS: &[(&str, &str)] = &[
     ("outbound", "dir:out"),
     ("outgoing", "dir:out"),
     ("ausgehend", "dir:out"),
+    ("tcp", "proto:tcp"),
+    ("udp", "proto:udp"),
     ("maximum encryption level", "ignore"),
     ("encryption", "ignore"),
     ("verschlüsselung", "ignore"),
@@ -175,8 +178,7 @@ pub fn normalise_header(cell: &str) -> String {
 /// word in it at word boundaries. Long cells are text, not headers.
 pub fn column_of(header: &str) -> Option<&'static str> {
     let h = normalise_header(header);
-    if h.is_empty() || h.split_whitespace().count() > 5 || h.chars().any(|c| c.is_ascii_digit())
-    {
+    if h.is_empty() || h.split_whitespace().count() > 5 || h.chars().any(|c| c.is_ascii_digit()) {
         return None;
     }
     if let Some((_, m)) = COLUMN_WORDS.iter().find(|(w, _)| *w == h) {
@@ -217,8 +219,7 @@ pub fn set_field(row: &mut Row, col: &str, text: &str) {
 /// count, and at least two columns, one of them the ports.
 pub fn glued_columns(line: &str) -> Option<Vec<&'static str>> {
     let t = line.trim();
-    if t.is_empty() || t.split_whitespace().count() >= 12 || t.chars().any(|c| c.is_ascii_digit())
-    {
+    if t.is_empty() || t.split_whitespace().count() >= 12 || t.chars().any(|c| c.is_ascii_digit()) {
         return None;
     }
     let mut rest = t.to_lowercase();
@@ -254,8 +255,22 @@ pub fn is_port_cell(cell: &str) -> bool {
     }
     let low = clean.to_lowercase();
     let ok_words = [
-        "tcp", "udp", "and", "or", "to", "und", "oder", "bis", "through", "dynamic", "dynamisch",
-        "default", "standard", "usually", "higher", "höher",
+        "tcp",
+        "udp",
+        "and",
+        "or",
+        "to",
+        "und",
+        "oder",
+        "bis",
+        "through",
+        "dynamic",
+        "dynamisch",
+        "default",
+        "standard",
+        "usually",
+        "higher",
+        "höher",
     ];
     let mut numbers = 0;
     for w in words(&low) {
@@ -293,7 +308,9 @@ fn proto_cell(c: &str) -> bool {
 /// whose "Protocol" column names applications and whose "Port Type" column says TCP has
 /// them the other way round; a column of port numbers is the ports even unnamed.
 pub fn type_columns(header: &[Option<&'static str>], rows: &[Vec<String>]) -> Vec<&'static str> {
-    let n = header.len().max(rows.iter().map(Vec::len).max().unwrap_or(0));
+    let n = header
+        .len()
+        .max(rows.iter().map(Vec::len).max().unwrap_or(0));
     let col = |i: usize| -> Vec<&str> {
         rows.iter()
             .map(|r| r.get(i).map_or("", String::as_str))
@@ -324,14 +341,19 @@ pub fn type_columns(header: &[Option<&'static str>], rows: &[Vec<String>]) -> Ve
             kinds[p] = Some("label");
             kinds[c] = Some("proto");
         }
-        (None, Some(c)) if kinds[c].is_none_or(|k| k == "function" || k == "label") => {
-            if proto_share[c] >= 0.8 {
-                kinds[c] = Some("proto");
-            }
+        (None, Some(c))
+            if kinds[c].is_none_or(|k| k == "function" || k == "label")
+                && proto_share[c] >= 0.8 =>
+        {
+            kinds[c] = Some("proto");
         }
         _ => {}
     }
-    if !kinds.contains(&Some("direction")) && !kinds.iter().any(|k| k.is_some_and(|k| k.starts_with("dir:"))) {
+    if !kinds.contains(&Some("direction"))
+        && !kinds
+            .iter()
+            .any(|k| k.is_some_and(|k| k.starts_with("dir:")))
+    {
         if let Some(i) = (0..n).find(|&i| kinds[i].is_none() && dir_share[i] >= 0.6) {
             kinds[i] = Some("direction");
         }
@@ -343,7 +365,9 @@ pub fn type_columns(header: &[Option<&'static str>], rows: &[Vec<String>]) -> Ve
         out.push(match k {
             Some(k) => *k,
             None => {
-                let short = col(i).iter().all(|c| c.split_whitespace().count() <= 4);
+                let short = col(i)
+                    .iter()
+                    .all(|c| c.split_whitespace().count() <= 3 && dns_names(c).is_empty());
                 if short && !label_given && header.get(i).is_none() {
                     label_given = true;
                     "label"
@@ -397,6 +421,12 @@ pub fn grid_rows(
         let (mut inn, mut out, mut matrix) = (false, false, false);
         for (k, (text, _)) in kinds.iter().zip(cells) {
             match *k {
+                "proto:tcp" | "proto:udp" => {
+                    let t = text.trim();
+                    if !t.is_empty() && allow_cell(t) != Some(false) {
+                        set_field(&mut row, "proto", &k[6..]);
+                    }
+                }
                 "dir:in" | "dir:out" => {
                     matrix = true;
                     if allow_cell(text) == Some(true) {
@@ -417,6 +447,30 @@ pub fn grid_rows(
                 (false, true) => "out".into(),
                 (false, false) => "deny".into(),
             };
+        }
+        // A row of text only continues the row above (a cell wrapped onto the next line).
+        let text_only = row.ports.trim().is_empty()
+            && row.proto.is_empty()
+            && row.direction.is_empty()
+            && row.source.is_empty()
+            && row.target.is_empty()
+            && row.peer.is_empty();
+        if text_only {
+            if let Some(prev) = rows.last_mut() {
+                for (field, add) in [
+                    (&mut prev.function, &row.function),
+                    (&mut prev.label, &row.label),
+                ] {
+                    if !add.is_empty() {
+                        if !field.is_empty() {
+                            field.push(' ');
+                        }
+                        field.push_str(add);
+                    }
+                }
+                prev.lines.extend(row.lines.iter().copied());
+                continue;
+            }
         }
         if row.ports.trim().is_empty() {
             if let Some(prev) = rows.last() {
@@ -451,7 +505,10 @@ mod tests {
         assert_eq!(column_of("Standardanschluss- nummer"), Some("ports"));
         assert_eq!(column_of("Anschluss- typ"), Some("proto"));
         assert_eq!(column_of("Reporting"), None, "no word boundary");
-        assert_eq!(column_of("Used between DPM and the domain controller"), None);
+        assert_eq!(
+            column_of("Used between DPM and the domain controller"),
+            None
+        );
         assert_eq!(column_of("443"), None);
     }
 
@@ -470,17 +527,35 @@ mod tests {
 
     #[test]
     fn port_cells() {
-        for c in ["443", "443 (Standard)", "5900 -5964", "135/TCP", "88/UDP 88/TCP", "`143`"] {
+        for c in [
+            "443",
+            "443 (Standard)",
+            "5900 -5964",
+            "135/TCP",
+            "88/UDP 88/TCP",
+            "`143`",
+        ] {
             assert!(is_port_cell(c), "{c}");
         }
-        for c in ["Page 68", "Version 3.3.5", "100000", "Traffic", "25 servers are used"] {
+        for c in [
+            "Page 68",
+            "Version 3.3.5",
+            "100000",
+            "Traffic",
+            "25 servers are used",
+        ] {
             assert!(!is_port_cell(c), "{c}");
         }
     }
 
     #[test]
     fn columns_corrected_by_content() {
-        let header = [Some("ports"), Some("proto"), Some("proto"), Some("function")];
+        let header = [
+            Some("ports"),
+            Some("proto"),
+            Some("proto"),
+            Some("function"),
+        ];
         let rows: Vec<Vec<String>> = [
             ["22", "SSH", "TCP", "Console"],
             ["53", "DNS", "UDP/TCP", "Names"],
@@ -494,6 +569,24 @@ mod tests {
         // No header at all: typed by content.
         let kinds = type_columns(&[], &rows);
         assert_eq!(kinds, ["ports", "label", "proto", "function"]);
+    }
+
+    #[test]
+    fn wrapped_cells_join_the_row_above_and_protocol_matrices() {
+        let kinds = ["ports", "proto:tcp", "proto:udp", "function"];
+        let cell = |s: &str, l: usize| (s.to_string(), l);
+        let grid = vec![
+            vec![cell("53", 2), cell("x", 2), cell("x", 2), cell("Name", 2)],
+            vec![cell("", 3), cell("", 3), cell("", 3), cell("resolution", 3)],
+            vec![cell("123", 4), cell("", 4), cell("x", 4), cell("Time", 4)],
+        ];
+        let rows = grid_rows(&kinds, &grid, "test");
+        assert_eq!(rows.len(), 2);
+        assert_eq!(rows[0].function, "Name resolution");
+        assert_eq!(rows[0].lines, [2, 3]);
+        assert_eq!(rows[0].proto, "tcp udp");
+        assert_eq!(rows[1].proto, "udp");
+        assert_eq!(column_of("TCP"), Some("proto:tcp"));
     }
 
     #[test]

@@ -48,16 +48,15 @@ const CELL_PROTOCOLS: &[&str] = &[
 fn take_protocols(s: &str) -> (&str, &str) {
     let mut end = 0;
     let mut rest = s;
-    loop {
-        let Some(w) = CELL_PROTOCOLS.iter().find(|w| rest.starts_with(*w)) else {
-            break;
-        };
+    while let Some(w) = CELL_PROTOCOLS.iter().find(|w| rest.starts_with(*w)) {
         end = s.len() - rest.len() + w.len();
         rest = &s[end..];
-        match [", ", "/", " / ", " und ", " and ", ","]
-            .iter()
-            .find(|j| rest.starts_with(*j) && CELL_PROTOCOLS.iter().any(|w| rest[j.len()..].starts_with(w)))
-        {
+        match [", ", "/", " / ", " und ", " and ", ","].iter().find(|j| {
+            rest.starts_with(*j)
+                && CELL_PROTOCOLS
+                    .iter()
+                    .any(|w| rest[j.len()..].starts_with(w))
+        }) {
             Some(j) => rest = &rest[j.len()..],
             None => break,
         }
@@ -69,8 +68,20 @@ fn take_protocols(s: &str) -> (&str, &str) {
 fn take_direction(s: &str) -> (&str, &str) {
     let low = s.to_lowercase();
     for w in [
-        "in/out", "in / out", "eingehend", "ausgehend", "inbound", "outbound", "incoming",
-        "outgoing", "both", "beide", "in", "out", "ein", "aus",
+        "in/out",
+        "in / out",
+        "eingehend",
+        "ausgehend",
+        "inbound",
+        "outbound",
+        "incoming",
+        "outgoing",
+        "both",
+        "beide",
+        "in",
+        "out",
+        "ein",
+        "aus",
     ] {
         if low.starts_with(w) && s.is_char_boundary(w.len()) {
             return (&s[..w.len()], &s[w.len()..]);
@@ -265,7 +276,6 @@ fn split_port_text(rest: &str) -> (&str, &str) {
     (&rest[..end], &rest[end..])
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -289,7 +299,6 @@ mod tests {
         assert_eq!(rows[1].proto, "TCP and UDP");
         assert_eq!(rows[2].ports, "Echo-Request (Ping)");
     }
-
 
     #[test]
     fn glued_rows_that_start_with_the_port() {

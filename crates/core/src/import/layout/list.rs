@@ -30,10 +30,11 @@ fn standalone(doc: &Doc, k: usize, rows: &[Row]) -> bool {
         || rows.last().is_some_and(|r| r.lines.contains(&(k - 1)));
     let here = doc.lines[k - 1].trim();
     let next = doc.lines.get(k).map_or("", |l| l.trim());
-    let last_is_port = here
-        .split_whitespace()
-        .last()
-        .is_some_and(|w| w.trim_end_matches(['.', ',']).chars().all(|c| c.is_ascii_digit()));
+    let last_is_port = here.split_whitespace().last().is_some_and(|w| {
+        w.trim_end_matches(['.', ','])
+            .chars()
+            .all(|c| c.is_ascii_digit())
+    });
     let ends = here.ends_with(['.', ':', ')', ';'])
         || last_is_port
         || next.is_empty()
@@ -107,7 +108,10 @@ mod tests {
     use super::*;
 
     fn rows(t: &str) -> Vec<Row> {
-        List.find(&Doc::new(t)).into_iter().flat_map(|f| f.rows).collect()
+        List.find(&Doc::new(t))
+            .into_iter()
+            .flat_map(|f| f.rows)
+            .collect()
     }
 
     #[test]
@@ -121,7 +125,10 @@ mod tests {
     fn a_heading_item_takes_its_description() {
         let r = rows("- Port 902\nThe server sends data on this port.\n- Port 903\nConsoles.\n");
         assert_eq!(r.len(), 2);
-        assert_eq!(r[0].function, "Port 902 The server sends data on this port.");
+        assert_eq!(
+            r[0].function,
+            "Port 902 The server sends data on this port."
+        );
         assert_eq!(r[1].lines, [3, 4]);
     }
 }

@@ -29,18 +29,14 @@ impl Layout for Pipe {
 /// hold empty cells (what is left of merged cells). Returns rows and the lines it used.
 pub fn pipe_table(lines: &[&str]) -> Vec<(Vec<Row>, Vec<usize>)> {
     let mut out = separated_pipe_table(lines);
-    let taken: BTreeSet<usize> =
-        out.iter().flat_map(|t| t.1.iter().copied()).collect();
+    let taken: BTreeSet<usize> = out.iter().flat_map(|t| t.1.iter().copied()).collect();
     out.extend(unseparated_pipe_table(lines, &taken));
     out
 }
 
 /// A header line of known column names and rows below it, one per line, with no `---`
 /// separator (what HTML tables become after [`html_leftovers`]).
-fn unseparated_pipe_table(
-    lines: &[&str],
-    taken: &BTreeSet<usize>,
-) -> Vec<(Vec<Row>, Vec<usize>)> {
+fn unseparated_pipe_table(lines: &[&str], taken: &BTreeSet<usize>) -> Vec<(Vec<Row>, Vec<usize>)> {
     let mut out = Vec::new();
     let mut i = 0;
     while i < lines.len() {
@@ -48,7 +44,26 @@ fn unseparated_pipe_table(
             i += 1;
             continue;
         }
-        let header = split_cells(lines[i], lines[i].trim_start().starts_with('|'));
+        let lead = lines[i].trim_start().starts_with('|');
+        let mut header = split_cells(lines[i], lead);
+        // A header split over two lines: the second line's words join the first's.
+        let second = lines.get(i + 1).map(|l| split_cells(l, lead));
+        let two_lines = second.as_ref().is_some_and(|s| {
+            s.len() == header.len()
+                && s.iter().any(|c| !c.is_empty())
+                && s.iter().all(|c| {
+                    c.split_whitespace().count() <= 3 && !c.chars().any(|ch| ch.is_ascii_digit())
+                })
+                && lines[i + 1].matches('|').count() >= 2
+        });
+        if two_lines {
+            for (h, s) in header.iter_mut().zip(second.unwrap_or_default()) {
+                if !s.is_empty() {
+                    h.push(' ');
+                    h.push_str(&s);
+                }
+            }
+        }
         let cols: Vec<Option<&'static str>> = header.iter().map(|c| column_of(c)).collect();
         if cols.iter().filter(|c| c.is_some()).count() < 2
             || header
@@ -60,13 +75,21 @@ fn unseparated_pipe_table(
         }
         let mut used = vec![i + 1];
         let mut k = i + 1;
-        let mut body: Vec<(usize, &str)> = Vec::new();
-        while k < lines.len() && lines[k].matches('|').count() >= 2 && !taken.contains(&(k + 1)) {
-            body.push((k + 1, lines[k]));
+        if two_lines {
             used.push(k + 1);
             k += 1;
         }
-        let rows = line_rows(&cols, &body, None);
+        let mut body: Vec<(Vec<usize>, String)> = Vec::new();
+        while k < lines.len() && !taken.contains(&(k + 1)) {
+            if lines[k].matches('|').count() >= 2 {
+                body.push((vec![k + 1], lines[k].to_string()));
+            } else if !continue_row(&mut body, lines[k], k + 1) {
+                break;
+            }
+            used.push(k + 1);
+            k += 1;
+        }
+        let rows = line_rows(&cols, &body, Some(lead));
         if !rows.is_empty() {
             out.push((rows, used));
         }
@@ -131,15 +154,18 @@ fn separated_pipe_table(lines: &[&str]) -> Vec<(Vec<Row>, Vec<usize>)> {
         let mut k = i + 1;
         if markdown {
             let leading = lines[header_lines[0]].trim_start().starts_with('|');
-            let mut body: Vec<(usize, &str)> = Vec::new();
-            while k < lines.len()
-                && (if leading {
+            let mut body: Vec<(Vec<usize>, String)> = Vec::new();
+            while k < lines.len() {
+                let row_line = if leading {
                     lines[k].trim_start().starts_with('|')
                 } else {
                     lines[k].matches('|').count() >= 2
-                })
-            {
-                body.push((k + 1, lines[k]));
+                };
+                if row_line {
+                    body.push((vec![k + 1], lines[k].to_string()));
+                } else if !continue_row(&mut body, lines[k], k + 1) {
+                    break;
+                }
                 used.push(k);
                 k += 1;
             }
@@ -152,18 +178,17 @@ fn separated_pipe_table(lines: &[&str]) -> Vec<(Vec<Row>, Vec<usize>)> {
             let mut row_lines: Vec<usize> = Vec::new();
             type Raw = Vec<(Vec<(String, usize)>, Vec<usize>)>;
             let mut raw: Raw = Vec::new();
-            let flush = |cells: &mut Vec<(String, usize)>,
-                         raw: &mut Raw,
-                         row_lines: &mut Vec<usize>| {
-                if cells.iter().all(|(c, _)| c.trim().is_empty()) {
+            let flush =
+                |cells: &mut Vec<(String, usize)>, raw: &mut Raw, row_lines: &mut Vec<usize>| {
+                    if cells.iter().all(|(c, _)| c.trim().is_empty()) {
+                        cells.clear();
+                        row_lines.clear();
+                        return;
+                    }
+                    raw.push((cells.clone(), row_lines.clone()));
                     cells.clear();
                     row_lines.clear();
-                    return;
-                }
-                raw.push((cells.clone(), row_lines.clone()));
-                cells.clear();
-                row_lines.clear();
-            };
+                };
             while k < lines.len() {
                 let l = lines[k];
                 let t = l.trim();
@@ -177,21 +202,20 @@ fn separated_pipe_table(lines: &[&str]) -> Vec<(Vec<Row>, Vec<usize>)> {
                 }
                 // Between rows, a line without cells ends the table when it is prose, a
                 // heading, or the header of the next table.
-                let next_is_separator = lines[k + 1..]
-                    .iter()
-                    .take(3)
-                    .any(|l| sep(l));
+                let next_is_separator = lines[k + 1..].iter().take(3).any(|l| sep(l));
                 if !t.contains('|')
                     && pending.is_empty()
                     && cells.is_empty()
                     && !raw.is_empty()
-                    && (looks_like_prose(t)
-                        || section_heading(t).is_some()
-                        || next_is_separator)
+                    && (looks_like_prose(t) || section_heading(t).is_some() || next_is_separator)
                 {
                     break;
                 }
-                if sep(l) || (pending.is_empty() && cells.is_empty() && lines.get(k + 1).is_some_and(|n| sep(n))) {
+                if sep(l)
+                    || (pending.is_empty()
+                        && cells.is_empty()
+                        && lines.get(k + 1).is_some_and(|n| sep(n)))
+                {
                     break;
                 }
                 row_lines.push(k + 1);
@@ -237,10 +261,7 @@ fn separated_pipe_table(lines: &[&str]) -> Vec<(Vec<Row>, Vec<usize>)> {
                 .collect();
             let typed: Vec<Option<&'static str>> =
                 type_columns(&cols, &full).into_iter().map(Some).collect();
-            rows = raw
-                .iter()
-                .map(|(c, l)| stream_row(&typed, c, l))
-                .collect();
+            rows = raw.iter().map(|(c, l)| stream_row(&typed, c, l)).collect();
         }
         used.sort_unstable();
         used.dedup();
@@ -250,24 +271,55 @@ fn separated_pipe_table(lines: &[&str]) -> Vec<(Vec<Row>, Vec<usize>)> {
     out
 }
 
-/// Rows of a table with one row per line, columns typed by header and content.
+/// A line that is not a row continues the row above when that row is still open (its last
+/// cell did not end with `|`): a cell wrapped onto the next line.
+fn continue_row(body: &mut [(Vec<usize>, String)], line: &str, n: usize) -> bool {
+    let t = line.trim();
+    let Some(last) = body.last_mut() else {
+        return false;
+    };
+    if t.is_empty() || last.1.trim_end().ends_with('|') || last.0.len() > 4 {
+        return false;
+    }
+    last.1.push(' ');
+    last.1.push_str(t);
+    last.0.push(n);
+    true
+}
+
+/// Rows of a table with one row per line (a wrapped row is one entry with several line
+/// numbers), columns typed by header and content.
 fn line_rows(
     cols: &[Option<&'static str>],
-    body: &[(usize, &str)],
+    body: &[(Vec<usize>, String)],
     leading: Option<bool>,
 ) -> Vec<Row> {
     let grid: Vec<Vec<(String, usize)>> = body
         .iter()
-        .map(|(n, l)| {
+        .map(|(ns, l)| {
             let lead = leading.unwrap_or_else(|| l.trim_start().starts_with('|'));
-            split_cells(l, lead).into_iter().map(|c| (c, *n)).collect()
+            let mut cells: Vec<(String, usize)> = split_cells(l, lead)
+                .into_iter()
+                .map(|c| (c, ns[0]))
+                .collect();
+            // The other lines of a wrapped row, so the row lists them.
+            cells.extend(ns[1..].iter().map(|&n| (String::new(), n)));
+            cells
         })
         .collect();
     let texts: Vec<Vec<String>> = grid
         .iter()
         .map(|r| r.iter().map(|c| c.0.clone()).collect())
         .collect();
-    let kinds = type_columns(cols, &texts);
+    let mut kinds = type_columns(cols, &texts);
+    kinds.resize(
+        grid.iter()
+            .map(Vec::len)
+            .max()
+            .unwrap_or(0)
+            .max(kinds.len()),
+        "ignore",
+    );
     grid_rows(&kinds, &grid, "pipe_table")
 }
 
@@ -334,7 +386,6 @@ fn stream_row(cols: &[Option<&'static str>], cells: &[(String, usize)], lines: &
     row
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -365,6 +416,24 @@ mod tests {
         assert_eq!(t[0].0[1].direction, "In");
     }
 
+    #[test]
+    fn wrapped_cells_and_a_header_over_two_lines() {
+        let t = [
+            "| Port | Proto- | Direction | Description |",
+            "|      | col    |           |             |",
+            "| 25 | TCP | In | Mail from the",
+            "internet |",
+            "| 443 | TCP | Out | Updates |",
+            "|  |  |  | from the vendor |",
+        ];
+        let tables = pipe_table(&t);
+        let rows = &tables[0].0;
+        assert_eq!(rows.len(), 2, "{rows:#?}");
+        assert_eq!(rows[0].proto, "TCP");
+        assert_eq!(rows[0].function, "Mail from the internet");
+        assert_eq!(rows[0].lines, [3, 4]);
+        assert_eq!(rows[1].function, "Updates from the vendor");
+    }
 
     #[test]
     fn pipe_table_without_separator_after_html() {
@@ -375,7 +444,6 @@ mod tests {
         assert_eq!(tables[0].0[0].ports, "443");
         assert_eq!(tables[0].0[0].direction, "Aus");
     }
-
 
     #[test]
     fn pipe_table_partial_rows_from_merged_cells() {
@@ -402,5 +470,4 @@ mod tests {
         assert_eq!(rows[1].function, "Receive via a smarthost.");
         assert_eq!(rows[1].layout, "pipe_table_partial_row");
     }
-
 }

@@ -113,7 +113,6 @@ fn prose_clauses(para: &[(usize, &str)]) -> Vec<(&'static str, String, Vec<usize
     out
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -132,7 +131,10 @@ mod tests {
 
     #[test]
     fn ports_without_a_slash_in_sentences() {
-        let para = [(1, "Time needs port 123 open for inbound and outbound UDP traffic.")];
+        let para = [(
+            1,
+            "Time needs port 123 open for inbound and outbound UDP traffic.",
+        )];
         let c = prose_clauses(&para);
         assert_eq!(c.len(), 1);
         assert_eq!(c[0].0, "prose_ports");

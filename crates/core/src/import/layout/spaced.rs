@@ -29,12 +29,12 @@ fn split(line: &str, by: char) -> Vec<String> {
         if !t.contains('\t') {
             return Vec::new();
         }
-        return t
-            .split('\t')
-            .map(str::trim)
-            .filter(|c| !c.is_empty())
-            .map(String::from)
-            .collect();
+        // A tab is an exact separator: empty cells keep their place.
+        let mut cells: Vec<String> = t.split('\t').map(|c| c.trim().to_string()).collect();
+        while cells.last().is_some_and(String::is_empty) {
+            cells.pop();
+        }
+        return cells;
     }
     if !t.contains("  ") {
         return Vec::new();
@@ -86,7 +86,11 @@ fn separated(doc: &Doc, by: char) -> Vec<Found> {
             .collect();
         let kinds = type_columns(&header, &texts);
         if kinds.contains(&"ports") && !grid.is_empty() {
-            out.push(Found::new("spaced_columns", grid_rows(&kinds, &grid, "spaced_columns"), lines));
+            out.push(Found::new(
+                "spaced_columns",
+                grid_rows(&kinds, &grid, "spaced_columns"),
+                lines,
+            ));
         }
         k = j;
     }
@@ -144,10 +148,24 @@ fn leading_ports(t: &str) -> Option<(usize, bool)> {
     Some((end, false))
 }
 
-const PROTO_TOKENS: &[&str] = &["tcp", "udp", "icmp", "tcp/udp", "udp/tcp", "/", "&", "and", "und"];
+const PROTO_TOKENS: &[&str] = &[
+    "tcp", "udp", "icmp", "tcp/udp", "udp/tcp", "/", "&", "and", "und",
+];
 const DIR_TOKENS: &[&str] = &[
-    "in", "out", "in/out", "inbound", "outbound", "in/", "/out", "both", "ein", "aus",
-    "eingehend", "ausgehend", "incoming", "outgoing",
+    "in",
+    "out",
+    "in/out",
+    "inbound",
+    "outbound",
+    "in/",
+    "/out",
+    "both",
+    "ein",
+    "aus",
+    "eingehend",
+    "ausgehend",
+    "incoming",
+    "outgoing",
 ];
 
 /// Rows that start with their port.
@@ -160,7 +178,11 @@ fn port_rows(doc: &Doc) -> Vec<Found> {
     let mut k = 1;
     let flush = |rows: &mut Vec<Row>, lines: &mut Vec<usize>, out: &mut Vec<Found>| {
         if !rows.is_empty() {
-            out.push(Found::new("port_rows", std::mem::take(rows), std::mem::take(lines)));
+            out.push(Found::new(
+                "port_rows",
+                std::mem::take(rows),
+                std::mem::take(lines),
+            ));
         }
         lines.clear();
     };
@@ -239,7 +261,9 @@ fn port_rows(doc: &Doc) -> Vec<Found> {
             if PROTO_TOKENS.contains(&w) && (!joiner || !proto.is_empty()) {
                 proto.push_str(tok);
                 proto.push(' ');
-            } else if DIR_TOKENS.contains(&w) || w.split('/').all(|x| DIR_TOKENS.contains(&x)) && w.contains('/') {
+            } else if DIR_TOKENS.contains(&w)
+                || w.split('/').all(|x| DIR_TOKENS.contains(&x)) && w.contains('/')
+            {
                 dir.push_str(tok);
                 dir.push(' ');
             } else {
@@ -301,7 +325,10 @@ mod tests {
         assert_eq!(rows[1].ports, "8200, 8100, 8300");
         assert_eq!(rows[1].proto, "TCP, UDP");
         assert_eq!(rows[1].function, "Fault Tolerance Traffic between hosts.");
-        assert!(!rows[1].lines.contains(&10), "the caption is left for the sections");
+        assert!(
+            !rows[1].lines.contains(&10),
+            "the caption is left for the sections"
+        );
         assert_eq!(rows[2].proto, "TCP, UDP");
     }
 

@@ -68,8 +68,10 @@ impl Layout for Stacked {
                 && (m == 0 || cells[i + m].gap < 2)
                 && column_of(cells[i + m].text).is_some_and(|k| {
                     // A second ports, label or direction column is the first row's cell.
-                    !matches!(k, "ports" | "label" | "direction")
-                        || !cells[i..i + m].iter().any(|c| column_of(c.text) == Some(k))
+                    // `TCP` alone is a row's cell here, not a matrix column.
+                    !k.starts_with("proto:")
+                        && (!matches!(k, "ports" | "label" | "direction")
+                            || !cells[i..i + m].iter().any(|c| column_of(c.text) == Some(k)))
                 })
             {
                 m += 1;
@@ -105,8 +107,8 @@ impl Layout for Stacked {
             } else {
                 // Anchors: port cells (consecutive ones are one cell).
                 let mut anchors: Vec<(usize, usize)> = Vec::new();
-                for k in 0..body.len() {
-                    if is_port_cell(body[k].text) && k >= p {
+                for (k, cell) in body.iter().enumerate() {
+                    if is_port_cell(cell.text) && k >= p {
                         match anchors.last_mut() {
                             Some(a) if a.1 + 1 == k => a.1 = k,
                             _ => anchors.push((k, k)),
@@ -161,8 +163,108 @@ impl Layout for Stacked {
             out.push(Found::new(self.name(), rows, lines));
             i = last_used.max(i + 1);
         }
+        out.extend(headerless(&cells));
         out
     }
+}
+
+/// What a cell of a table without a header holds, by its look.
+fn kind_of(cell: &str) -> &'static str {
+    let words = cell.split_whitespace().count();
+    if is_port_cell(cell) {
+        "ports"
+    } else if words <= 4 && {
+        let low = cell.to_lowercase();
+        crate::import::heuristics::words(&low)
+            .iter()
+            .any(|w| matches!(w.1, "tcp" | "udp" | "icmp"))
+    } {
+        "proto"
+    } else if words <= 3 && crate::import::heuristics::direction_words(cell).is_some() {
+        "direction"
+    } else if !crate::import::heuristics::dns_names(cell).is_empty() && words <= 3 {
+        "peer"
+    } else if words <= 3 && !cell.ends_with('.') {
+        "label"
+    } else {
+        "function"
+    }
+}
+
+/// Cells without a header: a row per block of lines (blocks between blank lines that hold
+/// one port cell each), or from one port cell to the next; each cell typed by its look.
+fn headerless(cells: &[Cell]) -> Vec<Found> {
+    let mut out = Vec::new();
+    // Runs of cells without a gap of two blank lines.
+    let mut start = 0;
+    while start < cells.len() {
+        let mut end = start + 1;
+        while end < cells.len() && cells[end].gap < 2 {
+            end += 1;
+        }
+        let run = &cells[start..end];
+        start = end;
+        let ports: Vec<usize> = (0..run.len())
+            .filter(|&k| is_port_cell(run[k].text))
+            .collect();
+        if ports.len() < 2 {
+            continue;
+        }
+        // Blocks between blank lines, each with exactly one port cell?
+        let mut blocks: Vec<(usize, usize)> = Vec::new();
+        let mut b = 0;
+        for k in 1..=run.len() {
+            if k == run.len() || run[k].gap >= 1 {
+                blocks.push((b, k));
+                b = k;
+            }
+        }
+        let one_each = blocks.len() >= 2
+            && blocks
+                .iter()
+                .all(|&(a, z)| (a..z).filter(|k| ports.contains(k)).count() == 1);
+        let spans: Vec<(usize, usize)> = if one_each {
+            blocks
+        } else {
+            ports
+                .iter()
+                .enumerate()
+                .map(|(i, &p)| (p, ports.get(i + 1).copied().unwrap_or(run.len())))
+                .collect()
+        };
+        let mut rows = Vec::new();
+        let mut lines = Vec::new();
+        for (a, z) in spans {
+            let row_cells = &run[a..z];
+            if row_cells.len() < 2 || row_cells.len() > 8 {
+                continue;
+            }
+            let mut row = crate::import::heuristics::Row {
+                line: row_cells[0].line,
+                lines: row_cells.iter().map(|c| c.line).collect(),
+                layout: "stacked_cells",
+                ..Default::default()
+            };
+            for c in row_cells {
+                let k = match kind_of(c.text) {
+                    "label" if !row.label.is_empty() => "function",
+                    k => k,
+                };
+                super::columns::set_field(&mut row, k, c.text);
+            }
+            // Without a header, only a protocol or a direction next to the number makes it
+            // a port (page numbers and footnote marks are numbers on their own line too).
+            if row.proto.is_empty() && row.direction.is_empty() {
+                continue;
+            }
+            lines.extend(row.lines.iter().copied());
+            rows.push(row);
+        }
+        if rows.len() >= 2 {
+            out.push(Found::new("stacked_cells", rows, lines));
+        }
+    }
+    out
 }
 
 /// A marked row's cells by position; cells beyond the last column join it.
@@ -193,7 +295,6 @@ mod tests {
     fn cells_separated_by_blank_lines_with_a_name_before_the_port() {
         let t = "Intro\n\nApplication\n\nPort\n\nDescription\n\nIMAP\n\n143\n\nRead mail.\n\nMail (SMTP)\n\n25\n\nSend mail.\n";
         let f = read(t);
-        assert_eq!(f.len(), 1);
         let r = &f[0].rows;
         assert_eq!(r.len(), 2);
         assert_eq!((r[0].label.as_str(), r[0].ports.as_str()), ("IMAP", "143"));
@@ -210,6 +311,20 @@ mod tests {
         assert_eq!(r[0].ports, "5718/TCP 5719/TCP");
         assert_eq!(r[0].function, "Data channel, both ways.");
         assert_eq!(r[1].ports, "53/UDP");
+    }
+
+    #[test]
+    fn cells_without_a_header_by_blocks_or_by_the_next_port() {
+        let t = "Ports\n\n\n25\nTCP\nInbound\nMail from the internet.\n\n443\nTCP\nOutbound\nupdates.example.com\n";
+        let r = &read(t)[0].rows;
+        assert_eq!(r.len(), 2, "{r:#?}");
+        assert_eq!(r[0].direction, "Inbound");
+        assert_eq!(r[0].function, "Mail from the internet.");
+        assert_eq!(r[1].peer, "updates.example.com");
+        let t = "SMTP\n25\nTCP\nIn\nHTTPS\n443\nTCP\nOut\n";
+        let r = &read(t)[0].rows;
+        assert_eq!(r.len(), 2, "{r:#?}");
+        assert_eq!(r[1].proto, "TCP");
     }
 
     #[test]
