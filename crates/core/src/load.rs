@@ -59,7 +59,9 @@ fn read_limited(path: &Path, max: u64, what: &str) -> Result<Source, Errors> {
     } else {
         "profiles and site files are TOML text in UTF-8"
     };
-    if let Some(off) = bytes.iter().position(|&b| b == 0) {
+    let valid = std::str::from_utf8(&bytes).map_or_else(|e| e.valid_up_to(), |_| bytes.len());
+    if let Some(off) = bytes[..valid].iter().position(|&b| b == 0) {
+        // UTF-8 up to here: only valid text reaches the terminal.
         let text = String::from_utf8_lossy(&bytes[..off]).into_owned();
         let src = Source::new(name.clone(), text);
         return Err(Diagnostic::error(format!(

@@ -147,6 +147,11 @@ pub const COLUMN_WORDS: &[(&str, &str)] = &[
     ("ausgehend", "dir:out"),
     ("tcp", "proto:tcp"),
     ("udp", "proto:udp"),
+    ("source port", "ignore"),
+    ("source ports", "ignore"),
+    ("src port", "ignore"),
+    ("quellport", "ignore"),
+    ("quell-port", "ignore"),
     ("maximum encryption level", "ignore"),
     ("encryption", "ignore"),
     ("verschlüsselung", "ignore"),
@@ -504,6 +509,8 @@ mod tests {
         assert_eq!(column_of("Transport Layer Protocol"), Some("proto"));
         assert_eq!(column_of("Standardanschluss- nummer"), Some("ports"));
         assert_eq!(column_of("Anschluss- typ"), Some("proto"));
+        assert_eq!(column_of("Source Port"), Some("ignore"));
+        assert_eq!(column_of("Destination Port"), Some("ports"));
         assert_eq!(column_of("Reporting"), None, "no word boundary");
         assert_eq!(
             column_of("Used between DPM and the domain controller"),

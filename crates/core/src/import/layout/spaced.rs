@@ -71,9 +71,42 @@ fn separated(doc: &Doc, by: char) -> Vec<Found> {
         }
         let mut j = k + 1;
         while j <= n {
-            let cells = split(doc.free_line(j), by);
+            let line = doc.free_line(j);
+            let cells = split(line, by);
             if cells.len() < 2 {
-                break;
+                // A cell wrapped onto a line of its own: it continues the row above.
+                let t = line.trim();
+                let wrapped = !t.is_empty()
+                    && !t.ends_with(':')
+                    && !{
+                        let low = t.to_lowercase();
+                        [
+                            "note",
+                            "hinweis",
+                            "tip",
+                            "achtung",
+                            "important",
+                            "wichtig",
+                            "*",
+                            "(",
+                        ]
+                        .iter()
+                        .any(|w| low.starts_with(w))
+                    }
+                    && section_heading(t).is_none()
+                    && !is_caption(t)
+                    && t.split_whitespace().count() <= 8
+                    && grid.last().is_some_and(|r| r.iter().all(|c| c.1 + 2 >= j));
+                if !wrapped {
+                    break;
+                }
+                if let Some(last) = grid.last_mut().and_then(|r| r.last_mut()) {
+                    last.0.push(' ');
+                    last.0.push_str(t);
+                }
+                lines.push(j);
+                j += 1;
+                continue;
             }
             grid.push(cells.into_iter().map(|c| (c, j)).collect());
             lines.push(j);
@@ -341,6 +374,18 @@ mod tests {
         assert_eq!(rows[1].ports, "25");
         assert_eq!(rows[1].direction, "In/Out");
         assert_eq!(rows[1].function, "Email and bounces");
+    }
+
+    #[test]
+    fn tab_rows_with_a_wrapped_last_cell() {
+        let t =
+            "Port\tProtocol\tDescription\n25\tTCP\tMail from the\ninternet\n443\tTCP\tUpdates\n";
+        let f = Spaced.find(&Doc::new(t));
+        let r = &f[0].rows;
+        assert_eq!(r.len(), 2, "{r:#?}");
+        assert_eq!(r[0].function, "Mail from the internet");
+        assert_eq!(r[0].lines, [2]);
+        assert!(f[0].lines.contains(&3));
     }
 
     #[test]
