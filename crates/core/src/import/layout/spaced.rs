@@ -221,6 +221,9 @@ fn port_rows(doc: &Doc) -> Vec<Found> {
     };
     while k <= n {
         let t = doc.free_line(k).trim();
+        // The service's name may come first (`SMTP 25 TCP In ...`): up to three words
+        // without digits.
+        let (label, t) = name_first(t);
         let Some((end, open)) = leading_ports(t) else {
             k += 1;
             if !t.is_empty() {
@@ -265,7 +268,7 @@ fn port_rows(doc: &Doc) -> Vec<Found> {
         while j <= n {
             let u = doc.free_line(j).trim();
             if u.is_empty()
-                || leading_ports(u).is_some()
+                || leading_ports(name_first(u).1).is_some()
                 || section_heading(u).is_some()
                 || is_caption(u)
                 || header_words(u)
@@ -318,6 +321,7 @@ fn port_rows(doc: &Doc) -> Vec<Found> {
             line: k,
             lines: used.clone(),
             layout: "port_rows",
+            label: label.to_string(),
             ports: text,
             proto: proto.trim().trim_end_matches(',').to_string(),
             direction: dir.trim().to_string(),
@@ -329,6 +333,30 @@ fn port_rows(doc: &Doc) -> Vec<Found> {
     }
     flush(&mut rows, &mut lines, &mut out);
     out
+}
+
+/// A row that names its service before the port: (name, the rest from the port on).
+fn name_first(t: &str) -> (&str, &str) {
+    if t.starts_with(|c: char| c.is_ascii_digit()) {
+        return ("", t);
+    }
+    let mut at = 0;
+    for (n, w) in t.split_whitespace().enumerate() {
+        let Some(p) = t[at..].find(w).map(|p| p + at) else {
+            break;
+        };
+        if w.starts_with(|c: char| c.is_ascii_digit()) {
+            if n > 0 && leading_ports(&t[p..]).is_some() {
+                return (t[..p].trim(), &t[p..]);
+            }
+            break;
+        }
+        if n >= 3 || w.chars().any(|c| c.is_ascii_digit()) || w.ends_with(['.', ':', ',']) {
+            break;
+        }
+        at = p + w.len();
+    }
+    ("", t)
 }
 
 /// `Table 83. Incoming ...`, `Tabelle 2: ...`.
@@ -374,6 +402,18 @@ mod tests {
         assert_eq!(rows[1].ports, "25");
         assert_eq!(rows[1].direction, "In/Out");
         assert_eq!(rows[1].function, "Email and bounces");
+    }
+
+    #[test]
+    fn rows_that_name_the_service_before_the_port() {
+        let t = "Service Port Protocol Direction\nSMTP 25 TCP In Mail from the internet\nWeb console 8443 TCP In Administration\nAllow the 2 servers.\n";
+        let f = Spaced.find(&Doc::new(t));
+        let rows: Vec<&Row> = f.iter().flat_map(|f| &f.rows).collect();
+        assert_eq!(rows.len(), 2, "{rows:#?}");
+        assert_eq!(rows[0].label, "SMTP");
+        assert_eq!(rows[1].label, "Web console");
+        assert_eq!(rows[1].ports, "8443");
+        assert_eq!(rows[1].direction, "In");
     }
 
     #[test]
