@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Import a 10 MB document (the seed tables and the invented test documents repeated, with
+# Import a 10 MB document (the seed tables, the invented test documents and the corpus repeated, with
 # noise lines between them) and print wall time and peak memory. Usage: benches/import_large.sh [MB]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -8,7 +8,7 @@ mb="${1:-10}"
 cargo build -q --release
 dir=${KEEP_DIR:-$(mktemp -d)}
 [ -n "${KEEP_DIR:-}" ] || trap 'rm -rf "$dir"' EXIT
-docs=(tests/import/*.txt)
+docs=(tests/import/*.txt tests/import/corpus/*.txt)
 [ -d ../shared/seeds ] && docs+=(../shared/seeds/*.txt)
 : > "$dir/big.txt"
 i=0
