@@ -226,8 +226,9 @@ Outbound (default): run on the appliance, or a machine standing in its place; pr
 planned flow the appliance opens. Inbound: `--inbound --target ADDRESS` probes the flows toward
 the appliance at ADDRESS from this host (pair it with `portolan listen` on the appliance side).
 
-Verdicts: open, refused, filtered, unreachable, dns-failure, tls-intercepted,
-tls-name-mismatch, protocol-mismatch, open-or-filtered, not-permitted, not-probeable, error.
+Verdicts: open, refused, filtered (no connection), no-answer (connected, but the service
+stayed silent), unreachable, dns-failure, tls-intercepted, tls-name-mismatch, tls-expired,
+protocol-mismatch, open-or-filtered, not-permitted, not-probeable, error.
 
 Exit codes: 0 every required flow is fine, 1 a required flow fails, 2 bad input.";
 

@@ -47,6 +47,8 @@ const RECORDS: &[(&str, &str)] = &[
     ("keys.seppmail.ch", "203.0.113.38"),
     ("x1.avcloud.intra2net.com", "203.0.113.10"),
     ("ldaps.seppmail.ch", "203.0.113.39"),
+    ("silent1.clearswift.net", "203.0.113.84"),
+    ("silent2.clearswift.net", "203.0.113.85"),
 ];
 
 /// AAAA records.
@@ -56,6 +58,8 @@ const PROFILE: &str = r#"
 id = "probe-test"
 name = "Probe test appliance"
 vendor = "portolan tests"
+[roles.webmail]
+description = "a web mail server bound to one host"
 [features.extra]
 description = "an optional flow that is down"
 
@@ -326,6 +330,42 @@ ports = [443]
 app = "https"
 
 [[flows]]
+id = "silenttls"
+function = "accepts the connection, never answers the ClientHello"
+from = "appliance"
+to = "silent1.clearswift.net"
+protocols = ["tcp"]
+ports = [443]
+app = "https"
+
+[[flows]]
+id = "silentsmtp"
+function = "accepts the connection, never sends a greeting"
+from = "appliance"
+to = "silent2.clearswift.net"
+protocols = ["tcp"]
+ports = [25]
+app = "smtp"
+
+[[flows]]
+id = "pinnedwild"
+function = "a wildcard pinned under [hosts], verified by its probe name"
+from = "appliance"
+to = "*.gina.seppmail.ch"
+protocols = ["tcp"]
+ports = [443]
+app = "https"
+
+[[flows]]
+id = "rolehttps"
+function = "HTTPS to a role bound to a host, verified by the name [probe_names] gives"
+from = "appliance"
+to = "webmail"
+protocols = ["tcp"]
+ports = [443]
+app = "https"
+
+[[flows]]
 id = "optional-down"
 function = "optional and down"
 from = "appliance"
@@ -347,8 +387,13 @@ smarthost = ["203.0.113.25"]
 dns-server = ["203.0.113.53"]
 syslog-server = ["198.51.100.14"]
 snmp-manager = ["198.51.100.16"]
+webmail = ["203.0.113.87"]
+[hosts]
+"*.gina.seppmail.ch" = ["203.0.113.86"]
 [probe_names]
 "*.avcloud.intra2net.com" = "x1.avcloud.intra2net.com"
+"*.gina.seppmail.ch" = "secure.gina.seppmail.ch"
+webmail = "webmail.seppmail.ch"
 "#;
 
 /// A CA and a leaf certificate for `name` signed by it.
@@ -488,6 +533,17 @@ fn serve_lines(l: TcpListener, greeting: &'static str, replies: fn(&str) -> Opti
     });
 }
 
+/// Accepts connections and holds them open without a byte (a hung service, or a proxy that
+/// holds the connection).
+fn serve_silent(l: TcpListener) {
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for s in l.incoming().flatten() {
+            held.push(s);
+        }
+    });
+}
+
 /// Answers any LDAP request with an empty SearchResultDone (success), as a directory does for
 /// a RootDSE read it permits.
 fn serve_ldap(l: TcpListener) {
@@ -585,7 +641,13 @@ fn probe_gives_the_exact_verdict_for_each_case() {
     for (_, a) in RECORDS {
         topo.add_addr(ip4(a), Zone::Wan);
     }
-    for a in ["203.0.113.25", DNS, "203.0.113.99"] {
+    for a in [
+        "203.0.113.25",
+        DNS,
+        "203.0.113.99",
+        "203.0.113.86",
+        "203.0.113.87",
+    ] {
         topo.add_addr(ip4(a), Zone::Wan);
     }
     topo.add_addr(ip4("198.51.100.14"), Zone::Lan);
@@ -623,6 +685,13 @@ fn probe_gives_the_exact_verdict_for_each_case() {
     serve_tls(tcp_in(&topo, Zone::Wan, "203.0.113.83", 443), c, k);
     let (c, k) = leaf(&proxy, "ksn1.kaspersky-labs.com");
     serve_tls(tcp_in(&topo, Zone::Wan, "203.0.113.13", 443), c, k);
+    let (c, k) = leaf(&root, "secure.gina.seppmail.ch");
+    serve_tls(tcp_in(&topo, Zone::Wan, "203.0.113.86", 443), c, k);
+    let (c, k) = leaf(&root, "webmail.seppmail.ch");
+    serve_tls(tcp_in(&topo, Zone::Wan, "203.0.113.87", 443), c, k);
+    // Connected, then silence: TLS and SMTP.
+    serve_silent(tcp_in(&topo, Zone::Wan, "203.0.113.84", 443));
+    serve_silent(tcp_in(&topo, Zone::Wan, "203.0.113.85", 25));
     // Plain services.
     let support = tcp_in(&topo, Zone::Wan, "203.0.113.50", 5000);
     let _support_far = tcp_in(&topo, Zone::Wan, "203.0.113.50", 5050);
@@ -667,6 +736,9 @@ fn probe_gives_the_exact_verdict_for_each_case() {
     let zone = dns::zone(30, &[RECORDS, RECORDS6].concat());
     if let Ok(mut z) = zone.lock() {
         z.silent.insert("slow.intra2net.com".into());
+        for i in 1..=6 {
+            z.silent.insert(format!("quiet{i}.intra2net.com"));
+        }
     }
     dns::serve(
         zone,
@@ -855,6 +927,35 @@ fn probe_gives_the_exact_verdict_for_each_case() {
             true,
         ),
         ("optional-down", "tcp", 8080, "refused", "refused", false),
+        // Regression: silence after the TCP handshake was `filtered` on TLS and
+        // `protocol-mismatch` on SMTP; it is one verdict, apart from no connection.
+        (
+            "silenttls",
+            "tcp",
+            443,
+            "no-answer",
+            "no answer to the TLS ClientHello",
+            false,
+        ),
+        ("silentsmtp", "tcp", 25, "no-answer", "no greeting", false),
+        // Regression: a pinned wildcard was verified against its address
+        // (tls-name-mismatch for a valid server).
+        (
+            "pinnedwild",
+            "tcp",
+            443,
+            "open",
+            "TLS ok for secure.gina.seppmail.ch",
+            true,
+        ),
+        (
+            "rolehttps",
+            "tcp",
+            443,
+            "open",
+            "TLS ok for webmail.seppmail.ch",
+            true,
+        ),
     ];
     let mut wrong = Vec::new();
     for (flow, proto, port, verdict, detail, ok) in expect {
@@ -906,6 +1007,81 @@ fn probe_gives_the_exact_verdict_for_each_case() {
         retried.matches("(retried)").count(),
         1,
         "only the failing probe is retried: {retried}"
+    );
+
+    // Regression: --retry-failed retried one failure after another (each a full timeout).
+    // Three probes that time out (and port 5000, whose listener is gone by now), retried
+    // together: about two timeouts in all, not four.
+    let started = std::time::Instant::now();
+    let retry = portolan_in(
+        &topo,
+        Zone::App,
+        &[
+            "probe",
+            "--site",
+            &site,
+            "--resolver",
+            DNS,
+            "--timeout",
+            "1s",
+            "--format",
+            "json",
+            "--flows",
+            "support,silenttls,silentsmtp",
+            "--retry-failed",
+        ],
+    );
+    let took = started.elapsed();
+    let retried = String::from_utf8_lossy(&retry.stdout);
+    assert_eq!(retried.matches("(retried)").count(), 4, "{retried}");
+    assert!(
+        took < Duration::from_millis(3500),
+        "retrying three timeouts took {took:?}; retries must run concurrently"
+    );
+
+    // Regression: names were resolved one after another before any probe (a silent resolver
+    // cost one deadline per name). Six silent names cost about one deadline.
+    let silent_profile = (1..=6)
+        .map(|i| {
+            format!(
+                "[[flows]]\nid = \"quiet{i}\"\nfunction = \"a name the resolver never answers\"\nfrom = \"appliance\"\nto = \"quiet{i}.intra2net.com\"\nprotocols = [\"tcp\"]\nports = [443]\n\n"
+            )
+        })
+        .collect::<String>();
+    let quiet_dir = dir.join("quiet");
+    write_files(
+        &quiet_dir,
+        "profile = \"profile.toml\"\n[appliance]\naddresses = [\"192.0.2.10\"]\n",
+        &format!("id = \"quiet\"\nname = \"Quiet names\"\nvendor = \"portolan tests\"\n\n{silent_profile}"),
+    );
+    let quiet_site = quiet_dir.join("site.toml").to_string_lossy().to_string();
+    let started = std::time::Instant::now();
+    let quiet = portolan_in(
+        &topo,
+        Zone::App,
+        &[
+            "probe",
+            "--site",
+            &quiet_site,
+            "--resolver",
+            DNS,
+            "--timeout",
+            "1s",
+            "--format",
+            "json",
+        ],
+    );
+    let took = started.elapsed();
+    let quiet_out = String::from_utf8_lossy(&quiet.stdout);
+    assert_eq!(
+        quiet_out.matches("\"verdict\": \"dns-failure\"").count(),
+        6,
+        "{quiet_out}{}",
+        String::from_utf8_lossy(&quiet.stderr)
+    );
+    assert!(
+        took < Duration::from_secs(6),
+        "six silent names took {took:?}; names must be resolved concurrently"
     );
 
     // JUnit: one test case per flow, failures marked.

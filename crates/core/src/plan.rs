@@ -232,6 +232,19 @@ pub fn build(profile: &Profile, site: &Site, features: Option<&Features>) -> Res
         }
     }
 
+    // `[probe_names]` keyed by a role: the role must be bound to addresses here.
+    for (role, span) in &site.probe_name_spans {
+        if !site.roles.contains_key(role) {
+            sink.push(at(
+                Diagnostic::error(format!(
+                    "[probe_names] names `{role}`, which is not a role bound under [roles]"
+                ))
+                .with_help("bind the role to its host addresses under [roles], or give a wildcard"),
+                &Some(span.clone()),
+            ));
+        }
+    }
+
     // Zones must name roles: a misspelled key would silently send that role's rules to the
     // default interface.
     if let Placement::Gateway { zones, .. } = &site.placement {
@@ -505,7 +518,7 @@ pub fn build(profile: &Profile, site: &Site, features: Option<&Features>) -> Res
                                 dynamic: false,
                                 pinned: false,
                                 hosts: host_addrs(&nets),
-                                probe_name: None,
+                                probe_name: site.probe_names.get(r).cloned(),
                                 members: Vec::new(),
                             }
                         }

@@ -57,7 +57,8 @@ pub struct RawSite {
     #[schemars(with = "Option<String>")]
     pub tls_ca: Option<Spanned<String>>,
     /// Wildcard -> a concrete name under it that `portolan probe` resolves and connects to
-    /// (e.g. "*.avcloud.intra2net.com" = "de1.avcloud.intra2net.com").
+    /// (e.g. "*.avcloud.intra2net.com" = "de1.avcloud.intra2net.com"); role -> the name the
+    /// role's TLS certificate is for (SNI and verification), e.g. smarthost = "mx.example.com".
     #[serde(default)]
     #[schemars(with = "BTreeMap<String, String>")]
     pub probe_names: BTreeMap<Spanned<String>, Spanned<String>>,
@@ -231,8 +232,11 @@ pub struct Site {
     pub hosts: BTreeMap<String, Vec<IpAddr>>,
     /// Where each `[hosts]` key was written.
     pub host_spans: BTreeMap<String, Range<usize>>,
-    /// Wildcard -> concrete name to probe it through.
+    /// Wildcard -> concrete name to probe it through; role -> the name to verify its TLS
+    /// certificates against (and send as SNI).
     pub probe_names: BTreeMap<String, String>,
+    /// Where each role key of `[probe_names]` was written.
+    pub probe_name_spans: BTreeMap<String, Range<usize>>,
     /// CA file for TLS checks, as written (relative to the site file).
     pub tls_ca: Option<String>,
     /// Address of the DNS proxy, with where it was written.
@@ -400,6 +404,7 @@ pub fn parse(src: &Source) -> Result<(Site, Vec<Diagnostic>), Errors> {
         None => None,
     };
     let mut probe_names = BTreeMap::new();
+    let mut probe_name_spans = BTreeMap::new();
     for (wild_raw, name_raw) in &raw.probe_names {
         let wild = Spanned::new(
             wild_raw.span(),
@@ -409,6 +414,22 @@ pub fn parse(src: &Source) -> Result<(Site, Vec<Diagnostic>), Errors> {
             name_raw.span(),
             fold(&mut sink, name_raw.get_ref(), name_raw.span()),
         );
+        // A role bound to host addresses: the name its TLS certificate is for.
+        if !wild.get_ref().contains('*') && !wild.get_ref().contains('.') {
+            if let Err(m) = crate::model::check_id(wild.get_ref(), "role") {
+                sink.push(Diagnostic::error(m).at(src, wild.span()).with_help(
+                    "keys of [probe_names] are wildcards (*.example.com) or role names",
+                ));
+                continue;
+            }
+            if let Err(m) = check_dns_name(name.get_ref()) {
+                sink.push(Diagnostic::error(m).at(src, name.span()));
+                continue;
+            }
+            probe_name_spans.insert(wild.get_ref().clone(), wild.span());
+            probe_names.insert(wild.get_ref().clone(), name.get_ref().clone());
+            continue;
+        }
         if let Err(m) = check_wildcard(wild.get_ref()) {
             sink.push(Diagnostic::error(m).at(src, wild.span()));
             continue;
@@ -545,6 +566,7 @@ pub fn parse(src: &Source) -> Result<(Site, Vec<Diagnostic>), Errors> {
         hosts,
         host_spans,
         probe_names,
+        probe_name_spans,
         tls_ca: raw.tls_ca.as_ref().map(|c| c.get_ref().clone()),
         dns_proxy,
         ports,
@@ -606,6 +628,7 @@ pub fn demo(profile: &Profile) -> Site {
         hosts: BTreeMap::new(),
         host_spans: BTreeMap::new(),
         probe_names: BTreeMap::new(),
+        probe_name_spans: BTreeMap::new(),
         tls_ca: None,
         dns_proxy: None,
         ports: BTreeMap::new(),

@@ -141,7 +141,21 @@ pub fn run(args: &ProbeArgs, rep: &mut Reporter) -> i32 {
     };
     let start = Instant::now();
     let results = runtime.block_on(async {
-        let mut targets = probe::targets(&loaded.plan, &opts, &resolver).await;
+        let names = indicatif::ProgressBar::new(0);
+        names.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{bar:40} {pos}/{len} names resolved {elapsed}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        let n2 = names.clone();
+        let on_name: probe::ResolveProgress = Arc::new(move |done, all| {
+            n2.set_length(all as u64);
+            n2.set_position(done as u64);
+        });
+        let mut targets =
+            probe::targets_with_progress(&loaded.plan, &opts, &resolver, on_name).await;
+        names.finish_and_clear();
         if inbound_target.is_some() {
             // Inbound probes check the path to the appliance (or `portolan listen`), not the
             // certificates of its services.

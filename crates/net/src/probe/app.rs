@@ -94,7 +94,7 @@ async fn read_line<R: AsyncRead + Unpin>(
     let mut limited = AsyncReadExt::take(r, MAX_LINE as u64);
     match tokio::time::timeout(timeout, limited.read_line(&mut line)).await {
         Err(_) => Err((
-            Verdict::ProtocolMismatch,
+            Verdict::NoAnswer,
             "TCP open, but no greeting within the timeout".into(),
         )),
         Ok(Err(e)) => Err((
@@ -306,8 +306,8 @@ async fn ldap_rootdse<S: AsyncRead + AsyncWrite + Unpin>(
             format!("open, but reading failed: {e}"),
         ),
         Err(_) => (
-            Verdict::ProtocolMismatch,
-            "open, but no LDAP answer within the timeout".into(),
+            Verdict::NoAnswer,
+            "TCP open, but no LDAP answer within the timeout".into(),
         ),
     }
 }
@@ -447,7 +447,7 @@ async fn dns_tcp<S: AsyncRead + AsyncWrite + Unpin>(
             format!("TCP open, but no DNS answer: {e}"),
         ),
         Err(_) => (
-            Verdict::ProtocolMismatch,
+            Verdict::NoAnswer,
             "TCP open, but no DNS answer within the timeout".into(),
         ),
     }

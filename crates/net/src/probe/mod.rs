@@ -31,6 +31,8 @@ pub const DEFAULT_CONCURRENCY: usize = 256;
 /// Default number of probes in flight toward one address (an IPS may block a host that opens
 /// many connections at once).
 pub const DEFAULT_PER_DESTINATION: usize = 32;
+/// Names resolved at once before probing.
+pub const RESOLVE_CONCURRENCY: usize = 64;
 
 /// The outcome of one probe.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -40,8 +42,12 @@ pub enum Verdict {
     Open,
     /// TCP reset or ICMP port unreachable.
     Refused,
-    /// No answer within the timeout.
+    /// No answer within the timeout: no connection (SYN dropped, or no UDP reply where one
+    /// is expected).
     Filtered,
+    /// Connected, but the application said nothing within the timeout (a silent service, or
+    /// a proxy or IPS that holds the connection): the path is open, the service is not.
+    NoAnswer,
     /// ICMP host, network or administratively-prohibited unreachable.
     Unreachable,
     /// The name has no address (NXDOMAIN, no data, or the resolver did not answer).
@@ -71,6 +77,7 @@ impl Verdict {
             Verdict::Open => "open",
             Verdict::Refused => "refused",
             Verdict::Filtered => "filtered",
+            Verdict::NoAnswer => "no-answer",
             Verdict::Unreachable => "unreachable",
             Verdict::DnsFailure => "dns-failure",
             Verdict::TlsIntercepted => "tls-intercepted",
@@ -287,8 +294,72 @@ type Addresses = Result<Vec<IpAddr>, (Verdict, String)>;
 
 /// Turn a plan into targets. DNS names are resolved here (pins first, then `resolver`).
 pub async fn targets(plan: &Plan, opts: &Options, resolver: &Resolver) -> Vec<Target> {
-    let mut out = Vec::new();
+    targets_with_progress(plan, opts, resolver, Arc::new(|_, _| {})).await
+}
+
+/// Called after each name is resolved, with (names done, names in all).
+pub type ResolveProgress = Arc<dyn Fn(usize, usize) + Send + Sync>;
+
+/// The names a plan's targets need resolved (unpinned DNS names, wildcards' probe names).
+fn names_to_resolve(plan: &Plan, opts: &Options) -> Vec<String> {
+    let mut names: Vec<String> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for f in &plan.flows {
+        if !opts.flows.is_empty() && !opts.flows.contains(&f.id) {
+            continue;
+        }
+        if opts.inbound_target.is_some() || f.direction != Direction::Outbound {
+            continue;
+        }
+        for peer in &f.destination.peers {
+            let Some(set) = plan.set(&peer.set) else {
+                continue;
+            };
+            let name = match peer.kind {
+                _ if set.pinned => None,
+                SetKind::Dns => Some(peer.name.clone()),
+                SetKind::Wildcard => set.probe_name.clone(),
+                _ => None,
+            };
+            if let Some(n) = name {
+                if seen.insert(n.clone()) {
+                    names.push(n);
+                }
+            }
+        }
+    }
+    names
+}
+
+/// [`targets`], resolving every name at once (at most [`RESOLVE_CONCURRENCY`] in flight, each
+/// under the resolver's own deadline), so a silent resolver costs one timeout, not one per
+/// name; `progress` follows the lookups.
+pub async fn targets_with_progress(
+    plan: &Plan,
+    opts: &Options,
+    resolver: &Resolver,
+    progress: ResolveProgress,
+) -> Vec<Target> {
+    let names = names_to_resolve(plan, opts);
+    let total = names.len();
+    let limit = Arc::new(Semaphore::new(RESOLVE_CONCURRENCY));
+    let mut set = tokio::task::JoinSet::new();
+    for n in names {
+        let (r, limit) = (resolver.clone(), limit.clone());
+        set.spawn(async move {
+            let _g = limit.acquire_owned().await.ok();
+            let res = r.lookup(&n).await;
+            (n, res)
+        });
+    }
     let mut cache: HashMap<String, Result<Vec<IpAddr>, ResolveError>> = HashMap::new();
+    while let Some(joined) = set.join_next().await {
+        if let Ok((n, res)) = joined {
+            cache.insert(n, res);
+            progress(cache.len(), total);
+        }
+    }
+    let mut out = Vec::new();
     for f in &plan.flows {
         if !opts.flows.is_empty() && !opts.flows.contains(&f.id) {
             continue;
@@ -335,10 +406,17 @@ pub async fn targets(plan: &Plan, opts: &Options, resolver: &Resolver) -> Vec<Ta
                 continue;
             };
             let (addrs, host): (Addresses, Option<String>) = match peer.kind {
-                SetKind::Dns | SetKind::Wildcard if set.pinned => (Ok(set.hosts.clone()), Some(peer.name.clone())),
+                // A pinned wildcard is still verified (and sent as SNI) by its concrete name.
+                SetKind::Dns | SetKind::Wildcard if set.pinned => (
+                    Ok(set.hosts.clone()),
+                    Some(set.probe_name.clone().unwrap_or_else(|| peer.name.clone())),
+                ),
                 SetKind::Wildcard => match &set.probe_name {
                     Some(concrete) => {
-                        let r = resolver.lookup(concrete).await;
+                        let r = match cache.get(concrete) {
+                            Some(r) => r.clone(),
+                            None => resolver.lookup(concrete).await,
+                        };
                         (r.map_err(|e| (Verdict::DnsFailure, e.to_string())), Some(concrete.clone()))
                     }
                     None => (
@@ -381,7 +459,8 @@ pub async fn targets(plan: &Plan, opts: &Options, resolver: &Resolver) -> Vec<Ta
                             None,
                         )
                     } else {
-                        (Ok(hosts), None)
+                        // `[probe_names]` may name the role's certificate name.
+                        (Ok(hosts), set.probe_name.clone())
                     }
                 }
             };
@@ -485,18 +564,22 @@ pub async fn run(targets: &[Target], opts: &Arc<Options>, progress: Progress) ->
         .collect()
 }
 
-/// Retry failures once, one at a time (an IPS may have throttled the first attempt).
-pub async fn retry_failed(targets: &[Target], results: &mut [ProbeResult], opts: &Options) {
-    for (t, r) in targets.iter().zip(results.iter_mut()) {
-        if r.ok || t.preset.is_some() {
-            continue;
-        }
-        let start = Instant::now();
-        let (verdict, detail) = probe_one(t, opts).await;
-        r.verdict = verdict;
-        r.detail = format!("{detail} (retried)");
-        r.elapsed_ms = start.elapsed().as_millis() as u64;
-        r.ok = acceptable(t, verdict);
+/// Probe the failed targets once more, all at once under the same limits as the first run,
+/// and mark the results as retried.
+pub async fn retry_failed(targets: &[Target], results: &mut [ProbeResult], opts: &Arc<Options>) {
+    let again: Vec<usize> = (0..targets.len().min(results.len()))
+        .filter(|&i| !results[i].ok && targets[i].preset.is_none())
+        .collect();
+    if again.is_empty() {
+        return;
+    }
+    let subset: Vec<Target> = again.iter().map(|&i| targets[i].clone()).collect();
+    let fresh = run(&subset, opts, Arc::new(|_: &ProbeResult| {})).await;
+    for (i, r) in again.into_iter().zip(fresh) {
+        results[i].verdict = r.verdict;
+        results[i].detail = format!("{} (retried)", r.detail);
+        results[i].elapsed_ms = r.elapsed_ms;
+        results[i].ok = r.ok;
     }
 }
 

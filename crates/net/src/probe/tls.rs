@@ -133,8 +133,8 @@ pub async fn handshake(
     let stream = match result {
         Err(_) => {
             return (
-                Verdict::Filtered,
-                "no answer to the TLS ClientHello".into(),
+                Verdict::NoAnswer,
+                "TCP open, but no answer to the TLS ClientHello within the timeout".into(),
                 None,
             )
         }
