@@ -135,6 +135,10 @@ fn clearswift_rows_are_all_represented() {
     assert!(missing.is_empty(), "rows not in the catalog: {missing:?}");
     for f in &p.flows {
         let line = f.source_lines["en"];
+        if f.ports.is_empty() {
+            // Ports the site gives (the FTPS passive range): see clearswift_ftps_*.
+            continue;
+        }
         let port: String = lines[line as usize - 1]
             .split('|')
             .next()
@@ -284,4 +288,198 @@ fn demo_render_works_for_every_entry_and_target() {
             );
         }
     }
+}
+
+/// The plan of a catalog entry on the demo site with these features.
+fn plan_with(id: &str, features: &[&str]) -> portolan_core::plan::Plan {
+    plan_with_site(id, features, |_| {})
+}
+
+fn plan_with_site(
+    id: &str,
+    features: &[&str],
+    adjust: impl FnOnce(&mut portolan_core::site::Site),
+) -> portolan_core::plan::Plan {
+    let p = load(id);
+    let mut site = portolan_core::site::demo(&p);
+    adjust(&mut site);
+    let list = portolan_core::site::Features::Some(
+        features.iter().map(|f| (f.to_string(), None)).collect(),
+    );
+    portolan_core::plan::build(&p, &site, Some(&list)).unwrap_or_else(|e| panic!("{id}: {e}"))
+}
+
+fn active(plan: &portolan_core::plan::Plan) -> BTreeSet<String> {
+    plan.flows.iter().map(|f| f.id.clone()).collect()
+}
+
+/// Clearswift In/Out rows where the appliance is the client (source lines 12, 28, 34, 40,
+/// 46, 49, 6, 7, 47): the literal inbound half needs its own feature and inbound-as-listed,
+/// like the DNS/NTP/KSN ones. Regression: ldap-in was on with ldap alone, ntp-in with
+/// inbound-as-listed alone.
+#[test]
+fn clearswift_inbound_halves_need_their_feature_and_the_opt_in() {
+    let halves = [
+        ("ldap-in", "ldap", 34),
+        ("ldaps-in", "ldaps", 46),
+        ("ad-global-catalog-ssl-in", "ad-global-catalog-ssl", 49),
+        ("ftp-control-in", "ftp-backup", 6),
+        ("ftps-explicit-in", "ftps-explicit", 7),
+        ("ftps-implicit-in", "ftps-implicit", 47),
+        ("ntp-in", "ntp", 28),
+        ("livefeed-in", "trustmanager-livefeed", 12),
+        ("kaspersky-ksn-in", "kaspersky-ksn", 40),
+    ];
+    let p = load("clearswift");
+    for (id, feature, line) in halves {
+        let f = p.flows.iter().find(|f| f.id == id).expect(id);
+        assert_eq!(f.source_lines["en"], line, "{id}");
+        assert!(
+            !active(&plan_with("clearswift", &[feature])).contains(id),
+            "{id} with {feature} alone"
+        );
+        assert!(
+            !active(&plan_with("clearswift", &["inbound-as-listed"])).contains(id),
+            "{id} with inbound-as-listed alone"
+        );
+        assert!(
+            active(&plan_with("clearswift", &[feature, "inbound-as-listed"])).contains(id),
+            "{id} with both"
+        );
+    }
+}
+
+/// Clearswift FTPS (lines 7, 47): no conntrack helper can read an encrypted control
+/// channel, so the FTPS flows do not claim one; the data connections go to the server's
+/// passive range, which the site gives ([ports]) or the flow stays out (never wide).
+#[test]
+fn clearswift_ftps_needs_the_passive_range_from_the_site() {
+    use portolan_core::model::{Flag, PortRange};
+    let p = load("clearswift");
+    for f in p.flows.iter().filter(|f| f.id.starts_with("ftps")) {
+        assert!(!f.flags.contains(&Flag::NeedsFtpHelper), "{}", f.id);
+    }
+    let plan = plan_with("clearswift", &["ftps-explicit"]);
+    assert!(!active(&plan).contains("ftps-explicit-data"));
+    assert!(plan.inactive.contains(&"ftps-explicit-data".to_string()));
+    assert!(plan
+        .warnings
+        .iter()
+        .any(|w| w.message.contains("ftps-explicit-data") && w.message.contains("left out")));
+    let plan = plan_with_site("clearswift", &["ftps-explicit"], |s| {
+        s.ports.insert(
+            "ftps-explicit-data".into(),
+            (
+                vec![PortRange {
+                    low: 50000,
+                    high: 50100,
+                }],
+                None,
+            ),
+        );
+    });
+    let data: Vec<_> = plan
+        .flows
+        .iter()
+        .filter(|f| f.id == "ftps-explicit-data")
+        .collect();
+    assert_eq!(data.len(), 1);
+    assert_eq!(
+        data[0].ports,
+        [PortRange {
+            low: 50000,
+            high: 50100
+        }]
+    );
+}
+
+/// SEPPmail GINA satellite (line 88): "the additional communication relations listed under
+/// Email communication are then not required".
+#[test]
+fn seppmail_gina_satellite_turns_off_the_email_paths() {
+    let email = [
+        "smtp-from-mail-server",
+        "smtp-to-mail-server",
+        "smtp-in-direct",
+        "smtp-out-direct",
+    ];
+    let full = active(&plan_with("seppmail", &[]));
+    let satellite = plan_with("seppmail", &["gina-satellite"]);
+    for id in email {
+        assert!(full.contains(id), "{id} is required without the satellite");
+        assert!(
+            !active(&satellite).contains(id),
+            "{id} with a GINA satellite"
+        );
+    }
+    assert!(active(&satellite).contains("gina-satellite"));
+    assert!(satellite
+        .warnings
+        .iter()
+        .any(|w| w.message.contains("turns off")));
+}
+
+/// SEPPmail line 90: NTP is "optional, mandatory in the cluster".
+#[test]
+fn seppmail_cluster_brings_ntp() {
+    for cluster in ["cluster", "cluster-frontend", "cluster-backend"] {
+        let plan = plan_with("seppmail", &[cluster]);
+        assert!(plan.features.contains(&"ntp".to_string()), "{cluster}");
+        assert!(
+            active(&plan).iter().any(|f| f.starts_with("ntp")),
+            "{cluster}"
+        );
+        assert!(plan
+            .warnings
+            .iter()
+            .any(|w| w.message.contains(&format!("`{cluster}` requires `ntp`"))));
+    }
+    assert!(!plan_with("seppmail", &[])
+        .features
+        .contains(&"ntp".to_string()));
+}
+
+/// SEPPmail: one app per port (line 68: fetchmail POP3S/IMAPS/POP3/IMAP; line 118: OCSP
+/// over 443, rarely 80; lines 123, 127: LDAP 389 and LDAPS 636), the IP-alias note (line 15)
+/// on the sending flows too, and the firewall's key-server flow (line 140) selectable alone.
+#[test]
+fn seppmail_apps_per_port_notes_and_the_firewall_keyserver_flow() {
+    let p = load("seppmail");
+    let app = |id: &str| -> (Vec<u16>, String) {
+        let f = p
+            .flows
+            .iter()
+            .find(|f| f.id == id)
+            .unwrap_or_else(|| panic!("{id}"));
+        (
+            f.ports.iter().map(|r| r.low).collect(),
+            f.app.clone().unwrap_or_default(),
+        )
+    };
+    assert_eq!(app("fetchmail-pop3s"), (vec![995], "pop3s".into()));
+    assert_eq!(app("fetchmail-imaps"), (vec![993], "imaps".into()));
+    assert_eq!(app("fetchmail-pop3"), (vec![110], "pop3".into()));
+    assert_eq!(app("fetchmail-imap"), (vec![143], "imap".into()));
+    assert_eq!(app("ocsp-crl"), (vec![443], "https".into()));
+    assert_eq!(app("ocsp-crl-http"), (vec![80], "http".into()));
+    assert_eq!(app("keyserver-query-internet"), (vec![389], "ldap".into()));
+    assert_eq!(
+        app("keyserver-query-internet-ldaps"),
+        (vec![636], "ldaps".into())
+    );
+    assert_eq!(
+        app("keyserver-query-internal-ldaps"),
+        (vec![636], "ldaps".into())
+    );
+    for id in [
+        "smtp-to-mail-server",
+        "smtp-out-direct",
+        "smtp-out-smarthost",
+    ] {
+        let f = p.flows.iter().find(|f| f.id == id).expect(id);
+        assert!(f.notes.iter().any(|n| n.contains("IP alias")), "{id}");
+    }
+    let plan = plan_with("seppmail", &["keyserver-external-firewall"]);
+    assert!(active(&plan).contains("keyserver-external-firewall"));
+    assert!(!active(&plan).contains("keyserver-external-internal"));
 }

@@ -444,6 +444,12 @@ pub struct RoleDecl {
 #[derive(Debug, Clone, Serialize)]
 pub struct FeatureDecl {
     pub description: String,
+    /// Features this one needs: turning it on turns them on too (said in the plan's
+    /// warnings), e.g. NTP for a cluster.
+    pub requires: Vec<String>,
+    /// Flows that are not needed when this feature is on (a GINA satellite needs none of the
+    /// email paths): they are off even when required.
+    pub turns_off: Vec<String>,
 }
 
 /// A set of flows of which the site uses one (or several): e.g. SMTP out directly or through a
@@ -477,6 +483,9 @@ pub struct Flow {
     pub ports: Vec<PortRange>,
     pub icmp_type: Option<IcmpType>,
     pub condition: Condition,
+    /// Further features that must all be on as well (the inbound half of an In/Out row
+    /// behind both its own feature and an opt-in).
+    pub with_features: Vec<String>,
     pub alternative: Option<String>,
     /// Application protocol a prober should speak (`https`, `smtp`, ...).
     pub app: Option<String>,

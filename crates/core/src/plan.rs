@@ -189,7 +189,14 @@ pub fn build(profile: &Profile, site: &Site, features: Option<&Features>) -> Res
     // Features.
     let features = features.unwrap_or(&site.features);
     let enabled: BTreeSet<String> = match features {
-        Features::All => profile.features.keys().cloned().collect(),
+        // Every feature that adds flows; one that turns flows off (a GINA satellite) is a
+        // mode, chosen by name only.
+        Features::All => profile
+            .features
+            .iter()
+            .filter(|(_, d)| d.turns_off.is_empty())
+            .map(|(n, _)| n.clone())
+            .collect(),
         Features::Some(list) => {
             let mut on = BTreeSet::new();
             for (name, span) in list {
@@ -428,6 +435,50 @@ pub fn build(profile: &Profile, site: &Site, features: Option<&Features>) -> Res
                 .or_else(|| default_interface.clone()),
         }
     };
+    // A feature's requirements come with it (NTP with a cluster), said in the warnings.
+    let mut enabled = enabled;
+    let mut required_notes: Vec<Diagnostic> = Vec::new();
+    loop {
+        let mut added = Vec::new();
+        for name in &enabled {
+            if let Some(decl) = profile.features.get(name) {
+                for r in &decl.requires {
+                    if !enabled.contains(r) && !added.iter().any(|(a, _)| a == r) {
+                        added.push((r.clone(), name.clone()));
+                    }
+                }
+            }
+        }
+        if added.is_empty() {
+            break;
+        }
+        for (r, by) in added {
+            required_notes.push(
+                Diagnostic::warning(format!(
+                    "feature `{by}` requires `{r}`: `{r}` is turned on too"
+                ))
+                .with_help(format!("add `{r}` to the site's features to say so")),
+            );
+            enabled.insert(r);
+        }
+    }
+    // Flows an enabled feature makes unnecessary.
+    let turned_off: BTreeMap<&str, &str> = enabled
+        .iter()
+        .filter_map(|n| profile.features.get(n).map(|d| (n, d)))
+        .flat_map(|(n, d)| d.turns_off.iter().map(move |f| (f.as_str(), n.as_str())))
+        .collect();
+    for (feature, decl) in enabled
+        .iter()
+        .filter_map(|n| profile.features.get(n).map(|d| (n, d)))
+    {
+        if !decl.turns_off.is_empty() {
+            required_notes.push(Diagnostic::note(format!(
+                "feature `{feature}` turns off flows {} (not needed with it)",
+                decl.turns_off.join(", ")
+            )));
+        }
+    }
     let appliance_if = match &site.placement {
         Placement::Host => None,
         Placement::Gateway {
@@ -446,8 +497,10 @@ pub fn build(profile: &Profile, site: &Site, features: Option<&Features>) -> Res
     for flow in &profile.flows {
         let on_by_feature = match &flow.condition {
             Condition::Required => true,
-            Condition::Feature(f) => enabled.contains(f),
-        };
+            Condition::Feature(f) => {
+                enabled.contains(f) && flow.with_features.iter().all(|w| enabled.contains(w))
+            }
+        } && !turned_off.contains_key(flow.id.as_str());
         let on_by_choice = flow
             .alternative
             .as_ref()
@@ -636,6 +689,19 @@ pub fn build(profile: &Profile, site: &Site, features: Option<&Features>) -> Res
             Some((p, _)) => (merge_ranges(p.clone()), true),
             None => (flow.ports.clone(), false),
         };
+        // Ports only the site can give, and it gave none: left out, never widened.
+        if ports.is_empty() && flow.protocols.iter().any(|p| *p != Protocol::Icmp) {
+            sink.push(
+                Diagnostic::warning(format!(
+                    "flow {} has no ports until the site gives them; it is left out",
+                    flow.id
+                ))
+                .in_file(src)
+                .with_help(format!("add [ports] {} = [...] to the site", flow.id)),
+            );
+            inactive.push(flow.id.clone());
+            continue;
+        }
         for &protocol in &flow.protocols {
             flows.push(PlannedFlow {
                 id: flow.id.clone(),
@@ -657,7 +723,8 @@ pub fn build(profile: &Profile, site: &Site, features: Option<&Features>) -> Res
                 destination: destination.clone(),
                 required: flow.condition == Condition::Required,
                 feature: match &flow.condition {
-                    Condition::Feature(f) => Some(f.clone()),
+                    Condition::Feature(f) if flow.with_features.is_empty() => Some(f.clone()),
+                    Condition::Feature(f) => Some(format!("{f}+{}", flow.with_features.join("+"))),
                     Condition::Required => None,
                 },
                 alternative: flow.alternative.clone(),
@@ -800,7 +867,8 @@ pub fn build(profile: &Profile, site: &Site, features: Option<&Features>) -> Res
         );
     }
 
-    let plan_warnings = sink.diags;
+    let mut plan_warnings = required_notes;
+    plan_warnings.extend(sink.diags);
     Ok(Plan {
         profile: profile.id.clone(),
         profile_name: profile.name.clone(),

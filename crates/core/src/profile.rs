@@ -86,6 +86,14 @@ pub struct RawRole {
 #[serde(deny_unknown_fields)]
 pub struct RawFeature {
     pub description: String,
+    /// Features this one needs; turning it on turns them on too.
+    #[serde(default)]
+    #[schemars(with = "Vec<String>")]
+    pub requires: Vec<Spanned<String>>,
+    /// Flow ids that are not needed when this feature is on (off even when required).
+    #[serde(default)]
+    #[schemars(with = "Vec<String>")]
+    pub turns_off: Vec<Spanned<String>>,
 }
 
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
@@ -146,6 +154,10 @@ pub struct RawFlow {
     #[serde(default)]
     #[schemars(with = "Option<String>")]
     pub feature: Option<Spanned<String>>,
+    /// Further features that must all be on too (needs `feature`).
+    #[serde(default)]
+    #[schemars(with = "Vec<String>")]
+    pub with_features: Vec<Spanned<String>>,
     /// The alternative group this flow is one option of.
     #[serde(default)]
     #[schemars(with = "Option<String>")]
@@ -417,6 +429,8 @@ pub(crate) fn validate(
                 name.get_ref().clone(),
                 FeatureDecl {
                     description: f.description.clone(),
+                    requires: f.requires.iter().map(|r| r.get_ref().clone()).collect(),
+                    turns_off: f.turns_off.iter().map(|r| r.get_ref().clone()).collect(),
                 },
             );
         }
@@ -555,7 +569,10 @@ pub(crate) fn validate(
                 );
             }
         } else {
-            if ports.is_empty() && rf.ports.is_empty() {
+            // A `port_configurable` flow may leave its ports to the site (an FTP server's
+            // passive range): the plan leaves it out until the site gives them.
+            let site_ports = rf.flags.contains(&Flag::PortConfigurable);
+            if ports.is_empty() && rf.ports.is_empty() && !site_ports {
                 sink.push(
                     Diagnostic::error("a TCP or UDP flow needs `ports`")
                         .at(src, rf.protocols.span())
@@ -594,6 +611,22 @@ pub(crate) fn validate(
             }
             None => Condition::Required,
         };
+        for w in &rf.with_features {
+            if !features.contains_key(w.get_ref()) {
+                sink.push(
+                    Diagnostic::error(format!("unknown feature `{}`", w.get_ref()))
+                        .at(src, w.span())
+                        .with_help("declare it under [features.NAME]"),
+                );
+            }
+        }
+        if !rf.with_features.is_empty() && rf.feature.is_none() {
+            sink.push(
+                Diagnostic::error("`with_features` needs `feature`")
+                    .at(src, rf.with_features[0].span())
+                    .with_help("give the flow's own feature as `feature`, the others here"),
+            );
+        }
         if let Some(a) = &rf.alternative {
             if !raw.alternatives.keys().any(|k| k.get_ref() == a.get_ref()) {
                 sink.push(
@@ -647,6 +680,11 @@ pub(crate) fn validate(
                 ports: merge_ranges(ports),
                 icmp_type,
                 condition,
+                with_features: rf
+                    .with_features
+                    .iter()
+                    .map(|w| w.get_ref().clone())
+                    .collect(),
                 alternative: rf.alternative.as_ref().map(|a| a.get_ref().clone()),
                 app: rf.app.as_ref().map(|a| a.get_ref().clone()),
                 flags: rf.flags.iter().copied().collect(),
@@ -736,6 +774,50 @@ pub(crate) fn validate(
             Condition::Feature(n) => Some(n.as_str()),
             _ => None,
         })
+        .collect();
+    // Features' requirements and the flows they turn off must exist.
+    let flow_ids: BTreeSet<&str> = flows.iter().map(|f| f.id.as_str()).collect();
+    for (name, f) in raw.features.iter() {
+        for r in &f.requires {
+            if !raw.features.keys().any(|k| k.get_ref() == r.get_ref())
+                || r.get_ref() == name.get_ref()
+            {
+                sink.push(
+                    Diagnostic::error(format!(
+                        "feature `{}` requires `{}`, which is not another feature of this profile",
+                        name.get_ref(),
+                        r.get_ref()
+                    ))
+                    .at(src, r.span()),
+                );
+            }
+        }
+        for o in &f.turns_off {
+            if !flow_ids.contains(o.get_ref().as_str()) {
+                sink.push(
+                    Diagnostic::error(format!(
+                        "feature `{}` turns off `{}`, which is not a flow",
+                        name.get_ref(),
+                        o.get_ref()
+                    ))
+                    .at(src, o.span()),
+                );
+            }
+        }
+    }
+    let used_features: BTreeSet<&str> = used_features
+        .into_iter()
+        .chain(
+            flows
+                .iter()
+                .flat_map(|f| f.with_features.iter().map(String::as_str)),
+        )
+        .chain(
+            raw.features
+                .iter()
+                .filter(|(_, f)| !f.turns_off.is_empty() || !f.requires.is_empty())
+                .map(|(n, _)| n.get_ref().as_str()),
+        )
         .collect();
     for (name, _) in raw.features.iter() {
         if !used_features.contains(name.get_ref().as_str()) {

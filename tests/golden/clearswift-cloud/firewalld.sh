@@ -7,9 +7,9 @@
 # ad-global-catalog-ssl-out [feature ad-global-catalog-ssl]: LDAP and SSL connection to an Active Directory global catalog port
 # ldap-out [feature ldap]: LDAP directory access (LDAP servers beyond the firewall)
 # ldaps-out [feature ldaps]: Secure LDAP/S directory access
-# ad-global-catalog-ssl-in [feature ad-global-catalog-ssl]: LDAP and SSL connection to an Active Directory global catalog port
-# ldap-in [feature ldap]: LDAP directory access (LDAP servers beyond the firewall)
-# ldaps-in [feature ldaps]: Secure LDAP/S directory access
+# ad-global-catalog-ssl-in [feature ad-global-catalog-ssl+inbound-as-listed]: LDAP and SSL connection to an Active Directory global catalog port
+# ldap-in [feature ldap+inbound-as-listed]: LDAP directory access (LDAP servers beyond the firewall)
+# ldaps-in [feature ldaps+inbound-as-listed]: Secure LDAP/S directory access
 # av-avira [feature av-avira]: HTTP access to the Avira update servers for anti-virus updates and software upgrades
 # av-kaspersky [feature av-kaspersky]: HTTP access to the Kaspersky update servers for anti-virus updates and software upgrades
 # av-sophos [feature av-sophos]: HTTP access to the Sophos update servers for anti-virus updates and software upgrades
@@ -26,10 +26,10 @@
 # greylisting-out [feature greylisting-peer]: Broadcasting of greylisting data to peers
 # peer-https-out [feature peer-communication]: HTTPS communications between peers
 # dns [required]: DNS requests, if using DNS servers beyond the firewall
-# ftp-control-in [feature ftp-backup]: Backup & Restore and Transaction Logging if using an FTP server located beyond the firewall
+# ftp-control-in [feature ftp-backup+inbound-as-listed]: Backup & Restore and Transaction Logging if using an FTP server located beyond the firewall
 # ftp-data-in [feature ftp-backup]: Backup & Restore if using an FTP server located beyond the firewall (FTP data, port 20)
-# ftps-explicit-in [feature ftps-explicit]: Backup & Restore and Transaction Logging (explicit FTPS)
-# ftps-implicit-in [feature ftps-implicit]: Backup & Restore and Transaction Logging (implicit FTPS)
+# ftps-explicit-in [feature ftps-explicit+inbound-as-listed]: Backup & Restore and Transaction Logging (explicit FTPS)
+# ftps-implicit-in [feature ftps-implicit+inbound-as-listed]: Backup & Restore and Transaction Logging (implicit FTPS)
 # ftp-control-out [feature ftp-backup]: Backup & Restore and Transaction Logging if using an FTP server located beyond the firewall
 # ftp-data-out [feature ftp-backup]: Backup & Restore if using an FTP server located beyond the firewall (FTP data, port 20)
 # ftps-explicit-out [feature ftps-explicit]: Backup & Restore and Transaction Logging (explicit FTPS)
@@ -39,7 +39,7 @@
 # hkp-keyserver-in [feature hkp-keyserver]: HTTPS key server queries (port 11371)
 # https-keyserver-in [feature https-keyserver]: HTTPS key server queries
 # ldap-keyserver-in [feature ldap-keyserver]: LDAP key server queries
-# livefeed-in [feature inbound-as-listed]: TRUSTmanager LiveFeed checks (inbound half of an In/Out row)
+# livefeed-in [feature trustmanager-livefeed+inbound-as-listed]: TRUSTmanager LiveFeed checks (inbound half of an In/Out row)
 # smtp-in [required]: Inbound SMTP
 # hkp-keyserver-out [feature hkp-keyserver]: HTTPS key server queries (port 11371)
 # https-keyserver-out [feature https-keyserver]: HTTPS key server queries
@@ -47,10 +47,10 @@
 # livefeed-out [feature trustmanager-livefeed]: TRUSTmanager LiveFeed checks
 # smtp-out [required]: Outbound SMTP
 # kaspersky-ksn [feature kaspersky-ksn]: Kaspersky KSN lookup
-# kaspersky-ksn-in [feature inbound-as-listed]: Kaspersky KSN lookup (inbound half of an In/Out row)
-# kaspersky-ksn-in [feature inbound-as-listed]: Kaspersky KSN lookup (inbound half of an In/Out row)
-# kaspersky-ksn-in [feature inbound-as-listed]: Kaspersky KSN lookup (inbound half of an In/Out row)
-# kaspersky-ksn-in [feature inbound-as-listed]: Kaspersky KSN lookup (inbound half of an In/Out row)
+# kaspersky-ksn-in [feature kaspersky-ksn+inbound-as-listed]: Kaspersky KSN lookup (inbound half of an In/Out row)
+# kaspersky-ksn-in [feature kaspersky-ksn+inbound-as-listed]: Kaspersky KSN lookup (inbound half of an In/Out row)
+# kaspersky-ksn-in [feature kaspersky-ksn+inbound-as-listed]: Kaspersky KSN lookup (inbound half of an In/Out row)
+# kaspersky-ksn-in [feature kaspersky-ksn+inbound-as-listed]: Kaspersky KSN lookup (inbound half of an In/Out row)
 # lost-http-1 [feature lost-http-1]: HTTP access to the ... (the rest of this row was lost in the source; bind the role after checking with Clearswift)
 # lost-http-2 [feature lost-http-2]: HTTP access to the ... (the rest of this row was lost in the source; bind the role after checking with Clearswift)
 # lost-https-1 [feature lost-https-1]: HTTPS access to the ... (the rest of this row was lost in the source; bind the role after checking with Clearswift)
@@ -60,10 +60,10 @@
 # ntlm-139 [feature ntlm]: User authentication using NTLM (PMM in Full Mode)
 # ntlm-445 [feature ntlm]: User authentication using NTLM (PMM in Full Mode)
 # ntp [feature ntp]: Access to NTP services (default servers)
-# ntp-in [feature inbound-as-listed]: Access to NTP services (inbound half of an In/Out row)
-# ntp-in [feature inbound-as-listed]: Access to NTP services (inbound half of an In/Out row)
-# ntp-in [feature inbound-as-listed]: Access to NTP services (inbound half of an In/Out row)
-# ntp-in [feature inbound-as-listed]: Access to NTP services (inbound half of an In/Out row)
+# ntp-in [feature ntp+inbound-as-listed]: Access to NTP services (inbound half of an In/Out row)
+# ntp-in [feature ntp+inbound-as-listed]: Access to NTP services (inbound half of an In/Out row)
+# ntp-in [feature ntp+inbound-as-listed]: Access to NTP services (inbound half of an In/Out row)
+# ntp-in [feature ntp+inbound-as-listed]: Access to NTP services (inbound half of an In/Out row)
 # pmm [feature pmm]: HTTP access to the PMM interface
 # sftp [feature sftp]: Backup & Restore, and server containing lexical data for import (SFTP)
 # snmp [feature snmp]: SNMP inbound: the port used by an SNMP browser when scanning the appliance

@@ -413,21 +413,21 @@ iptables-restore --noflush <<'PORTOLAN_IPV4_END'
 -A PORTOLAN-INPUT -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment "portolan: replies and related ICMP errors" -j RETURN
 -A PORTOLAN-INPUT -m conntrack --ctstate INVALID -j DROP
 -A PORTOLAN-INPUT -i lo -j RETURN
-# ntp-in [feature inbound-as-listed]: Access to NTP services (inbound half of an In/Out row)
+# ntp-in [feature ntp+inbound-as-listed]: Access to NTP services (inbound half of an In/Out row)
 -A PORTOLAN-INPUT -m set --match-set pt4-dns-0.rhel.pool.ntp.org src -p udp -m udp --dport 123 -m comment --comment "flows: ntp-in" -j RETURN
-# ntp-in [feature inbound-as-listed]: Access to NTP services (inbound half of an In/Out row)
+# ntp-in [feature ntp+inbound-as-listed]: Access to NTP services (inbound half of an In/Out row)
 -A PORTOLAN-INPUT -m set --match-set pt4-dns-1.rhel.pool.ntp.org src -p udp -m udp --dport 123 -m comment --comment "flows: ntp-in" -j RETURN
-# ntp-in [feature inbound-as-listed]: Access to NTP services (inbound half of an In/Out row)
+# ntp-in [feature ntp+inbound-as-listed]: Access to NTP services (inbound half of an In/Out row)
 -A PORTOLAN-INPUT -m set --match-set pt4-dns-2.rhel.pool.ntp.org src -p udp -m udp --dport 123 -m comment --comment "flows: ntp-in" -j RETURN
-# ntp-in [feature inbound-as-listed]: Access to NTP services (inbound half of an In/Out row)
+# ntp-in [feature ntp+inbound-as-listed]: Access to NTP services (inbound half of an In/Out row)
 -A PORTOLAN-INPUT -m set --match-set pt4-dns-3.rhel.pool.ntp.org src -p udp -m udp --dport 123 -m comment --comment "flows: ntp-in" -j RETURN
-# kaspersky-ksn-in [feature inbound-as-listed]: Kaspersky KSN lookup (inbound half of an In/Out row)
+# kaspersky-ksn-in [feature kaspersky-ksn+inbound-as-listed]: Kaspersky KSN lookup (inbound half of an In/Out row)
 -A PORTOLAN-INPUT -m set --match-set pt4-dns-ksn1.kaspersky-labs.com src -p tcp -m tcp --dport 443 -m comment --comment "flows: kaspersky-ksn-in" -j RETURN
-# kaspersky-ksn-in [feature inbound-as-listed]: Kaspersky KSN lookup (inbound half of an In/Out row)
+# kaspersky-ksn-in [feature kaspersky-ksn+inbound-as-listed]: Kaspersky KSN lookup (inbound half of an In/Out row)
 -A PORTOLAN-INPUT -m set --match-set pt4-dns-ksn2.kaspersky-labs.com src -p tcp -m tcp --dport 443 -m comment --comment "flows: kaspersky-ksn-in" -j RETURN
-# kaspersky-ksn-in [feature inbound-as-listed]: Kaspersky KSN lookup (inbound half of an In/Out row)
+# kaspersky-ksn-in [feature kaspersky-ksn+inbound-as-listed]: Kaspersky KSN lookup (inbound half of an In/Out row)
 -A PORTOLAN-INPUT -m set --match-set pt4-dns-ksn3.kaspersky-labs.com src -p tcp -m tcp --dport 443 -m comment --comment "flows: kaspersky-ksn-in" -j RETURN
-# kaspersky-ksn-in [feature inbound-as-listed]: Kaspersky KSN lookup (inbound half of an In/Out row)
+# kaspersky-ksn-in [feature kaspersky-ksn+inbound-as-listed]: Kaspersky KSN lookup (inbound half of an In/Out row)
 -A PORTOLAN-INPUT -m set --match-set pt4-dns-ksn4.kaspersky-labs.com src -p tcp -m tcp --dport 443 -m comment --comment "flows: kaspersky-ksn-in" -j RETURN
 # cockpit-in [feature cockpit]: Connection to Red Hat Cockpit
 # ssh-console [feature ssh-console]: SSH access to the console
@@ -437,24 +437,24 @@ iptables-restore --noflush <<'PORTOLAN_IPV4_END'
 -A PORTOLAN-INPUT -m set --match-set pt4-role-cluster-peer src -p tcp -m tcp --dport 443 -m comment --comment "flows: peer-https-in" -j RETURN
 # greylisting-in [feature greylisting-peer]: Broadcasting of greylisting data from peers
 -A PORTOLAN-INPUT -m set --match-set pt4-role-cluster-peer src -p udp -m udp --dport 19200 -m comment --comment "flows: greylisting-in" -j RETURN
-# ftp-control-in [feature ftp-backup]: Backup & Restore and Transaction Logging if using an FTP server located beyond the firewall
+# ftp-control-in [feature ftp-backup+inbound-as-listed]: Backup & Restore and Transaction Logging if using an FTP server located beyond the firewall
 # ftp-data-in [feature ftp-backup]: Backup & Restore if using an FTP server located beyond the firewall (FTP data, port 20)
-# ftps-explicit-in [feature ftps-explicit]: Backup & Restore and Transaction Logging (explicit FTPS)
-# ftps-implicit-in [feature ftps-implicit]: Backup & Restore and Transaction Logging (implicit FTPS)
+# ftps-explicit-in [feature ftps-explicit+inbound-as-listed]: Backup & Restore and Transaction Logging (explicit FTPS)
+# ftps-implicit-in [feature ftps-implicit+inbound-as-listed]: Backup & Restore and Transaction Logging (implicit FTPS)
 -A PORTOLAN-INPUT -m set --match-set pt4-role-ftp-server src -p tcp -m multiport --dports 20:21,990 -m comment --comment "flows: ftp-control-in ftp-data-in ftps-explicit-in ftps-implicit-in" -j RETURN
 # pmm [feature pmm]: HTTP access to the PMM interface
 -A PORTOLAN-INPUT -m set --match-set pt4-role-internal src -p tcp -m tcp --dport 80 -m comment --comment "flows: pmm" -j RETURN
 # hkp-keyserver-in [feature hkp-keyserver]: HTTPS key server queries (port 11371)
 # https-keyserver-in [feature https-keyserver]: HTTPS key server queries
 # ldap-keyserver-in [feature ldap-keyserver]: LDAP key server queries
-# livefeed-in [feature inbound-as-listed]: TRUSTmanager LiveFeed checks (inbound half of an In/Out row)
+# livefeed-in [feature trustmanager-livefeed+inbound-as-listed]: TRUSTmanager LiveFeed checks (inbound half of an In/Out row)
 # smtp-in [required]: Inbound SMTP
 -A PORTOLAN-INPUT -m set --match-set pt4-role-internet src -p tcp -m multiport --dports 25,53,389,443,11371 -m comment --comment "flows: hkp-keyserver-in https-keyserver-in ldap-keyserver-in livefeed-in smtp-in" -j RETURN
-# livefeed-in [feature inbound-as-listed]: TRUSTmanager LiveFeed checks (inbound half of an In/Out row)
+# livefeed-in [feature trustmanager-livefeed+inbound-as-listed]: TRUSTmanager LiveFeed checks (inbound half of an In/Out row)
 -A PORTOLAN-INPUT -m set --match-set pt4-role-internet src -p udp -m udp --dport 53 -m comment --comment "flows: livefeed-in" -j RETURN
-# ad-global-catalog-ssl-in [feature ad-global-catalog-ssl]: LDAP and SSL connection to an Active Directory global catalog port
-# ldap-in [feature ldap]: LDAP directory access (LDAP servers beyond the firewall)
-# ldaps-in [feature ldaps]: Secure LDAP/S directory access
+# ad-global-catalog-ssl-in [feature ad-global-catalog-ssl+inbound-as-listed]: LDAP and SSL connection to an Active Directory global catalog port
+# ldap-in [feature ldap+inbound-as-listed]: LDAP directory access (LDAP servers beyond the firewall)
+# ldaps-in [feature ldaps+inbound-as-listed]: Secure LDAP/S directory access
 -A PORTOLAN-INPUT -m set --match-set pt4-role-ldap-server src -p tcp -m multiport --dports 389,636,3269 -m comment --comment "flows: ad-global-catalog-ssl-in ldap-in ldaps-in" -j RETURN
 # snmp [feature snmp]: SNMP inbound: the port used by an SNMP browser when scanning the appliance
 -A PORTOLAN-INPUT -m set --match-set pt4-role-snmp-manager src -p udp -m udp --dport 161 -m comment --comment "flows: snmp" -j RETURN
@@ -582,29 +582,29 @@ ip6tables-restore --noflush <<'PORTOLAN_IPV6_END'
 -A PORTOLAN-INPUT -p ipv6-icmp -m icmp6 --icmpv6-type neighbour-advertisement -m comment --comment "portolan: IPv6 neighbour discovery" -j RETURN
 -A PORTOLAN-INPUT -p ipv6-icmp -m icmp6 --icmpv6-type router-solicitation -m comment --comment "portolan: IPv6 neighbour discovery" -j RETURN
 -A PORTOLAN-INPUT -p ipv6-icmp -m icmp6 --icmpv6-type router-advertisement -m comment --comment "portolan: IPv6 neighbour discovery" -j RETURN
-# ntp-in [feature inbound-as-listed]: Access to NTP services (inbound half of an In/Out row)
+# ntp-in [feature ntp+inbound-as-listed]: Access to NTP services (inbound half of an In/Out row)
 -A PORTOLAN-INPUT -m set --match-set pt6-dns-0.rhel.pool.ntp.org src -p udp -m udp --dport 123 -m comment --comment "flows: ntp-in" -j RETURN
-# ntp-in [feature inbound-as-listed]: Access to NTP services (inbound half of an In/Out row)
+# ntp-in [feature ntp+inbound-as-listed]: Access to NTP services (inbound half of an In/Out row)
 -A PORTOLAN-INPUT -m set --match-set pt6-dns-1.rhel.pool.ntp.org src -p udp -m udp --dport 123 -m comment --comment "flows: ntp-in" -j RETURN
-# ntp-in [feature inbound-as-listed]: Access to NTP services (inbound half of an In/Out row)
+# ntp-in [feature ntp+inbound-as-listed]: Access to NTP services (inbound half of an In/Out row)
 -A PORTOLAN-INPUT -m set --match-set pt6-dns-2.rhel.pool.ntp.org src -p udp -m udp --dport 123 -m comment --comment "flows: ntp-in" -j RETURN
-# ntp-in [feature inbound-as-listed]: Access to NTP services (inbound half of an In/Out row)
+# ntp-in [feature ntp+inbound-as-listed]: Access to NTP services (inbound half of an In/Out row)
 -A PORTOLAN-INPUT -m set --match-set pt6-dns-3.rhel.pool.ntp.org src -p udp -m udp --dport 123 -m comment --comment "flows: ntp-in" -j RETURN
-# kaspersky-ksn-in [feature inbound-as-listed]: Kaspersky KSN lookup (inbound half of an In/Out row)
+# kaspersky-ksn-in [feature kaspersky-ksn+inbound-as-listed]: Kaspersky KSN lookup (inbound half of an In/Out row)
 -A PORTOLAN-INPUT -m set --match-set pt6-dns-ksn1.kaspersky-labs.com src -p tcp -m tcp --dport 443 -m comment --comment "flows: kaspersky-ksn-in" -j RETURN
-# kaspersky-ksn-in [feature inbound-as-listed]: Kaspersky KSN lookup (inbound half of an In/Out row)
+# kaspersky-ksn-in [feature kaspersky-ksn+inbound-as-listed]: Kaspersky KSN lookup (inbound half of an In/Out row)
 -A PORTOLAN-INPUT -m set --match-set pt6-dns-ksn2.kaspersky-labs.com src -p tcp -m tcp --dport 443 -m comment --comment "flows: kaspersky-ksn-in" -j RETURN
-# kaspersky-ksn-in [feature inbound-as-listed]: Kaspersky KSN lookup (inbound half of an In/Out row)
+# kaspersky-ksn-in [feature kaspersky-ksn+inbound-as-listed]: Kaspersky KSN lookup (inbound half of an In/Out row)
 -A PORTOLAN-INPUT -m set --match-set pt6-dns-ksn3.kaspersky-labs.com src -p tcp -m tcp --dport 443 -m comment --comment "flows: kaspersky-ksn-in" -j RETURN
-# kaspersky-ksn-in [feature inbound-as-listed]: Kaspersky KSN lookup (inbound half of an In/Out row)
+# kaspersky-ksn-in [feature kaspersky-ksn+inbound-as-listed]: Kaspersky KSN lookup (inbound half of an In/Out row)
 -A PORTOLAN-INPUT -m set --match-set pt6-dns-ksn4.kaspersky-labs.com src -p tcp -m tcp --dport 443 -m comment --comment "flows: kaspersky-ksn-in" -j RETURN
 # hkp-keyserver-in [feature hkp-keyserver]: HTTPS key server queries (port 11371)
 # https-keyserver-in [feature https-keyserver]: HTTPS key server queries
 # ldap-keyserver-in [feature ldap-keyserver]: LDAP key server queries
-# livefeed-in [feature inbound-as-listed]: TRUSTmanager LiveFeed checks (inbound half of an In/Out row)
+# livefeed-in [feature trustmanager-livefeed+inbound-as-listed]: TRUSTmanager LiveFeed checks (inbound half of an In/Out row)
 # smtp-in [required]: Inbound SMTP
 -A PORTOLAN-INPUT -m set --match-set pt6-role-internet src -p tcp -m multiport --dports 25,53,389,443,11371 -m comment --comment "flows: hkp-keyserver-in https-keyserver-in ldap-keyserver-in livefeed-in smtp-in" -j RETURN
-# livefeed-in [feature inbound-as-listed]: TRUSTmanager LiveFeed checks (inbound half of an In/Out row)
+# livefeed-in [feature trustmanager-livefeed+inbound-as-listed]: TRUSTmanager LiveFeed checks (inbound half of an In/Out row)
 -A PORTOLAN-INPUT -m set --match-set pt6-role-internet src -p udp -m udp --dport 53 -m comment --comment "flows: livefeed-in" -j RETURN
 -A PORTOLAN-INPUT -m comment --comment "portolan: traffic no flow allows" -j DROP
 -A PORTOLAN-OUTPUT -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment "portolan: replies and related ICMP errors" -j RETURN

@@ -18,9 +18,9 @@ New-NetFirewallRule -Group $group -Name 'pt-ad-global-catalog-1-pt-tcp-3268' -Di
 New-NetFirewallRule -Group $group -Name 'pt-ad-global-catalog-1-pt-tcp-3269' -DisplayName 'pt-ad-global-catalog-1-pt-tcp-3269' -Description 'flows: ad-global-catalog ad-global-catalog-ssl-out ldap-out ldaps-out' -Direction Outbound -Action Allow -Protocol TCP -RemotePort 3269 -RemoteAddress @('10.20.8.0/28') | Out-Null
 New-NetFirewallRule -Group $group -Name 'pt-ad-global-catalog-1-pt-tcp-389' -DisplayName 'pt-ad-global-catalog-1-pt-tcp-389' -Description 'flows: ad-global-catalog ad-global-catalog-ssl-out ldap-out ldaps-out' -Direction Outbound -Action Allow -Protocol TCP -RemotePort 389 -RemoteAddress @('10.20.8.0/28') | Out-Null
 New-NetFirewallRule -Group $group -Name 'pt-ad-global-catalog-1-pt-tcp-636' -DisplayName 'pt-ad-global-catalog-1-pt-tcp-636' -Description 'flows: ad-global-catalog ad-global-catalog-ssl-out ldap-out ldaps-out' -Direction Outbound -Action Allow -Protocol TCP -RemotePort 636 -RemoteAddress @('10.20.8.0/28') | Out-Null
-# ad-global-catalog-ssl-in [feature ad-global-catalog-ssl]: LDAP and SSL connection to an Active Directory global catalog port
-# ldap-in [feature ldap]: LDAP directory access (LDAP servers beyond the firewall)
-# ldaps-in [feature ldaps]: Secure LDAP/S directory access
+# ad-global-catalog-ssl-in [feature ad-global-catalog-ssl+inbound-as-listed]: LDAP and SSL connection to an Active Directory global catalog port
+# ldap-in [feature ldap+inbound-as-listed]: LDAP directory access (LDAP servers beyond the firewall)
+# ldaps-in [feature ldaps+inbound-as-listed]: Secure LDAP/S directory access
 New-NetFirewallRule -Group $group -Name 'pt-ad-global-catalog-ssl-in-1-pt-tcp-3269' -DisplayName 'pt-ad-global-catalog-ssl-in-1-pt-tcp-3269' -Description 'flows: ad-global-catalog-ssl-in ldap-in ldaps-in' -Direction Inbound -Action Allow -Protocol TCP -LocalPort 3269 -RemoteAddress @('10.20.8.0/28') | Out-Null
 New-NetFirewallRule -Group $group -Name 'pt-ad-global-catalog-ssl-in-1-pt-tcp-389' -DisplayName 'pt-ad-global-catalog-ssl-in-1-pt-tcp-389' -Description 'flows: ad-global-catalog-ssl-in ldap-in ldaps-in' -Direction Inbound -Action Allow -Protocol TCP -LocalPort 389 -RemoteAddress @('10.20.8.0/28') | Out-Null
 New-NetFirewallRule -Group $group -Name 'pt-ad-global-catalog-ssl-in-1-pt-tcp-636' -DisplayName 'pt-ad-global-catalog-ssl-in-1-pt-tcp-636' -Description 'flows: ad-global-catalog-ssl-in ldap-in ldaps-in' -Direction Inbound -Action Allow -Protocol TCP -LocalPort 636 -RemoteAddress @('10.20.8.0/28') | Out-Null
@@ -70,10 +70,10 @@ New-NetFirewallRule -Group $group -Name 'pt-cockpit-out-1-pt-udp-19200' -Display
 # dns [required]: DNS requests, if using DNS servers beyond the firewall
 New-NetFirewallRule -Group $group -Name 'pt-dns-1-pt-tcp-53' -DisplayName 'pt-dns-1-pt-tcp-53' -Description 'flows: dns' -Direction Outbound -Action Allow -Protocol TCP -RemotePort 53 -RemoteAddress @('10.20.3.0/28') | Out-Null
 New-NetFirewallRule -Group $group -Name 'pt-dns-1-pt-udp-53' -DisplayName 'pt-dns-1-pt-udp-53' -Description 'flows: dns' -Direction Outbound -Action Allow -Protocol UDP -RemotePort 53 -RemoteAddress @('10.20.3.0/28') | Out-Null
-# ftp-control-in [feature ftp-backup]: Backup & Restore and Transaction Logging if using an FTP server located beyond the firewall
+# ftp-control-in [feature ftp-backup+inbound-as-listed]: Backup & Restore and Transaction Logging if using an FTP server located beyond the firewall
 # ftp-data-in [feature ftp-backup]: Backup & Restore if using an FTP server located beyond the firewall (FTP data, port 20)
-# ftps-explicit-in [feature ftps-explicit]: Backup & Restore and Transaction Logging (explicit FTPS)
-# ftps-implicit-in [feature ftps-implicit]: Backup & Restore and Transaction Logging (implicit FTPS)
+# ftps-explicit-in [feature ftps-explicit+inbound-as-listed]: Backup & Restore and Transaction Logging (explicit FTPS)
+# ftps-implicit-in [feature ftps-implicit+inbound-as-listed]: Backup & Restore and Transaction Logging (implicit FTPS)
 New-NetFirewallRule -Group $group -Name 'pt-ftp-control-in-1-pt-tcp-20' -DisplayName 'pt-ftp-control-in-1-pt-tcp-20' -Description 'flows: ftp-control-in ftp-data-in ftps-explicit-in ftps-implicit-in' -Direction Inbound -Action Allow -Protocol TCP -LocalPort 20 -RemoteAddress @('10.20.5.0/28') | Out-Null
 New-NetFirewallRule -Group $group -Name 'pt-ftp-control-in-1-pt-tcp-21' -DisplayName 'pt-ftp-control-in-1-pt-tcp-21' -Description 'flows: ftp-control-in ftp-data-in ftps-explicit-in ftps-implicit-in' -Direction Inbound -Action Allow -Protocol TCP -LocalPort 21 -RemoteAddress @('10.20.5.0/28') | Out-Null
 New-NetFirewallRule -Group $group -Name 'pt-ftp-control-in-1-pt-tcp-990' -DisplayName 'pt-ftp-control-in-1-pt-tcp-990' -Description 'flows: ftp-control-in ftp-data-in ftps-explicit-in ftps-implicit-in' -Direction Inbound -Action Allow -Protocol TCP -LocalPort 990 -RemoteAddress @('10.20.5.0/28') | Out-Null
@@ -91,7 +91,7 @@ New-NetFirewallRule -Group $group -Name 'pt-greylisting-in-1-pt-udp-19200' -Disp
 # hkp-keyserver-in [feature hkp-keyserver]: HTTPS key server queries (port 11371)
 # https-keyserver-in [feature https-keyserver]: HTTPS key server queries
 # ldap-keyserver-in [feature ldap-keyserver]: LDAP key server queries
-# livefeed-in [feature inbound-as-listed]: TRUSTmanager LiveFeed checks (inbound half of an In/Out row)
+# livefeed-in [feature trustmanager-livefeed+inbound-as-listed]: TRUSTmanager LiveFeed checks (inbound half of an In/Out row)
 # smtp-in [required]: Inbound SMTP
 New-NetFirewallRule -Group $group -Name 'pt-hkp-keyserver-in-1-pt-tcp-11371' -DisplayName 'pt-hkp-keyserver-in-1-pt-tcp-11371' -Description 'flows: hkp-keyserver-in https-keyserver-in ldap-keyserver-in livefeed-in smtp-in' -Direction Inbound -Action Allow -Protocol TCP -LocalPort 11371 -RemoteAddress @('0.0.0.0/0','::/0') | Out-Null
 New-NetFirewallRule -Group $group -Name 'pt-hkp-keyserver-in-1-pt-tcp-25' -DisplayName 'pt-hkp-keyserver-in-1-pt-tcp-25' -Description 'flows: hkp-keyserver-in https-keyserver-in ldap-keyserver-in livefeed-in smtp-in' -Direction Inbound -Action Allow -Protocol TCP -LocalPort 25 -RemoteAddress @('0.0.0.0/0','::/0') | Out-Null
@@ -115,13 +115,13 @@ New-NetFirewallRule -Group $group -Name 'pt-kaspersky-ksn-1-pt-tcp-443' -Display
 New-NetFirewallRule -Group $group -Name 'pt-kaspersky-ksn-2-pt-tcp-443' -DisplayName 'pt-kaspersky-ksn-2-pt-tcp-443' -Description 'flows: kaspersky-ksn' -Direction Outbound -Action Allow -Protocol TCP -RemotePort 443 -RemoteAddress @('198.51.100.23/32') | Out-Null
 New-NetFirewallRule -Group $group -Name 'pt-kaspersky-ksn-3-pt-tcp-443' -DisplayName 'pt-kaspersky-ksn-3-pt-tcp-443' -Description 'flows: kaspersky-ksn' -Direction Outbound -Action Allow -Protocol TCP -RemotePort 443 -RemoteAddress @('198.51.100.24/32') | Out-Null
 New-NetFirewallRule -Group $group -Name 'pt-kaspersky-ksn-4-pt-tcp-443' -DisplayName 'pt-kaspersky-ksn-4-pt-tcp-443' -Description 'flows: kaspersky-ksn' -Direction Outbound -Action Allow -Protocol TCP -RemotePort 443 -RemoteAddress @('198.51.100.25/32') | Out-Null
-# kaspersky-ksn-in [feature inbound-as-listed]: Kaspersky KSN lookup (inbound half of an In/Out row)
+# kaspersky-ksn-in [feature kaspersky-ksn+inbound-as-listed]: Kaspersky KSN lookup (inbound half of an In/Out row)
 New-NetFirewallRule -Group $group -Name 'pt-kaspersky-ksn-in-1-pt-tcp-443' -DisplayName 'pt-kaspersky-ksn-in-1-pt-tcp-443' -Description 'flows: kaspersky-ksn-in' -Direction Inbound -Action Allow -Protocol TCP -LocalPort 443 -RemoteAddress @('198.51.100.22/32') | Out-Null
-# kaspersky-ksn-in [feature inbound-as-listed]: Kaspersky KSN lookup (inbound half of an In/Out row)
+# kaspersky-ksn-in [feature kaspersky-ksn+inbound-as-listed]: Kaspersky KSN lookup (inbound half of an In/Out row)
 New-NetFirewallRule -Group $group -Name 'pt-kaspersky-ksn-in-2-1-pt-tcp-443' -DisplayName 'pt-kaspersky-ksn-in-2-1-pt-tcp-443' -Description 'flows: kaspersky-ksn-in' -Direction Inbound -Action Allow -Protocol TCP -LocalPort 443 -RemoteAddress @('198.51.100.23/32') | Out-Null
-# kaspersky-ksn-in [feature inbound-as-listed]: Kaspersky KSN lookup (inbound half of an In/Out row)
+# kaspersky-ksn-in [feature kaspersky-ksn+inbound-as-listed]: Kaspersky KSN lookup (inbound half of an In/Out row)
 New-NetFirewallRule -Group $group -Name 'pt-kaspersky-ksn-in-3-1-pt-tcp-443' -DisplayName 'pt-kaspersky-ksn-in-3-1-pt-tcp-443' -Description 'flows: kaspersky-ksn-in' -Direction Inbound -Action Allow -Protocol TCP -LocalPort 443 -RemoteAddress @('198.51.100.24/32') | Out-Null
-# kaspersky-ksn-in [feature inbound-as-listed]: Kaspersky KSN lookup (inbound half of an In/Out row)
+# kaspersky-ksn-in [feature kaspersky-ksn+inbound-as-listed]: Kaspersky KSN lookup (inbound half of an In/Out row)
 New-NetFirewallRule -Group $group -Name 'pt-kaspersky-ksn-in-4-1-pt-tcp-443' -DisplayName 'pt-kaspersky-ksn-in-4-1-pt-tcp-443' -Description 'flows: kaspersky-ksn-in' -Direction Inbound -Action Allow -Protocol TCP -LocalPort 443 -RemoteAddress @('198.51.100.25/32') | Out-Null
 # lost-http-1 [feature lost-http-1]: HTTP access to the ... (the rest of this row was lost in the source; bind the role after checking with Clearswift)
 # lost-http-2 [feature lost-http-2]: HTTP access to the ... (the rest of this row was lost in the source; bind the role after checking with Clearswift)
@@ -142,13 +142,13 @@ New-NetFirewallRule -Group $group -Name 'pt-ntp-1-pt-udp-123' -DisplayName 'pt-n
 New-NetFirewallRule -Group $group -Name 'pt-ntp-2-pt-udp-123' -DisplayName 'pt-ntp-2-pt-udp-123' -Description 'flows: ntp' -Direction Outbound -Action Allow -Protocol UDP -RemotePort 123 -RemoteAddress @('198.51.100.11/32') | Out-Null
 New-NetFirewallRule -Group $group -Name 'pt-ntp-3-pt-udp-123' -DisplayName 'pt-ntp-3-pt-udp-123' -Description 'flows: ntp' -Direction Outbound -Action Allow -Protocol UDP -RemotePort 123 -RemoteAddress @('198.51.100.12/32') | Out-Null
 New-NetFirewallRule -Group $group -Name 'pt-ntp-4-pt-udp-123' -DisplayName 'pt-ntp-4-pt-udp-123' -Description 'flows: ntp' -Direction Outbound -Action Allow -Protocol UDP -RemotePort 123 -RemoteAddress @('198.51.100.13/32') | Out-Null
-# ntp-in [feature inbound-as-listed]: Access to NTP services (inbound half of an In/Out row)
+# ntp-in [feature ntp+inbound-as-listed]: Access to NTP services (inbound half of an In/Out row)
 New-NetFirewallRule -Group $group -Name 'pt-ntp-in-1-pt-udp-123' -DisplayName 'pt-ntp-in-1-pt-udp-123' -Description 'flows: ntp-in' -Direction Inbound -Action Allow -Protocol UDP -LocalPort 123 -RemoteAddress @('198.51.100.10/32') | Out-Null
-# ntp-in [feature inbound-as-listed]: Access to NTP services (inbound half of an In/Out row)
+# ntp-in [feature ntp+inbound-as-listed]: Access to NTP services (inbound half of an In/Out row)
 New-NetFirewallRule -Group $group -Name 'pt-ntp-in-2-1-pt-udp-123' -DisplayName 'pt-ntp-in-2-1-pt-udp-123' -Description 'flows: ntp-in' -Direction Inbound -Action Allow -Protocol UDP -LocalPort 123 -RemoteAddress @('198.51.100.11/32') | Out-Null
-# ntp-in [feature inbound-as-listed]: Access to NTP services (inbound half of an In/Out row)
+# ntp-in [feature ntp+inbound-as-listed]: Access to NTP services (inbound half of an In/Out row)
 New-NetFirewallRule -Group $group -Name 'pt-ntp-in-3-1-pt-udp-123' -DisplayName 'pt-ntp-in-3-1-pt-udp-123' -Description 'flows: ntp-in' -Direction Inbound -Action Allow -Protocol UDP -LocalPort 123 -RemoteAddress @('198.51.100.12/32') | Out-Null
-# ntp-in [feature inbound-as-listed]: Access to NTP services (inbound half of an In/Out row)
+# ntp-in [feature ntp+inbound-as-listed]: Access to NTP services (inbound half of an In/Out row)
 New-NetFirewallRule -Group $group -Name 'pt-ntp-in-4-1-pt-udp-123' -DisplayName 'pt-ntp-in-4-1-pt-udp-123' -Description 'flows: ntp-in' -Direction Inbound -Action Allow -Protocol UDP -LocalPort 123 -RemoteAddress @('198.51.100.13/32') | Out-Null
 # pmm [feature pmm]: HTTP access to the PMM interface
 New-NetFirewallRule -Group $group -Name 'pt-pmm-1-pt-tcp-80' -DisplayName 'pt-pmm-1-pt-tcp-80' -Description 'flows: pmm' -Direction Inbound -Action Allow -Protocol TCP -LocalPort 80 -RemoteAddress @('10.20.6.0/28') | Out-Null

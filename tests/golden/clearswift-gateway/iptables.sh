@@ -560,30 +560,30 @@ iptables-restore --noflush <<'PORTOLAN_IPV4_END'
 # ssh-console [feature ssh-console]: SSH access to the console
 # web-interface [feature web-interface]: HTTPS access to the Clearswift Secure Email Gateway web interface
 -A PORTOLAN-FORWARD -i lan0 -o dmz0 -m set --match-set pt4-role-admin src -m set --match-set pt4-appliance dst -p tcp -m multiport --dports 22,443,9090 -m comment --comment "flows: cockpit-in ssh-console web-interface" -j ACCEPT
-# ftp-control-in [feature ftp-backup]: Backup & Restore and Transaction Logging if using an FTP server located beyond the firewall
+# ftp-control-in [feature ftp-backup+inbound-as-listed]: Backup & Restore and Transaction Logging if using an FTP server located beyond the firewall
 # ftp-data-in [feature ftp-backup]: Backup & Restore if using an FTP server located beyond the firewall (FTP data, port 20)
-# ftps-explicit-in [feature ftps-explicit]: Backup & Restore and Transaction Logging (explicit FTPS)
-# ftps-implicit-in [feature ftps-implicit]: Backup & Restore and Transaction Logging (implicit FTPS)
+# ftps-explicit-in [feature ftps-explicit+inbound-as-listed]: Backup & Restore and Transaction Logging (explicit FTPS)
+# ftps-implicit-in [feature ftps-implicit+inbound-as-listed]: Backup & Restore and Transaction Logging (implicit FTPS)
 -A PORTOLAN-FORWARD -i lan0 -o dmz0 -m set --match-set pt4-role-ftp-server src -m set --match-set pt4-appliance dst -p tcp -m multiport --dports 20:21,990 -m comment --comment "flows: ftp-control-in ftp-data-in ftps-explicit-in ftps-implicit-in" -j ACCEPT
 # pmm [feature pmm]: HTTP access to the PMM interface
 -A PORTOLAN-FORWARD -i lan0 -o dmz0 -m set --match-set pt4-role-internal src -m set --match-set pt4-appliance dst -p tcp -m tcp --dport 80 -m comment --comment "flows: pmm" -j ACCEPT
-# ad-global-catalog-ssl-in [feature ad-global-catalog-ssl]: LDAP and SSL connection to an Active Directory global catalog port
-# ldap-in [feature ldap]: LDAP directory access (LDAP servers beyond the firewall)
-# ldaps-in [feature ldaps]: Secure LDAP/S directory access
+# ad-global-catalog-ssl-in [feature ad-global-catalog-ssl+inbound-as-listed]: LDAP and SSL connection to an Active Directory global catalog port
+# ldap-in [feature ldap+inbound-as-listed]: LDAP directory access (LDAP servers beyond the firewall)
+# ldaps-in [feature ldaps+inbound-as-listed]: Secure LDAP/S directory access
 -A PORTOLAN-FORWARD -i lan0 -o dmz0 -m set --match-set pt4-role-ldap-server src -m set --match-set pt4-appliance dst -p tcp -m multiport --dports 389,636,3269 -m comment --comment "flows: ad-global-catalog-ssl-in ldap-in ldaps-in" -j ACCEPT
 # snmp [feature snmp]: SNMP inbound: the port used by an SNMP browser when scanning the appliance
 -A PORTOLAN-FORWARD -i lan0 -o dmz0 -m set --match-set pt4-role-snmp-manager src -m set --match-set pt4-appliance dst -p udp -m udp --dport 161 -m comment --comment "flows: snmp" -j ACCEPT
-# ntp-in [feature inbound-as-listed]: Access to NTP services (inbound half of an In/Out row)
+# ntp-in [feature ntp+inbound-as-listed]: Access to NTP services (inbound half of an In/Out row)
 -A PORTOLAN-FORWARD -i wan0 -o dmz0 -m set --match-set pt4-dns-from_udp_123_133a1ac8 src -m set --match-set pt4-appliance dst -p udp -m udp --dport 123 -m comment --comment "flows: ntp-in" -j ACCEPT
-# kaspersky-ksn-in [feature inbound-as-listed]: Kaspersky KSN lookup (inbound half of an In/Out row)
+# kaspersky-ksn-in [feature kaspersky-ksn+inbound-as-listed]: Kaspersky KSN lookup (inbound half of an In/Out row)
 -A PORTOLAN-FORWARD -i wan0 -o dmz0 -m set --match-set pt4-dns-from_tcp_443_215ba1b6 src -m set --match-set pt4-appliance dst -p tcp -m tcp --dport 443 -m comment --comment "flows: kaspersky-ksn-in" -j ACCEPT
 # hkp-keyserver-in [feature hkp-keyserver]: HTTPS key server queries (port 11371)
 # https-keyserver-in [feature https-keyserver]: HTTPS key server queries
 # ldap-keyserver-in [feature ldap-keyserver]: LDAP key server queries
-# livefeed-in [feature inbound-as-listed]: TRUSTmanager LiveFeed checks (inbound half of an In/Out row)
+# livefeed-in [feature trustmanager-livefeed+inbound-as-listed]: TRUSTmanager LiveFeed checks (inbound half of an In/Out row)
 # smtp-in [required]: Inbound SMTP
 -A PORTOLAN-FORWARD -i wan0 -o dmz0 -m set --match-set pt4-role-internet src -m set --match-set pt4-appliance dst -p tcp -m multiport --dports 25,53,389,443,11371 -m comment --comment "flows: hkp-keyserver-in https-keyserver-in ldap-keyserver-in livefeed-in smtp-in" -j ACCEPT
-# livefeed-in [feature inbound-as-listed]: TRUSTmanager LiveFeed checks (inbound half of an In/Out row)
+# livefeed-in [feature trustmanager-livefeed+inbound-as-listed]: TRUSTmanager LiveFeed checks (inbound half of an In/Out row)
 -A PORTOLAN-FORWARD -i wan0 -o dmz0 -m set --match-set pt4-role-internet src -m set --match-set pt4-appliance dst -p udp -m udp --dport 53 -m comment --comment "flows: livefeed-in" -j ACCEPT
 -A PORTOLAN-FORWARD -m comment --comment "portolan: forwarded traffic no flow allows" -j DROP
 COMMIT
@@ -618,17 +618,17 @@ ip6tables-restore --noflush <<'PORTOLAN_IPV6_END'
 -A PORTOLAN-FORWARD -i dmz0 -o wan0 -m set --match-set pt6-appliance src -m set --match-set pt6-wild-apc.avira.com dst -p tcp -m tcp --dport 80 -m comment --comment "flows: av-avira" -j ACCEPT
 # pmm [feature pmm]: HTTP access to the PMM interface
 -A PORTOLAN-FORWARD -i lan0 -o dmz0 -m set --match-set pt6-role-internal src -m set --match-set pt6-appliance dst -p tcp -m tcp --dport 80 -m comment --comment "flows: pmm" -j ACCEPT
-# ntp-in [feature inbound-as-listed]: Access to NTP services (inbound half of an In/Out row)
+# ntp-in [feature ntp+inbound-as-listed]: Access to NTP services (inbound half of an In/Out row)
 -A PORTOLAN-FORWARD -i wan0 -o dmz0 -m set --match-set pt6-dns-from_udp_123_133a1ac8 src -m set --match-set pt6-appliance dst -p udp -m udp --dport 123 -m comment --comment "flows: ntp-in" -j ACCEPT
-# kaspersky-ksn-in [feature inbound-as-listed]: Kaspersky KSN lookup (inbound half of an In/Out row)
+# kaspersky-ksn-in [feature kaspersky-ksn+inbound-as-listed]: Kaspersky KSN lookup (inbound half of an In/Out row)
 -A PORTOLAN-FORWARD -i wan0 -o dmz0 -m set --match-set pt6-dns-from_tcp_443_215ba1b6 src -m set --match-set pt6-appliance dst -p tcp -m tcp --dport 443 -m comment --comment "flows: kaspersky-ksn-in" -j ACCEPT
 # hkp-keyserver-in [feature hkp-keyserver]: HTTPS key server queries (port 11371)
 # https-keyserver-in [feature https-keyserver]: HTTPS key server queries
 # ldap-keyserver-in [feature ldap-keyserver]: LDAP key server queries
-# livefeed-in [feature inbound-as-listed]: TRUSTmanager LiveFeed checks (inbound half of an In/Out row)
+# livefeed-in [feature trustmanager-livefeed+inbound-as-listed]: TRUSTmanager LiveFeed checks (inbound half of an In/Out row)
 # smtp-in [required]: Inbound SMTP
 -A PORTOLAN-FORWARD -i wan0 -o dmz0 -m set --match-set pt6-role-internet src -m set --match-set pt6-appliance dst -p tcp -m multiport --dports 25,53,389,443,11371 -m comment --comment "flows: hkp-keyserver-in https-keyserver-in ldap-keyserver-in livefeed-in smtp-in" -j ACCEPT
-# livefeed-in [feature inbound-as-listed]: TRUSTmanager LiveFeed checks (inbound half of an In/Out row)
+# livefeed-in [feature trustmanager-livefeed+inbound-as-listed]: TRUSTmanager LiveFeed checks (inbound half of an In/Out row)
 -A PORTOLAN-FORWARD -i wan0 -o dmz0 -m set --match-set pt6-role-internet src -m set --match-set pt6-appliance dst -p udp -m udp --dport 53 -m comment --comment "flows: livefeed-in" -j ACCEPT
 -A PORTOLAN-FORWARD -m comment --comment "portolan: forwarded traffic no flow allows" -j DROP
 COMMIT

@@ -198,7 +198,14 @@ fn declarations(
     for (fid, desc) in &feature_names {
         let key = w.table("features", fid);
         let description = w.str("description", desc).into_inner();
-        features.insert(key, RawFeature { description });
+        features.insert(
+            key,
+            RawFeature {
+                description,
+                requires: Vec::new(),
+                turns_off: Vec::new(),
+            },
+        );
     }
     let mut alt_names: BTreeMap<&str, (&str, &str)> = BTreeMap::new();
     for f in flows {
@@ -329,6 +336,7 @@ fn flow(w: &mut Writer, f: &DraftFlow, lang: Lang) -> Spanned<RawFlow> {
             ports,
             icmp_type,
             feature,
+            with_features: Vec::new(),
             alternative,
             app: None,
             flags,
