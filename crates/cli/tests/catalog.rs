@@ -130,7 +130,16 @@ fn clearswift_rows_are_all_represented() {
         .collect();
     // 48 lines, of which 7 continue a row that was broken over several lines.
     assert_eq!(rows.len(), 41, "the Clearswift table has 41 rows");
-    let cited = cited(&p, "en");
+    // A row is a flow that cites it, or a caveat that cites it and names the flows that
+    // carry it (row 5, FTP data: the helper on the control flows).
+    let mut cited = cited(&p, "en");
+    for c in &p.caveats {
+        if let (Some(line), false) = (c.line, c.flows.is_empty()) {
+            if c.flows.iter().all(|f| p.flows.iter().any(|x| &x.id == f)) {
+                cited.insert(line);
+            }
+        }
+    }
     let missing: Vec<_> = rows.difference(&cited).collect();
     assert!(missing.is_empty(), "rows not in the catalog: {missing:?}");
     for f in &p.flows {
@@ -482,4 +491,27 @@ fn seppmail_apps_per_port_notes_and_the_firewall_keyserver_flow() {
     let plan = plan_with("seppmail", &["keyserver-external-firewall"]);
     assert!(active(&plan).contains("keyserver-external-firewall"));
     assert!(!active(&plan).contains("keyserver-external-internal"));
+}
+
+/// Clearswift row 5 (FTP data, port 20, In/Out): no rule on destination port 20 (it matches
+/// no real traffic); the FTP control flows carry the conntrack helper instead, and the caveat
+/// citing line 5 says so. Regression: ftp-data-in opened destination port 20 on the appliance.
+#[test]
+fn clearswift_ftp_data_is_carried_by_the_helper() {
+    use portolan_core::model::Flag;
+    let p = load("clearswift");
+    assert!(!p
+        .flows
+        .iter()
+        .any(|f| f.ports.iter().any(|r| r.contains(20))));
+    for id in ["ftp-control-out", "ftp-control-in"] {
+        let f = p.flows.iter().find(|f| f.id == id).expect(id);
+        assert!(f.flags.contains(&Flag::NeedsFtpHelper), "{id}");
+    }
+    let c = p
+        .caveats
+        .iter()
+        .find(|c| c.line == Some(5))
+        .expect("a caveat for row 5");
+    assert!(c.message.contains("helper"), "{}", c.message);
 }

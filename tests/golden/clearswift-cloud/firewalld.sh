@@ -27,11 +27,9 @@
 # peer-https-out [feature peer-communication]: HTTPS communications between peers
 # dns [required]: DNS requests, if using DNS servers beyond the firewall
 # ftp-control-in [feature ftp-backup+inbound-as-listed]: Backup & Restore and Transaction Logging if using an FTP server located beyond the firewall
-# ftp-data-in [feature ftp-backup]: Backup & Restore if using an FTP server located beyond the firewall (FTP data, port 20)
 # ftps-explicit-in [feature ftps-explicit+inbound-as-listed]: Backup & Restore and Transaction Logging (explicit FTPS)
 # ftps-implicit-in [feature ftps-implicit+inbound-as-listed]: Backup & Restore and Transaction Logging (implicit FTPS)
 # ftp-control-out [feature ftp-backup]: Backup & Restore and Transaction Logging if using an FTP server located beyond the firewall
-# ftp-data-out [feature ftp-backup]: Backup & Restore if using an FTP server located beyond the firewall (FTP data, port 20)
 # ftps-explicit-out [feature ftps-explicit]: Backup & Restore and Transaction Logging (explicit FTPS)
 # ftps-implicit-out [feature ftps-implicit]: Backup & Restore and Transaction Logging (implicit FTPS)
 # greylisting-in [feature greylisting-peer]: Broadcasting of greylisting data from peers
@@ -425,7 +423,7 @@ cat > "$d/policies/portolan-in.xml" <<'PORTOLAN_XML_END'
 <?xml version="1.0" encoding="utf-8"?>
 <!-- flows: ad-global-catalog-ssl-in ldap-in ldaps-in -->
 <!-- flows: cockpit-in ssh-console web-interface -->
-<!-- flows: ftp-control-in ftp-data-in ftps-explicit-in ftps-implicit-in -->
+<!-- flows: ftp-control-in ftps-explicit-in ftps-implicit-in -->
 <!-- flows: greylisting-in peer-https-in -->
 <!-- flows: hkp-keyserver-in https-keyserver-in ldap-keyserver-in livefeed-in smtp-in -->
 <!-- flows: kaspersky-ksn-in -->
@@ -471,11 +469,6 @@ cat > "$d/policies/portolan-in.xml" <<'PORTOLAN_XML_END'
   <rule family="ipv4">
     <source ipset="pt-role-admin-v4"/>
     <port port="9090" protocol="tcp"/>
-    <accept/>
-  </rule>
-  <rule family="ipv4">
-    <source ipset="pt-role-ftp-server-v4"/>
-    <port port="20" protocol="tcp"/>
     <accept/>
   </rule>
   <rule family="ipv4">
@@ -616,7 +609,7 @@ cat > "$d/policies/portolan-out.xml" <<'PORTOLAN_XML_END'
 <!-- flows: av-avira av-kaspersky av-sophos policy-updates product-updates rss-feed service-availability spam-stats spamlogic -->
 <!-- flows: cockpit-out greylisting-out peer-https-out -->
 <!-- flows: dns -->
-<!-- flows: ftp-control-out ftp-data-out ftps-explicit-out ftps-implicit-out -->
+<!-- flows: ftp-control-out ftps-explicit-out ftps-implicit-out -->
 <!-- flows: hkp-keyserver-out https-keyserver-out ldap-keyserver-out livefeed-out smtp-out -->
 <!-- flows: kaspersky-ksn -->
 <!-- flows: lost-http-1 lost-http-2 lost-https-1 lost-https-2 -->
@@ -783,11 +776,6 @@ cat > "$d/policies/portolan-out.xml" <<'PORTOLAN_XML_END'
   <rule family="ipv4">
     <destination ipset="pt-role-dns-server-v4"/>
     <port port="53" protocol="udp"/>
-    <accept/>
-  </rule>
-  <rule family="ipv4">
-    <destination ipset="pt-role-ftp-server-v4"/>
-    <port port="20" protocol="tcp"/>
     <accept/>
   </rule>
   <rule family="ipv4">

@@ -437,11 +437,9 @@ iptables-restore --noflush <<'PORTOLAN_IPV4_END'
 -A PORTOLAN-INPUT -m set --match-set pt4-role-cluster-peer src -p tcp -m tcp --dport 443 -m comment --comment "flows: peer-https-in" -j RETURN
 # greylisting-in [feature greylisting-peer]: Broadcasting of greylisting data from peers
 -A PORTOLAN-INPUT -m set --match-set pt4-role-cluster-peer src -p udp -m udp --dport 19200 -m comment --comment "flows: greylisting-in" -j RETURN
-# ftp-control-in [feature ftp-backup+inbound-as-listed]: Backup & Restore and Transaction Logging if using an FTP server located beyond the firewall
-# ftp-data-in [feature ftp-backup]: Backup & Restore if using an FTP server located beyond the firewall (FTP data, port 20)
 # ftps-explicit-in [feature ftps-explicit+inbound-as-listed]: Backup & Restore and Transaction Logging (explicit FTPS)
 # ftps-implicit-in [feature ftps-implicit+inbound-as-listed]: Backup & Restore and Transaction Logging (implicit FTPS)
--A PORTOLAN-INPUT -m set --match-set pt4-role-ftp-server src -p tcp -m multiport --dports 20:21,990 -m comment --comment "flows: ftp-control-in ftp-data-in ftps-explicit-in ftps-implicit-in" -j RETURN
+-A PORTOLAN-INPUT -m set --match-set pt4-role-ftp-server src -p tcp -m multiport --dports 21,990 -m comment --comment "flows: ftps-explicit-in ftps-implicit-in" -j RETURN
 # pmm [feature pmm]: HTTP access to the PMM interface
 -A PORTOLAN-INPUT -m set --match-set pt4-role-internal src -p tcp -m tcp --dport 80 -m comment --comment "flows: pmm" -j RETURN
 # hkp-keyserver-in [feature hkp-keyserver]: HTTPS key server queries (port 11371)
@@ -458,6 +456,8 @@ iptables-restore --noflush <<'PORTOLAN_IPV4_END'
 -A PORTOLAN-INPUT -m set --match-set pt4-role-ldap-server src -p tcp -m multiport --dports 389,636,3269 -m comment --comment "flows: ad-global-catalog-ssl-in ldap-in ldaps-in" -j RETURN
 # snmp [feature snmp]: SNMP inbound: the port used by an SNMP browser when scanning the appliance
 -A PORTOLAN-INPUT -m set --match-set pt4-role-snmp-manager src -p udp -m udp --dport 161 -m comment --comment "flows: snmp" -j RETURN
+# ftp-control-in [feature ftp-backup+inbound-as-listed]: Backup & Restore and Transaction Logging if using an FTP server located beyond the firewall
+-A PORTOLAN-INPUT -m set --match-set pt4-role-ftp-server src -p tcp -m tcp --dport 21 -m comment --comment "flows: ftp-control-in" -j RETURN
 -A PORTOLAN-INPUT -m comment --comment "portolan: traffic no flow allows" -j DROP
 -A PORTOLAN-OUTPUT -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment "portolan: replies and related ICMP errors" -j RETURN
 -A PORTOLAN-OUTPUT -m conntrack --ctstate INVALID -j DROP
@@ -529,11 +529,9 @@ iptables-restore --noflush <<'PORTOLAN_IPV4_END'
 -A PORTOLAN-OUTPUT -m set --match-set pt4-role-domain-controller dst -p tcp -m multiport --dports 135,139,445 -m comment --comment "flows: ntlm-135 ntlm-139 ntlm-445" -j RETURN
 # ntlm-137 [feature ntlm]: User authentication using NTLM (PMM in Full Mode)
 -A PORTOLAN-OUTPUT -m set --match-set pt4-role-domain-controller dst -p udp -m udp --dport 137 -m comment --comment "flows: ntlm-137" -j RETURN
-# ftp-control-out [feature ftp-backup]: Backup & Restore and Transaction Logging if using an FTP server located beyond the firewall
-# ftp-data-out [feature ftp-backup]: Backup & Restore if using an FTP server located beyond the firewall (FTP data, port 20)
 # ftps-explicit-out [feature ftps-explicit]: Backup & Restore and Transaction Logging (explicit FTPS)
 # ftps-implicit-out [feature ftps-implicit]: Backup & Restore and Transaction Logging (implicit FTPS)
--A PORTOLAN-OUTPUT -m set --match-set pt4-role-ftp-server dst -p tcp -m multiport --dports 20:21,990 -m comment --comment "flows: ftp-control-out ftp-data-out ftps-explicit-out ftps-implicit-out" -j RETURN
+-A PORTOLAN-OUTPUT -m set --match-set pt4-role-ftp-server dst -p tcp -m multiport --dports 21,990 -m comment --comment "flows: ftps-explicit-out ftps-implicit-out" -j RETURN
 # hkp-keyserver-out [feature hkp-keyserver]: HTTPS key server queries (port 11371)
 # https-keyserver-out [feature https-keyserver]: HTTPS key server queries
 # ldap-keyserver-out [feature ldap-keyserver]: LDAP key server queries
@@ -566,7 +564,14 @@ iptables-restore --noflush <<'PORTOLAN_IPV4_END'
 -A PORTOLAN-OUTPUT -m set --match-set pt4-role-unidentified-servers dst -p tcp -m multiport --dports 80,443 -m comment --comment "flows: lost-http-1 lost-http-2 lost-https-1 lost-https-2" -j RETURN
 # av-avira [feature av-avira]: HTTP access to the Avira update servers for anti-virus updates and software upgrades
 -A PORTOLAN-OUTPUT -m set --match-set pt4-wild-apc.avira.com dst -p tcp -m tcp --dport 80 -m comment --comment "flows: av-avira" -j RETURN
+# ftp-control-out [feature ftp-backup]: Backup & Restore and Transaction Logging if using an FTP server located beyond the firewall
+-A PORTOLAN-OUTPUT -m set --match-set pt4-role-ftp-server dst -p tcp -m tcp --dport 21 -m comment --comment "flows: ftp-control-out" -j RETURN
 -A PORTOLAN-OUTPUT -m comment --comment "portolan: traffic no flow allows" -j DROP
+COMMIT
+*raw
+:PORTOLAN-HELPERS - [0:0]
+-A PORTOLAN-HELPERS -m set --match-set pt4-role-ftp-server src -p tcp -m tcp --dport 21 -m comment --comment "flows: ftp-control-in" -j CT --helper ftp
+-A PORTOLAN-HELPERS -m set --match-set pt4-role-ftp-server dst -p tcp -m tcp --dport 21 -m comment --comment "flows: ftp-control-out" -j CT --helper ftp
 COMMIT
 PORTOLAN_IPV4_END
 
@@ -678,12 +683,17 @@ ip6tables-restore --noflush <<'PORTOLAN_IPV6_END'
 -A PORTOLAN-OUTPUT -m set --match-set pt6-wild-apc.avira.com dst -p tcp -m tcp --dport 80 -m comment --comment "flows: av-avira" -j RETURN
 -A PORTOLAN-OUTPUT -m comment --comment "portolan: traffic no flow allows" -j DROP
 COMMIT
+*raw
+:PORTOLAN-HELPERS - [0:0]
+COMMIT
 PORTOLAN_IPV6_END
 
 # 4. Send traffic through portolan's chains first (once).
 for t in iptables ip6tables; do
 	$t -C INPUT -j PORTOLAN-INPUT 2>/dev/null || $t -I INPUT 1 -j PORTOLAN-INPUT
 	$t -C OUTPUT -j PORTOLAN-OUTPUT 2>/dev/null || $t -I OUTPUT 1 -j PORTOLAN-OUTPUT
+	$t -t raw -C PREROUTING -j PORTOLAN-HELPERS 2>/dev/null || $t -t raw -I PREROUTING 1 -j PORTOLAN-HELPERS
+	$t -t raw -C OUTPUT -j PORTOLAN-HELPERS 2>/dev/null || $t -t raw -I OUTPUT 1 -j PORTOLAN-HELPERS
 done
 
 # 5. Drop the previous content of replaced address sets.

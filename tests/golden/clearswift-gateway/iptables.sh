@@ -21,25 +21,25 @@ flush portolan-tmp-f02434e7
 add portolan-tmp-f02434e7 2001:db8:0:1::25
 swap portolan-tmp-f02434e7 pt6-appliance
 # dns group of 4: ksn1.kaspersky-labs.com ksn2.kaspersky-labs.com ksn3.kaspersky-labs.com and 1 more (IPv4)
-create pt4-dns-from_tcp_443_215ba1b6 hash:ip family inet timeout 0
+create pt4-dns-from_tcp_443_e2910570 hash:ip family inet timeout 0
 # dns group of 4: ksn1.kaspersky-labs.com ksn2.kaspersky-labs.com ksn3.kaspersky-labs.com and 1 more (IPv6)
-create pt6-dns-from_tcp_443_215ba1b6 hash:ip family inet6 timeout 0
+create pt6-dns-from_tcp_443_e2910570 hash:ip family inet6 timeout 0
 # dns group of 4: 0.rhel.pool.ntp.org 1.rhel.pool.ntp.org 2.rhel.pool.ntp.org and 1 more (IPv4)
-create pt4-dns-from_udp_123_133a1ac8 hash:ip family inet timeout 0
+create pt4-dns-from_udp_123_d17d98a6 hash:ip family inet timeout 0
 # dns group of 4: 0.rhel.pool.ntp.org 1.rhel.pool.ntp.org 2.rhel.pool.ntp.org and 1 more (IPv6)
-create pt6-dns-from_udp_123_133a1ac8 hash:ip family inet6 timeout 0
+create pt6-dns-from_udp_123_d17d98a6 hash:ip family inet6 timeout 0
 # dns group of 4: ksn1.kaspersky-labs.com ksn2.kaspersky-labs.com ksn3.kaspersky-labs.com and 1 more (IPv4)
-create pt4-dns-to_tcp_443_f8366fe7 hash:ip family inet timeout 0
+create pt4-dns-to_tcp_443_421b1075 hash:ip family inet timeout 0
 # dns group of 4: ksn1.kaspersky-labs.com ksn2.kaspersky-labs.com ksn3.kaspersky-labs.com and 1 more (IPv6)
-create pt6-dns-to_tcp_443_f8366fe7 hash:ip family inet6 timeout 0
+create pt6-dns-to_tcp_443_421b1075 hash:ip family inet6 timeout 0
 # dns group of 18: aav-update-1.clearswift.net aav-update-2.clearswift.net aav-update-3.clearswift.net and 15 more (IPv4)
-create pt4-dns-to_tcp_80_e02793fa hash:ip family inet timeout 0
+create pt4-dns-to_tcp_80_836e43f4 hash:ip family inet timeout 0
 # dns group of 18: aav-update-1.clearswift.net aav-update-2.clearswift.net aav-update-3.clearswift.net and 15 more (IPv6)
-create pt6-dns-to_tcp_80_e02793fa hash:ip family inet6 timeout 0
+create pt6-dns-to_tcp_80_836e43f4 hash:ip family inet6 timeout 0
 # dns group of 4: 0.rhel.pool.ntp.org 1.rhel.pool.ntp.org 2.rhel.pool.ntp.org and 1 more (IPv4)
-create pt4-dns-to_udp_123_6da50d25 hash:ip family inet timeout 0
+create pt4-dns-to_udp_123_8c71abc7 hash:ip family inet timeout 0
 # dns group of 4: 0.rhel.pool.ntp.org 1.rhel.pool.ntp.org 2.rhel.pool.ntp.org and 1 more (IPv6)
-create pt6-dns-to_udp_123_6da50d25 hash:ip family inet6 timeout 0
+create pt6-dns-to_udp_123_8c71abc7 hash:ip family inet6 timeout 0
 # role admin (IPv4)
 create pt4-role-admin hash:net family inet
 create portolan-tmp-7a03b758 hash:net family inet
@@ -513,11 +513,9 @@ iptables-restore --noflush <<'PORTOLAN_IPV4_END'
 -A PORTOLAN-FORWARD -i dmz0 -o lan0 -m set --match-set pt4-appliance src -m set --match-set pt4-role-domain-controller dst -p tcp -m multiport --dports 135,139,445 -m comment --comment "flows: ntlm-135 ntlm-139 ntlm-445" -j ACCEPT
 # ntlm-137 [feature ntlm]: User authentication using NTLM (PMM in Full Mode)
 -A PORTOLAN-FORWARD -i dmz0 -o lan0 -m set --match-set pt4-appliance src -m set --match-set pt4-role-domain-controller dst -p udp -m udp --dport 137 -m comment --comment "flows: ntlm-137" -j ACCEPT
-# ftp-control-out [feature ftp-backup]: Backup & Restore and Transaction Logging if using an FTP server located beyond the firewall
-# ftp-data-out [feature ftp-backup]: Backup & Restore if using an FTP server located beyond the firewall (FTP data, port 20)
 # ftps-explicit-out [feature ftps-explicit]: Backup & Restore and Transaction Logging (explicit FTPS)
 # ftps-implicit-out [feature ftps-implicit]: Backup & Restore and Transaction Logging (implicit FTPS)
--A PORTOLAN-FORWARD -i dmz0 -o lan0 -m set --match-set pt4-appliance src -m set --match-set pt4-role-ftp-server dst -p tcp -m multiport --dports 20:21,990 -m comment --comment "flows: ftp-control-out ftp-data-out ftps-explicit-out ftps-implicit-out" -j ACCEPT
+-A PORTOLAN-FORWARD -i dmz0 -o lan0 -m set --match-set pt4-appliance src -m set --match-set pt4-role-ftp-server dst -p tcp -m multiport --dports 21,990 -m comment --comment "flows: ftps-explicit-out ftps-implicit-out" -j ACCEPT
 # ad-global-catalog [feature ad-global-catalog]: LDAP connection to an Active Directory global catalog port
 # ad-global-catalog-ssl-out [feature ad-global-catalog-ssl]: LDAP and SSL connection to an Active Directory global catalog port
 # ldap-out [feature ldap]: LDAP directory access (LDAP servers beyond the firewall)
@@ -530,16 +528,16 @@ iptables-restore --noflush <<'PORTOLAN_IPV4_END'
 # syslog [feature syslog]: Access to the central SYSLOG server (log export)
 -A PORTOLAN-FORWARD -i dmz0 -o lan0 -m set --match-set pt4-appliance src -m set --match-set pt4-role-syslog-server dst -p tcp -m tcp --dport 514 -m comment --comment "flows: syslog" -j ACCEPT
 # ntp [feature ntp]: Access to NTP services (default servers)
--A PORTOLAN-FORWARD -i dmz0 -o wan0 -m set --match-set pt4-appliance src -m set --match-set pt4-dns-to_udp_123_6da50d25 dst -p udp -m udp --dport 123 -m comment --comment "flows: ntp" -j ACCEPT
+-A PORTOLAN-FORWARD -i dmz0 -o wan0 -m set --match-set pt4-appliance src -m set --match-set pt4-dns-to_udp_123_8c71abc7 dst -p udp -m udp --dport 123 -m comment --comment "flows: ntp" -j ACCEPT
 # av-avira [feature av-avira]: HTTP access to the Avira update servers for anti-virus updates and software upgrades
 # product-updates [feature product-updates]: Access to Clearswift product and Operating System updates
 # rss-feed [feature rss-feed]: Access to the RSS Feed
 # service-availability [feature service-availability]: Access to the Service Availability List
 # spam-stats [feature spam-stats]: Clearswift Spam Detection stats
 # spamlogic [feature spamlogic]: Access to SpamLogic Rule/Engine updates
--A PORTOLAN-FORWARD -i dmz0 -o wan0 -m set --match-set pt4-appliance src -m set --match-set pt4-dns-to_tcp_80_e02793fa dst -p tcp -m tcp --dport 80 -m comment --comment "flows: av-avira product-updates rss-feed service-availability spam-stats spamlogic" -j ACCEPT
+-A PORTOLAN-FORWARD -i dmz0 -o wan0 -m set --match-set pt4-appliance src -m set --match-set pt4-dns-to_tcp_80_836e43f4 dst -p tcp -m tcp --dport 80 -m comment --comment "flows: av-avira product-updates rss-feed service-availability spam-stats spamlogic" -j ACCEPT
 # kaspersky-ksn [feature kaspersky-ksn]: Kaspersky KSN lookup
--A PORTOLAN-FORWARD -i dmz0 -o wan0 -m set --match-set pt4-appliance src -m set --match-set pt4-dns-to_tcp_443_f8366fe7 dst -p tcp -m tcp --dport 443 -m comment --comment "flows: kaspersky-ksn" -j ACCEPT
+-A PORTOLAN-FORWARD -i dmz0 -o wan0 -m set --match-set pt4-appliance src -m set --match-set pt4-dns-to_tcp_443_421b1075 dst -p tcp -m tcp --dport 443 -m comment --comment "flows: kaspersky-ksn" -j ACCEPT
 # hkp-keyserver-out [feature hkp-keyserver]: HTTPS key server queries (port 11371)
 # https-keyserver-out [feature https-keyserver]: HTTPS key server queries
 # ldap-keyserver-out [feature ldap-keyserver]: LDAP key server queries
@@ -560,11 +558,9 @@ iptables-restore --noflush <<'PORTOLAN_IPV4_END'
 # ssh-console [feature ssh-console]: SSH access to the console
 # web-interface [feature web-interface]: HTTPS access to the Clearswift Secure Email Gateway web interface
 -A PORTOLAN-FORWARD -i lan0 -o dmz0 -m set --match-set pt4-role-admin src -m set --match-set pt4-appliance dst -p tcp -m multiport --dports 22,443,9090 -m comment --comment "flows: cockpit-in ssh-console web-interface" -j ACCEPT
-# ftp-control-in [feature ftp-backup+inbound-as-listed]: Backup & Restore and Transaction Logging if using an FTP server located beyond the firewall
-# ftp-data-in [feature ftp-backup]: Backup & Restore if using an FTP server located beyond the firewall (FTP data, port 20)
 # ftps-explicit-in [feature ftps-explicit+inbound-as-listed]: Backup & Restore and Transaction Logging (explicit FTPS)
 # ftps-implicit-in [feature ftps-implicit+inbound-as-listed]: Backup & Restore and Transaction Logging (implicit FTPS)
--A PORTOLAN-FORWARD -i lan0 -o dmz0 -m set --match-set pt4-role-ftp-server src -m set --match-set pt4-appliance dst -p tcp -m multiport --dports 20:21,990 -m comment --comment "flows: ftp-control-in ftp-data-in ftps-explicit-in ftps-implicit-in" -j ACCEPT
+-A PORTOLAN-FORWARD -i lan0 -o dmz0 -m set --match-set pt4-role-ftp-server src -m set --match-set pt4-appliance dst -p tcp -m multiport --dports 21,990 -m comment --comment "flows: ftps-explicit-in ftps-implicit-in" -j ACCEPT
 # pmm [feature pmm]: HTTP access to the PMM interface
 -A PORTOLAN-FORWARD -i lan0 -o dmz0 -m set --match-set pt4-role-internal src -m set --match-set pt4-appliance dst -p tcp -m tcp --dport 80 -m comment --comment "flows: pmm" -j ACCEPT
 # ad-global-catalog-ssl-in [feature ad-global-catalog-ssl+inbound-as-listed]: LDAP and SSL connection to an Active Directory global catalog port
@@ -574,9 +570,9 @@ iptables-restore --noflush <<'PORTOLAN_IPV4_END'
 # snmp [feature snmp]: SNMP inbound: the port used by an SNMP browser when scanning the appliance
 -A PORTOLAN-FORWARD -i lan0 -o dmz0 -m set --match-set pt4-role-snmp-manager src -m set --match-set pt4-appliance dst -p udp -m udp --dport 161 -m comment --comment "flows: snmp" -j ACCEPT
 # ntp-in [feature ntp+inbound-as-listed]: Access to NTP services (inbound half of an In/Out row)
--A PORTOLAN-FORWARD -i wan0 -o dmz0 -m set --match-set pt4-dns-from_udp_123_133a1ac8 src -m set --match-set pt4-appliance dst -p udp -m udp --dport 123 -m comment --comment "flows: ntp-in" -j ACCEPT
+-A PORTOLAN-FORWARD -i wan0 -o dmz0 -m set --match-set pt4-dns-from_udp_123_d17d98a6 src -m set --match-set pt4-appliance dst -p udp -m udp --dport 123 -m comment --comment "flows: ntp-in" -j ACCEPT
 # kaspersky-ksn-in [feature kaspersky-ksn+inbound-as-listed]: Kaspersky KSN lookup (inbound half of an In/Out row)
--A PORTOLAN-FORWARD -i wan0 -o dmz0 -m set --match-set pt4-dns-from_tcp_443_215ba1b6 src -m set --match-set pt4-appliance dst -p tcp -m tcp --dport 443 -m comment --comment "flows: kaspersky-ksn-in" -j ACCEPT
+-A PORTOLAN-FORWARD -i wan0 -o dmz0 -m set --match-set pt4-dns-from_tcp_443_e2910570 src -m set --match-set pt4-appliance dst -p tcp -m tcp --dport 443 -m comment --comment "flows: kaspersky-ksn-in" -j ACCEPT
 # hkp-keyserver-in [feature hkp-keyserver]: HTTPS key server queries (port 11371)
 # https-keyserver-in [feature https-keyserver]: HTTPS key server queries
 # ldap-keyserver-in [feature ldap-keyserver]: LDAP key server queries
@@ -585,7 +581,16 @@ iptables-restore --noflush <<'PORTOLAN_IPV4_END'
 -A PORTOLAN-FORWARD -i wan0 -o dmz0 -m set --match-set pt4-role-internet src -m set --match-set pt4-appliance dst -p tcp -m multiport --dports 25,53,389,443,11371 -m comment --comment "flows: hkp-keyserver-in https-keyserver-in ldap-keyserver-in livefeed-in smtp-in" -j ACCEPT
 # livefeed-in [feature trustmanager-livefeed+inbound-as-listed]: TRUSTmanager LiveFeed checks (inbound half of an In/Out row)
 -A PORTOLAN-FORWARD -i wan0 -o dmz0 -m set --match-set pt4-role-internet src -m set --match-set pt4-appliance dst -p udp -m udp --dport 53 -m comment --comment "flows: livefeed-in" -j ACCEPT
+# ftp-control-out [feature ftp-backup]: Backup & Restore and Transaction Logging if using an FTP server located beyond the firewall
+-A PORTOLAN-FORWARD -i dmz0 -o lan0 -m set --match-set pt4-appliance src -m set --match-set pt4-role-ftp-server dst -p tcp -m tcp --dport 21 -m comment --comment "flows: ftp-control-out" -j ACCEPT
+# ftp-control-in [feature ftp-backup+inbound-as-listed]: Backup & Restore and Transaction Logging if using an FTP server located beyond the firewall
+-A PORTOLAN-FORWARD -i lan0 -o dmz0 -m set --match-set pt4-role-ftp-server src -m set --match-set pt4-appliance dst -p tcp -m tcp --dport 21 -m comment --comment "flows: ftp-control-in" -j ACCEPT
 -A PORTOLAN-FORWARD -m comment --comment "portolan: forwarded traffic no flow allows" -j DROP
+COMMIT
+*raw
+:PORTOLAN-HELPERS - [0:0]
+-A PORTOLAN-HELPERS -m set --match-set pt4-appliance src -m set --match-set pt4-role-ftp-server dst -p tcp -m tcp --dport 21 -m comment --comment "flows: ftp-control-out" -j CT --helper ftp
+-A PORTOLAN-HELPERS -m set --match-set pt4-role-ftp-server src -m set --match-set pt4-appliance dst -p tcp -m tcp --dport 21 -m comment --comment "flows: ftp-control-in" -j CT --helper ftp
 COMMIT
 PORTOLAN_IPV4_END
 
@@ -596,16 +601,16 @@ ip6tables-restore --noflush <<'PORTOLAN_IPV6_END'
 -A PORTOLAN-FORWARD -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment "portolan: replies and related ICMP errors" -j ACCEPT
 -A PORTOLAN-FORWARD -m conntrack --ctstate INVALID -j DROP
 # ntp [feature ntp]: Access to NTP services (default servers)
--A PORTOLAN-FORWARD -i dmz0 -o wan0 -m set --match-set pt6-appliance src -m set --match-set pt6-dns-to_udp_123_6da50d25 dst -p udp -m udp --dport 123 -m comment --comment "flows: ntp" -j ACCEPT
+-A PORTOLAN-FORWARD -i dmz0 -o wan0 -m set --match-set pt6-appliance src -m set --match-set pt6-dns-to_udp_123_8c71abc7 dst -p udp -m udp --dport 123 -m comment --comment "flows: ntp" -j ACCEPT
 # av-avira [feature av-avira]: HTTP access to the Avira update servers for anti-virus updates and software upgrades
 # product-updates [feature product-updates]: Access to Clearswift product and Operating System updates
 # rss-feed [feature rss-feed]: Access to the RSS Feed
 # service-availability [feature service-availability]: Access to the Service Availability List
 # spam-stats [feature spam-stats]: Clearswift Spam Detection stats
 # spamlogic [feature spamlogic]: Access to SpamLogic Rule/Engine updates
--A PORTOLAN-FORWARD -i dmz0 -o wan0 -m set --match-set pt6-appliance src -m set --match-set pt6-dns-to_tcp_80_e02793fa dst -p tcp -m tcp --dport 80 -m comment --comment "flows: av-avira product-updates rss-feed service-availability spam-stats spamlogic" -j ACCEPT
+-A PORTOLAN-FORWARD -i dmz0 -o wan0 -m set --match-set pt6-appliance src -m set --match-set pt6-dns-to_tcp_80_836e43f4 dst -p tcp -m tcp --dport 80 -m comment --comment "flows: av-avira product-updates rss-feed service-availability spam-stats spamlogic" -j ACCEPT
 # kaspersky-ksn [feature kaspersky-ksn]: Kaspersky KSN lookup
--A PORTOLAN-FORWARD -i dmz0 -o wan0 -m set --match-set pt6-appliance src -m set --match-set pt6-dns-to_tcp_443_f8366fe7 dst -p tcp -m tcp --dport 443 -m comment --comment "flows: kaspersky-ksn" -j ACCEPT
+-A PORTOLAN-FORWARD -i dmz0 -o wan0 -m set --match-set pt6-appliance src -m set --match-set pt6-dns-to_tcp_443_421b1075 dst -p tcp -m tcp --dport 443 -m comment --comment "flows: kaspersky-ksn" -j ACCEPT
 # hkp-keyserver-out [feature hkp-keyserver]: HTTPS key server queries (port 11371)
 # https-keyserver-out [feature https-keyserver]: HTTPS key server queries
 # ldap-keyserver-out [feature ldap-keyserver]: LDAP key server queries
@@ -619,9 +624,9 @@ ip6tables-restore --noflush <<'PORTOLAN_IPV6_END'
 # pmm [feature pmm]: HTTP access to the PMM interface
 -A PORTOLAN-FORWARD -i lan0 -o dmz0 -m set --match-set pt6-role-internal src -m set --match-set pt6-appliance dst -p tcp -m tcp --dport 80 -m comment --comment "flows: pmm" -j ACCEPT
 # ntp-in [feature ntp+inbound-as-listed]: Access to NTP services (inbound half of an In/Out row)
--A PORTOLAN-FORWARD -i wan0 -o dmz0 -m set --match-set pt6-dns-from_udp_123_133a1ac8 src -m set --match-set pt6-appliance dst -p udp -m udp --dport 123 -m comment --comment "flows: ntp-in" -j ACCEPT
+-A PORTOLAN-FORWARD -i wan0 -o dmz0 -m set --match-set pt6-dns-from_udp_123_d17d98a6 src -m set --match-set pt6-appliance dst -p udp -m udp --dport 123 -m comment --comment "flows: ntp-in" -j ACCEPT
 # kaspersky-ksn-in [feature kaspersky-ksn+inbound-as-listed]: Kaspersky KSN lookup (inbound half of an In/Out row)
--A PORTOLAN-FORWARD -i wan0 -o dmz0 -m set --match-set pt6-dns-from_tcp_443_215ba1b6 src -m set --match-set pt6-appliance dst -p tcp -m tcp --dport 443 -m comment --comment "flows: kaspersky-ksn-in" -j ACCEPT
+-A PORTOLAN-FORWARD -i wan0 -o dmz0 -m set --match-set pt6-dns-from_tcp_443_e2910570 src -m set --match-set pt6-appliance dst -p tcp -m tcp --dport 443 -m comment --comment "flows: kaspersky-ksn-in" -j ACCEPT
 # hkp-keyserver-in [feature hkp-keyserver]: HTTPS key server queries (port 11371)
 # https-keyserver-in [feature https-keyserver]: HTTPS key server queries
 # ldap-keyserver-in [feature ldap-keyserver]: LDAP key server queries
@@ -632,11 +637,16 @@ ip6tables-restore --noflush <<'PORTOLAN_IPV6_END'
 -A PORTOLAN-FORWARD -i wan0 -o dmz0 -m set --match-set pt6-role-internet src -m set --match-set pt6-appliance dst -p udp -m udp --dport 53 -m comment --comment "flows: livefeed-in" -j ACCEPT
 -A PORTOLAN-FORWARD -m comment --comment "portolan: forwarded traffic no flow allows" -j DROP
 COMMIT
+*raw
+:PORTOLAN-HELPERS - [0:0]
+COMMIT
 PORTOLAN_IPV6_END
 
 # 4. Send traffic through portolan's chains first (once).
 for t in iptables ip6tables; do
 	$t -C FORWARD -j PORTOLAN-FORWARD 2>/dev/null || $t -I FORWARD 1 -j PORTOLAN-FORWARD
+	$t -t raw -C PREROUTING -j PORTOLAN-HELPERS 2>/dev/null || $t -t raw -I PREROUTING 1 -j PORTOLAN-HELPERS
+	$t -t raw -C OUTPUT -j PORTOLAN-HELPERS 2>/dev/null || $t -t raw -I OUTPUT 1 -j PORTOLAN-HELPERS
 done
 
 # 5. Drop the previous content of replaced address sets.

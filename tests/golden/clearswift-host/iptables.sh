@@ -31,17 +31,17 @@ create portolan-tmp-588cde8d hash:ip family inet6 timeout 0
 flush portolan-tmp-588cde8d
 swap portolan-tmp-588cde8d pt6-dns-ksn2.kaspersky-labs.com
 # dns group of 2: ksn3.kaspersky-labs.com ksn4.kaspersky-labs.com (IPv4)
-create pt4-dns-to_tcp_443_d39fd9c9 hash:ip family inet timeout 0
+create pt4-dns-to_tcp_443_a6c7c609 hash:ip family inet timeout 0
 # dns group of 2: ksn3.kaspersky-labs.com ksn4.kaspersky-labs.com (IPv6)
-create pt6-dns-to_tcp_443_d39fd9c9 hash:ip family inet6 timeout 0
+create pt6-dns-to_tcp_443_a6c7c609 hash:ip family inet6 timeout 0
 # dns group of 13: aav-update-1.clearswift.net aav-update-2.clearswift.net aav-update-3.clearswift.net and 10 more (IPv4)
-create pt4-dns-to_tcp_80_8848424b hash:ip family inet timeout 0
+create pt4-dns-to_tcp_80_cbf45f0f hash:ip family inet timeout 0
 # dns group of 13: aav-update-1.clearswift.net aav-update-2.clearswift.net aav-update-3.clearswift.net and 10 more (IPv6)
-create pt6-dns-to_tcp_80_8848424b hash:ip family inet6 timeout 0
+create pt6-dns-to_tcp_80_cbf45f0f hash:ip family inet6 timeout 0
 # dns group of 4: 0.rhel.pool.ntp.org 1.rhel.pool.ntp.org 2.rhel.pool.ntp.org and 1 more (IPv4)
-create pt4-dns-to_udp_123_eb063e60 hash:ip family inet timeout 0
+create pt4-dns-to_udp_123_c5e45b34 hash:ip family inet timeout 0
 # dns group of 4: 0.rhel.pool.ntp.org 1.rhel.pool.ntp.org 2.rhel.pool.ntp.org and 1 more (IPv6)
-create pt6-dns-to_udp_123_eb063e60 hash:ip family inet6 timeout 0
+create pt6-dns-to_udp_123_c5e45b34 hash:ip family inet6 timeout 0
 # role admin (IPv4)
 create pt4-role-admin hash:net family inet
 create portolan-tmp-7a03b758 hash:net family inet
@@ -358,17 +358,17 @@ iptables-restore --noflush <<'PORTOLAN_IPV4_END'
 -A PORTOLAN-OUTPUT -m conntrack --ctstate INVALID -j DROP
 -A PORTOLAN-OUTPUT -o lo -j RETURN
 # ntp [feature ntp]: Access to NTP services (default servers)
--A PORTOLAN-OUTPUT -m set --match-set pt4-dns-to_udp_123_eb063e60 dst -p udp -m udp --dport 123 -m comment --comment "flows: ntp" -j RETURN
+-A PORTOLAN-OUTPUT -m set --match-set pt4-dns-to_udp_123_c5e45b34 dst -p udp -m udp --dport 123 -m comment --comment "flows: ntp" -j RETURN
 # av-avira [feature av-avira]: HTTP access to the Avira update servers for anti-virus updates and software upgrades
 # product-updates [feature product-updates]: Access to Clearswift product and Operating System updates
 # spamlogic [feature spamlogic]: Access to SpamLogic Rule/Engine updates
--A PORTOLAN-OUTPUT -m set --match-set pt4-dns-to_tcp_80_8848424b dst -p tcp -m tcp --dport 80 -m comment --comment "flows: av-avira product-updates spamlogic" -j RETURN
+-A PORTOLAN-OUTPUT -m set --match-set pt4-dns-to_tcp_80_cbf45f0f dst -p tcp -m tcp --dport 80 -m comment --comment "flows: av-avira product-updates spamlogic" -j RETURN
 # kaspersky-ksn [feature kaspersky-ksn]: Kaspersky KSN lookup
 -A PORTOLAN-OUTPUT -m set --match-set pt4-dns-ksn1.kaspersky-labs.com dst -p tcp -m tcp --dport 443 -m comment --comment "flows: kaspersky-ksn" -j RETURN
 # kaspersky-ksn [feature kaspersky-ksn]: Kaspersky KSN lookup
 -A PORTOLAN-OUTPUT -m set --match-set pt4-dns-ksn2.kaspersky-labs.com dst -p tcp -m tcp --dport 443 -m comment --comment "flows: kaspersky-ksn" -j RETURN
 # kaspersky-ksn [feature kaspersky-ksn]: Kaspersky KSN lookup
--A PORTOLAN-OUTPUT -m set --match-set pt4-dns-to_tcp_443_d39fd9c9 dst -p tcp -m tcp --dport 443 -m comment --comment "flows: kaspersky-ksn" -j RETURN
+-A PORTOLAN-OUTPUT -m set --match-set pt4-dns-to_tcp_443_a6c7c609 dst -p tcp -m tcp --dport 443 -m comment --comment "flows: kaspersky-ksn" -j RETURN
 # dns [required]: DNS requests, if using DNS servers beyond the firewall
 -A PORTOLAN-OUTPUT -m set --match-set pt4-role-dns-server dst -p tcp -m tcp --dport 53 -m comment --comment "flows: dns" -j RETURN
 # dns [required]: DNS requests, if using DNS servers beyond the firewall
@@ -406,17 +406,17 @@ ip6tables-restore --noflush <<'PORTOLAN_IPV6_END'
 -A PORTOLAN-OUTPUT -p ipv6-icmp -m icmp6 --icmpv6-type router-solicitation -m comment --comment "portolan: IPv6 neighbour discovery" -j RETURN
 -A PORTOLAN-OUTPUT -p ipv6-icmp -m icmp6 --icmpv6-type router-advertisement -m comment --comment "portolan: IPv6 neighbour discovery" -j RETURN
 # ntp [feature ntp]: Access to NTP services (default servers)
--A PORTOLAN-OUTPUT -m set --match-set pt6-dns-to_udp_123_eb063e60 dst -p udp -m udp --dport 123 -m comment --comment "flows: ntp" -j RETURN
+-A PORTOLAN-OUTPUT -m set --match-set pt6-dns-to_udp_123_c5e45b34 dst -p udp -m udp --dport 123 -m comment --comment "flows: ntp" -j RETURN
 # av-avira [feature av-avira]: HTTP access to the Avira update servers for anti-virus updates and software upgrades
 # product-updates [feature product-updates]: Access to Clearswift product and Operating System updates
 # spamlogic [feature spamlogic]: Access to SpamLogic Rule/Engine updates
--A PORTOLAN-OUTPUT -m set --match-set pt6-dns-to_tcp_80_8848424b dst -p tcp -m tcp --dport 80 -m comment --comment "flows: av-avira product-updates spamlogic" -j RETURN
+-A PORTOLAN-OUTPUT -m set --match-set pt6-dns-to_tcp_80_cbf45f0f dst -p tcp -m tcp --dport 80 -m comment --comment "flows: av-avira product-updates spamlogic" -j RETURN
 # kaspersky-ksn [feature kaspersky-ksn]: Kaspersky KSN lookup
 -A PORTOLAN-OUTPUT -m set --match-set pt6-dns-ksn1.kaspersky-labs.com dst -p tcp -m tcp --dport 443 -m comment --comment "flows: kaspersky-ksn" -j RETURN
 # kaspersky-ksn [feature kaspersky-ksn]: Kaspersky KSN lookup
 -A PORTOLAN-OUTPUT -m set --match-set pt6-dns-ksn2.kaspersky-labs.com dst -p tcp -m tcp --dport 443 -m comment --comment "flows: kaspersky-ksn" -j RETURN
 # kaspersky-ksn [feature kaspersky-ksn]: Kaspersky KSN lookup
--A PORTOLAN-OUTPUT -m set --match-set pt6-dns-to_tcp_443_d39fd9c9 dst -p tcp -m tcp --dport 443 -m comment --comment "flows: kaspersky-ksn" -j RETURN
+-A PORTOLAN-OUTPUT -m set --match-set pt6-dns-to_tcp_443_a6c7c609 dst -p tcp -m tcp --dport 443 -m comment --comment "flows: kaspersky-ksn" -j RETURN
 # dns [required]: DNS requests, if using DNS servers beyond the firewall
 -A PORTOLAN-OUTPUT -m set --match-set pt6-role-dns-server dst -p tcp -m tcp --dport 53 -m comment --comment "flows: dns" -j RETURN
 # dns [required]: DNS requests, if using DNS servers beyond the firewall

@@ -131,11 +131,10 @@ iptables-restore --noflush <<'PORTOLAN_IPV4_END'
 -A PORTOLAN-OUTPUT -m set --match-set pt4-role-dns-server dst -p udp -m udp --dport 53 -m comment --comment "flows: dns" -j RETURN
 # mail-pop3 [feature mail-pop3]: Email: fetching mail by POP3
 # mail-smtp [feature mail-smtp]: Email: sending mail by SMTP
-# proxy-ftp [feature proxy-ftp]: FTP for the Intra2net system proxy
 # proxy-http [feature proxy-http]: HTTP for the Intra2net system proxy
 # proxy-https [feature proxy-https]: HTTPS for the Intra2net system proxy
 # razor [required]: Razor spam detection (multiple servers)
--A PORTOLAN-OUTPUT -m set --match-set pt4-role-internet dst -p tcp -m multiport --dports 21,25,80,110,443,2703 -m comment --comment "flows: mail-pop3 mail-smtp proxy-ftp proxy-http proxy-https razor" -j RETURN
+-A PORTOLAN-OUTPUT -m set --match-set pt4-role-internet dst -p tcp -m multiport --dports 25,80,110,443,2703 -m comment --comment "flows: mail-pop3 mail-smtp proxy-http proxy-https razor" -j RETURN
 # ping [required]: Connection monitoring (multiple servers)
 -A PORTOLAN-OUTPUT -m set --match-set pt4-role-internet dst -p icmp -m icmp --icmp-type echo-request -m comment --comment "flows: ping" -j RETURN
 # avcloud [required]: Antivirus cloud for real-time scanning of virus checksums
@@ -144,7 +143,13 @@ iptables-restore --noflush <<'PORTOLAN_IPV4_END'
 -A PORTOLAN-OUTPUT -m set --match-set pt4-wild-intra2net.pool.ntp.org dst -p tcp -m tcp --dport 123 -m comment --comment "flows: ntp-pool" -j RETURN
 # ntp-pool [required]: Time synchronization with the Intra2net NTP pool
 -A PORTOLAN-OUTPUT -m set --match-set pt4-wild-intra2net.pool.ntp.org dst -p udp -m udp --dport 123 -m comment --comment "flows: ntp-pool" -j RETURN
+# proxy-ftp [feature proxy-ftp]: FTP for the Intra2net system proxy
+-A PORTOLAN-OUTPUT -m set --match-set pt4-role-internet dst -p tcp -m tcp --dport 21 -m comment --comment "flows: proxy-ftp" -j RETURN
 -A PORTOLAN-OUTPUT -m comment --comment "portolan: traffic no flow allows" -j DROP
+COMMIT
+*raw
+:PORTOLAN-HELPERS - [0:0]
+-A PORTOLAN-HELPERS -m set --match-set pt4-role-internet dst -p tcp -m tcp --dport 21 -m comment --comment "flows: proxy-ftp" -j CT --helper ftp
 COMMIT
 PORTOLAN_IPV4_END
 
@@ -187,11 +192,10 @@ ip6tables-restore --noflush <<'PORTOLAN_IPV6_END'
 -A PORTOLAN-OUTPUT -m set --match-set pt6-dns-update.intra2net.com dst -p tcp -m tcp --dport 443 -m comment --comment "flows: update" -j RETURN
 # mail-pop3 [feature mail-pop3]: Email: fetching mail by POP3
 # mail-smtp [feature mail-smtp]: Email: sending mail by SMTP
-# proxy-ftp [feature proxy-ftp]: FTP for the Intra2net system proxy
 # proxy-http [feature proxy-http]: HTTP for the Intra2net system proxy
 # proxy-https [feature proxy-https]: HTTPS for the Intra2net system proxy
 # razor [required]: Razor spam detection (multiple servers)
--A PORTOLAN-OUTPUT -m set --match-set pt6-role-internet dst -p tcp -m multiport --dports 21,25,80,110,443,2703 -m comment --comment "flows: mail-pop3 mail-smtp proxy-ftp proxy-http proxy-https razor" -j RETURN
+-A PORTOLAN-OUTPUT -m set --match-set pt6-role-internet dst -p tcp -m multiport --dports 25,80,110,443,2703 -m comment --comment "flows: mail-pop3 mail-smtp proxy-http proxy-https razor" -j RETURN
 # ping [required]: Connection monitoring (multiple servers)
 -A PORTOLAN-OUTPUT -m set --match-set pt6-role-internet dst -p ipv6-icmp -m icmp6 --icmpv6-type echo-request -m comment --comment "flows: ping" -j RETURN
 # avcloud [required]: Antivirus cloud for real-time scanning of virus checksums
@@ -200,7 +204,13 @@ ip6tables-restore --noflush <<'PORTOLAN_IPV6_END'
 -A PORTOLAN-OUTPUT -m set --match-set pt6-wild-intra2net.pool.ntp.org dst -p tcp -m tcp --dport 123 -m comment --comment "flows: ntp-pool" -j RETURN
 # ntp-pool [required]: Time synchronization with the Intra2net NTP pool
 -A PORTOLAN-OUTPUT -m set --match-set pt6-wild-intra2net.pool.ntp.org dst -p udp -m udp --dport 123 -m comment --comment "flows: ntp-pool" -j RETURN
+# proxy-ftp [feature proxy-ftp]: FTP for the Intra2net system proxy
+-A PORTOLAN-OUTPUT -m set --match-set pt6-role-internet dst -p tcp -m tcp --dport 21 -m comment --comment "flows: proxy-ftp" -j RETURN
 -A PORTOLAN-OUTPUT -m comment --comment "portolan: traffic no flow allows" -j DROP
+COMMIT
+*raw
+:PORTOLAN-HELPERS - [0:0]
+-A PORTOLAN-HELPERS -m set --match-set pt6-role-internet dst -p tcp -m tcp --dport 21 -m comment --comment "flows: proxy-ftp" -j CT --helper ftp
 COMMIT
 PORTOLAN_IPV6_END
 
@@ -208,6 +218,8 @@ PORTOLAN_IPV6_END
 for t in iptables ip6tables; do
 	$t -C INPUT -j PORTOLAN-INPUT 2>/dev/null || $t -I INPUT 1 -j PORTOLAN-INPUT
 	$t -C OUTPUT -j PORTOLAN-OUTPUT 2>/dev/null || $t -I OUTPUT 1 -j PORTOLAN-OUTPUT
+	$t -t raw -C PREROUTING -j PORTOLAN-HELPERS 2>/dev/null || $t -t raw -I PREROUTING 1 -j PORTOLAN-HELPERS
+	$t -t raw -C OUTPUT -j PORTOLAN-HELPERS 2>/dev/null || $t -t raw -I OUTPUT 1 -j PORTOLAN-HELPERS
 done
 
 # 5. Drop the previous content of replaced address sets.

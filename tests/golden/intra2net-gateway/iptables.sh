@@ -37,9 +37,9 @@ flush portolan-tmp-7b73a49f
 add portolan-tmp-7b73a49f 2001:db8:ffff::11
 swap portolan-tmp-7b73a49f pt6-dns-update.intra2net.com
 # dns group of 2: avfpc.intra2net.com avupdate.intra2net.com (IPv4)
-create pt4-dns-to_tcp_443_213f02cd hash:ip family inet timeout 0
+create pt4-dns-to_tcp_443_a51a0e1f hash:ip family inet timeout 0
 # dns group of 2: avfpc.intra2net.com avupdate.intra2net.com (IPv6)
-create pt6-dns-to_tcp_443_213f02cd hash:ip family inet6 timeout 0
+create pt6-dns-to_tcp_443_a51a0e1f hash:ip family inet6 timeout 0
 # role dns-server (IPv4)
 create pt4-role-dns-server hash:net family inet
 create portolan-tmp-ff328794 hash:net family inet
@@ -439,18 +439,17 @@ iptables-restore --noflush <<'PORTOLAN_IPV4_END'
 -A PORTOLAN-FORWARD -i dmz0 -o lan0 -m set --match-set pt4-appliance src -m set --match-set pt4-role-ntp-server dst -p udp -m udp --dport 123 -m comment --comment "flows: ntp-custom" -j ACCEPT
 # avfpc [required]: Antivirus cloud for real-time queries of false positives
 # avupdate [required]: Antivirus update data
--A PORTOLAN-FORWARD -i dmz0 -o wan0 -m set --match-set pt4-appliance src -m set --match-set pt4-dns-to_tcp_443_213f02cd dst -p tcp -m tcp --dport 443 -m comment --comment "flows: avfpc avupdate" -j ACCEPT
+-A PORTOLAN-FORWARD -i dmz0 -o wan0 -m set --match-set pt4-appliance src -m set --match-set pt4-dns-to_tcp_443_a51a0e1f dst -p tcp -m tcp --dport 443 -m comment --comment "flows: avfpc avupdate" -j ACCEPT
 # support [required]: Manufacturer remote maintenance
 -A PORTOLAN-FORWARD -i dmz0 -o wan0 -m set --match-set pt4-appliance src -m set --match-set pt4-dns-support.intra2net.com dst -p tcp -m tcp --dport 5000:5050 -m comment --comment "flows: support" -j ACCEPT
 # update [required]: System updates, anti-spam updates, licenses, coordination of antivirus updates
 -A PORTOLAN-FORWARD -i dmz0 -o wan0 -m set --match-set pt4-appliance src -m set --match-set pt4-dns-update.intra2net.com dst -p tcp -m tcp --dport 443 -m comment --comment "flows: update" -j ACCEPT
 # mail-pop3 [feature mail-pop3]: Email: fetching mail by POP3
 # mail-smtp [feature mail-smtp]: Email: sending mail by SMTP
-# proxy-ftp [feature proxy-ftp]: FTP for the Intra2net system proxy
 # proxy-http [feature proxy-http]: HTTP for the Intra2net system proxy
 # proxy-https [feature proxy-https]: HTTPS for the Intra2net system proxy
 # razor [required]: Razor spam detection (multiple servers)
--A PORTOLAN-FORWARD -i dmz0 -o wan0 -m set --match-set pt4-appliance src -m set --match-set pt4-role-internet dst -p tcp -m multiport --dports 21,25,80,110,443,2703 -m comment --comment "flows: mail-pop3 mail-smtp proxy-ftp proxy-http proxy-https razor" -j ACCEPT
+-A PORTOLAN-FORWARD -i dmz0 -o wan0 -m set --match-set pt4-appliance src -m set --match-set pt4-role-internet dst -p tcp -m multiport --dports 25,80,110,443,2703 -m comment --comment "flows: mail-pop3 mail-smtp proxy-http proxy-https razor" -j ACCEPT
 # ping [required]: Connection monitoring (multiple servers)
 -A PORTOLAN-FORWARD -i dmz0 -o wan0 -m set --match-set pt4-appliance src -m set --match-set pt4-role-internet dst -p icmp -m icmp --icmp-type echo-request -m comment --comment "flows: ping" -j ACCEPT
 # avcloud [required]: Antivirus cloud for real-time scanning of virus checksums
@@ -464,7 +463,13 @@ iptables-restore --noflush <<'PORTOLAN_IPV4_END'
 -A PORTOLAN-FORWARD -i wan0 -o dmz0 -m set --match-set pt4-role-internet src -m set --match-set pt4-appliance dst -p tcp -m multiport --dports 25,80,443,587,993 -m comment --comment "flows: activesync imaps letsencrypt smtp-in submission web-groupware" -j ACCEPT
 # vpn [feature vpn]: Incoming VPN connections
 -A PORTOLAN-FORWARD -i wan0 -o dmz0 -m set --match-set pt4-role-internet src -m set --match-set pt4-appliance dst -p udp -m multiport --dports 500,4500 -m comment --comment "flows: vpn" -j ACCEPT
+# proxy-ftp [feature proxy-ftp]: FTP for the Intra2net system proxy
+-A PORTOLAN-FORWARD -i dmz0 -o wan0 -m set --match-set pt4-appliance src -m set --match-set pt4-role-internet dst -p tcp -m tcp --dport 21 -m comment --comment "flows: proxy-ftp" -j ACCEPT
 -A PORTOLAN-FORWARD -m comment --comment "portolan: forwarded traffic no flow allows" -j DROP
+COMMIT
+*raw
+:PORTOLAN-HELPERS - [0:0]
+-A PORTOLAN-HELPERS -m set --match-set pt4-appliance src -m set --match-set pt4-role-internet dst -p tcp -m tcp --dport 21 -m comment --comment "flows: proxy-ftp" -j CT --helper ftp
 COMMIT
 PORTOLAN_IPV4_END
 
@@ -476,18 +481,17 @@ ip6tables-restore --noflush <<'PORTOLAN_IPV6_END'
 -A PORTOLAN-FORWARD -m conntrack --ctstate INVALID -j DROP
 # avfpc [required]: Antivirus cloud for real-time queries of false positives
 # avupdate [required]: Antivirus update data
--A PORTOLAN-FORWARD -i dmz0 -o wan0 -m set --match-set pt6-appliance src -m set --match-set pt6-dns-to_tcp_443_213f02cd dst -p tcp -m tcp --dport 443 -m comment --comment "flows: avfpc avupdate" -j ACCEPT
+-A PORTOLAN-FORWARD -i dmz0 -o wan0 -m set --match-set pt6-appliance src -m set --match-set pt6-dns-to_tcp_443_a51a0e1f dst -p tcp -m tcp --dport 443 -m comment --comment "flows: avfpc avupdate" -j ACCEPT
 # support [required]: Manufacturer remote maintenance
 -A PORTOLAN-FORWARD -i dmz0 -o wan0 -m set --match-set pt6-appliance src -m set --match-set pt6-dns-support.intra2net.com dst -p tcp -m tcp --dport 5000:5050 -m comment --comment "flows: support" -j ACCEPT
 # update [required]: System updates, anti-spam updates, licenses, coordination of antivirus updates
 -A PORTOLAN-FORWARD -i dmz0 -o wan0 -m set --match-set pt6-appliance src -m set --match-set pt6-dns-update.intra2net.com dst -p tcp -m tcp --dport 443 -m comment --comment "flows: update" -j ACCEPT
 # mail-pop3 [feature mail-pop3]: Email: fetching mail by POP3
 # mail-smtp [feature mail-smtp]: Email: sending mail by SMTP
-# proxy-ftp [feature proxy-ftp]: FTP for the Intra2net system proxy
 # proxy-http [feature proxy-http]: HTTP for the Intra2net system proxy
 # proxy-https [feature proxy-https]: HTTPS for the Intra2net system proxy
 # razor [required]: Razor spam detection (multiple servers)
--A PORTOLAN-FORWARD -i dmz0 -o wan0 -m set --match-set pt6-appliance src -m set --match-set pt6-role-internet dst -p tcp -m multiport --dports 21,25,80,110,443,2703 -m comment --comment "flows: mail-pop3 mail-smtp proxy-ftp proxy-http proxy-https razor" -j ACCEPT
+-A PORTOLAN-FORWARD -i dmz0 -o wan0 -m set --match-set pt6-appliance src -m set --match-set pt6-role-internet dst -p tcp -m multiport --dports 25,80,110,443,2703 -m comment --comment "flows: mail-pop3 mail-smtp proxy-http proxy-https razor" -j ACCEPT
 # ping [required]: Connection monitoring (multiple servers)
 -A PORTOLAN-FORWARD -i dmz0 -o wan0 -m set --match-set pt6-appliance src -m set --match-set pt6-role-internet dst -p ipv6-icmp -m icmp6 --icmpv6-type echo-request -m comment --comment "flows: ping" -j ACCEPT
 # avcloud [required]: Antivirus cloud for real-time scanning of virus checksums
@@ -501,13 +505,21 @@ ip6tables-restore --noflush <<'PORTOLAN_IPV6_END'
 -A PORTOLAN-FORWARD -i wan0 -o dmz0 -m set --match-set pt6-role-internet src -m set --match-set pt6-appliance dst -p tcp -m multiport --dports 25,80,443,587,993 -m comment --comment "flows: activesync imaps letsencrypt smtp-in submission web-groupware" -j ACCEPT
 # vpn [feature vpn]: Incoming VPN connections
 -A PORTOLAN-FORWARD -i wan0 -o dmz0 -m set --match-set pt6-role-internet src -m set --match-set pt6-appliance dst -p udp -m multiport --dports 500,4500 -m comment --comment "flows: vpn" -j ACCEPT
+# proxy-ftp [feature proxy-ftp]: FTP for the Intra2net system proxy
+-A PORTOLAN-FORWARD -i dmz0 -o wan0 -m set --match-set pt6-appliance src -m set --match-set pt6-role-internet dst -p tcp -m tcp --dport 21 -m comment --comment "flows: proxy-ftp" -j ACCEPT
 -A PORTOLAN-FORWARD -m comment --comment "portolan: forwarded traffic no flow allows" -j DROP
+COMMIT
+*raw
+:PORTOLAN-HELPERS - [0:0]
+-A PORTOLAN-HELPERS -m set --match-set pt6-appliance src -m set --match-set pt6-role-internet dst -p tcp -m tcp --dport 21 -m comment --comment "flows: proxy-ftp" -j CT --helper ftp
 COMMIT
 PORTOLAN_IPV6_END
 
 # 4. Send traffic through portolan's chains first (once).
 for t in iptables ip6tables; do
 	$t -C FORWARD -j PORTOLAN-FORWARD 2>/dev/null || $t -I FORWARD 1 -j PORTOLAN-FORWARD
+	$t -t raw -C PREROUTING -j PORTOLAN-HELPERS 2>/dev/null || $t -t raw -I PREROUTING 1 -j PORTOLAN-HELPERS
+	$t -t raw -C OUTPUT -j PORTOLAN-HELPERS 2>/dev/null || $t -t raw -I OUTPUT 1 -j PORTOLAN-HELPERS
 done
 
 # 5. Drop the previous content of replaced address sets.

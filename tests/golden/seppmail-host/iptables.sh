@@ -9,7 +9,7 @@ set -eu
 # 1. address sets
 ipset -exist restore <<'PORTOLAN_IPSET_END'
 # dns group of 2: support.seppmail.ch update.seppmail.ch (IPv4)
-create pt4-dns-to_tcp_22_e55757e8 hash:ip family inet timeout 0
+create pt4-dns-to_tcp_22_e7556bdc hash:ip family inet timeout 0
 # role admin (IPv4)
 create pt4-role-admin hash:net family inet
 create portolan-tmp-7a03b758 hash:net family inet
@@ -141,7 +141,7 @@ iptables-restore --noflush <<'PORTOLAN_IPV4_END'
 -A PORTOLAN-OUTPUT -m conntrack --ctstate INVALID -j DROP
 -A PORTOLAN-OUTPUT -o lo -j RETURN
 # licence-support [required]: Licence changes, support
--A PORTOLAN-OUTPUT -m set --match-set pt4-dns-to_tcp_22_e55757e8 dst -p tcp -m tcp --dport 22 -m comment --comment "flows: licence-support" -j RETURN
+-A PORTOLAN-OUTPUT -m set --match-set pt4-dns-to_tcp_22_e7556bdc dst -p tcp -m tcp --dport 22 -m comment --comment "flows: licence-support" -j RETURN
 # dns-internal [required]: Name resolution via internal DNS servers
 -A PORTOLAN-OUTPUT -m set --match-set pt4-role-dns-server dst -p tcp -m tcp --dport 53 -m comment --comment "flows: dns-internal" -j RETURN
 # dns-internal [required]: Name resolution via internal DNS servers

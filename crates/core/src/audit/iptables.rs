@@ -620,6 +620,19 @@ fn parse_rule(
                     "RETURN" => Action::Return,
                     "SNAT" | "MASQUERADE" if table == "nat" => Action::Accept,
                     x if NON_TERMINAL.contains(&x) => Action::Continue,
+                    // `-j CT --helper NAME` only attaches a helper (portolan's FTP rules);
+                    // `--notrack` and zones change what the filter sees: unknown.
+                    "CT" if {
+                        let opts: Vec<&str> = w[i..]
+                            .iter()
+                            .take_while(|o| !TOP.contains(&o.as_str()))
+                            .map(String::as_str)
+                            .collect();
+                        opts.first() == Some(&"--helper") && opts.len() == 2
+                    } =>
+                    {
+                        Action::Continue
+                    }
                     x if x.chars().all(|c| c.is_ascii_uppercase()) && !goto => {
                         // DNAT, REDIRECT, NFQUEUE, CT, NOTRACK, TPROXY, ...
                         Action::Unknown(format!("-j {x}"))

@@ -138,6 +138,14 @@ impl Target for Iptables {
                 "\t$t -C {from} -j {to} 2>/dev/null || $t -I {from} 1 -j {to}"
             );
         }
+        if rules.iter().any(|r| r.ftp_helper) {
+            for hook in ["PREROUTING", "OUTPUT"] {
+                let _ = writeln!(
+                    script,
+                    "\t$t -t raw -C {hook} -j {HELPER_CHAIN} 2>/dev/null || $t -t raw -I {hook} 1 -j {HELPER_CHAIN}"
+                );
+            }
+        }
         script.push_str("done\n");
         if !tmp_sets.is_empty() {
             script.push_str("\n# 5. Drop the previous content of replaced address sets.\n");
@@ -362,8 +370,29 @@ fn restore_file(plan: &Plan, rules: &[Rule], family: Family) -> String {
         }
     }
     out.push_str("COMMIT\n");
+    // Helpers live in the raw table: the FTP helper for flows that need it, matched by
+    // protocol, port and addresses only (no interfaces there; the filter rules decide).
+    // Only when some flow needs one: a ruleset without helpers leaves the raw table alone
+    // (a chain left from an earlier load keeps attaching its helper until unloaded).
+    if !rules.iter().any(|r| r.ftp_helper) {
+        return out;
+    }
+    out.push_str(&format!("*raw\n:{HELPER_CHAIN} - [0:0]\n"));
+    for r in rules.iter().filter(|r| r.ftp_helper && r.family == family) {
+        let mut h = r.clone();
+        h.iif = None;
+        h.oif = None;
+        for line in rule_lines(plan, &h, HELPER_CHAIN, "CT --helper ftp") {
+            out.push_str(&line);
+            out.push('\n');
+        }
+    }
+    out.push_str("COMMIT\n");
     out
 }
+
+/// The raw-table chain that attaches conntrack helpers (FTP).
+pub const HELPER_CHAIN: &str = "PORTOLAN-HELPERS";
 
 /// Split ports into multiport-sized chunks (a range counts two).
 fn port_chunks(ports: &[PortRange]) -> Vec<Vec<PortRange>> {

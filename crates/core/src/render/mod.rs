@@ -161,6 +161,10 @@ pub struct Rule {
     pub icmp_types: Vec<IcmpType>,
     /// Flow ids this rule serves.
     pub flows: BTreeSet<String>,
+    /// Connections this rule accepts get the FTP conntrack helper, so the data connections
+    /// they announce (active and passive) are RELATED to them (flows flagged
+    /// `needs_ftp_helper`; such flows never share a rule with others).
+    pub ftp_helper: bool,
 }
 
 /// How a target keeps the peers given by DNS name current.
@@ -401,6 +405,7 @@ pub fn rules_of(lowered: &Lowered) -> &[Rule] {
 }
 
 type GroupKey = (
+    bool,
     Chain,
     Family,
     Option<String>,
@@ -462,6 +467,7 @@ pub fn lower(plan: &Plan) -> (Vec<Rule>, Vec<Diagnostic>) {
                         (false, _) => Chain::Forward,
                     };
                     let key = (
+                        flow.flags.contains(&crate::model::Flag::NeedsFtpHelper),
                         chain,
                         fam,
                         src.interface.clone(),
@@ -509,7 +515,11 @@ pub fn lower(plan: &Plan) -> (Vec<Rule>, Vec<Diagnostic>) {
     let rules = groups
         .into_iter()
         .map(
-            |((chain, family, iif, oif, saddr, daddr, protocol), (ports, icmp, flows))| Rule {
+            |(
+                (ftp_helper, chain, family, iif, oif, saddr, daddr, protocol),
+                (ports, icmp, flows),
+            )| Rule {
+                ftp_helper,
                 chain,
                 family,
                 iif,

@@ -97,6 +97,11 @@ impl Target for Nftables {
             }
         }
 
+        if rules.iter().any(|r| r.ftp_helper) {
+            out.push_str(
+                "\t# The FTP conntrack helper: the data connections an FTP control connection\n\t# announces (active or passive) are RELATED to it, and pass as such.\n\tct helper ftp {\n\t\ttype \"ftp\" protocol tcp\n\t\tl3proto inet\n\t}\n\n",
+            );
+        }
         let app_v6 = !plan.appliance().v6.is_empty();
         let index = FlowIndex::new(plan);
         let chains: &[(Chain, &str, &str)] = match plan.placement {
@@ -292,6 +297,9 @@ fn rule_text(plan: &Plan, r: &Rule) -> String {
                 parts.push(format!("{ipk} {dir} @{}", nft_set_name(&set, sref.family)));
             }
         }
+    }
+    if r.ftp_helper {
+        parts.push("ct helper set \"ftp\"".into());
     }
     parts.push("counter accept".into());
     parts.push(format!(
