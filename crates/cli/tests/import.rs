@@ -173,6 +173,22 @@ fn seed_documents_give_the_catalog_flows() {
             recall >= 0.95,
             "{doc}: recall {recall:.3} < 0.95; misses: {miss:#?}"
         );
+        // Ports of rows the catalog carries by a caveat instead of a port rule are in the
+        // document all the same (Clearswift row 5, FTP data port 20: the FTP helper).
+        let caveat_rows: Vec<u32> = catalog::load(id)
+            .and_then(Result::ok)
+            .map(|p| p.caveats.iter().filter_map(|c| c.line).collect())
+            .unwrap_or_default();
+        let invented: Vec<&(String, String)> = invented
+            .iter()
+            .filter(|(_, port)| {
+                !caveat_rows.iter().any(|&l| {
+                    src.text.lines().nth(l as usize - 1).is_some_and(|row| {
+                        row.split('|').next().map(str::trim) == Some(port.as_str())
+                    })
+                })
+            })
+            .collect();
         assert!(
             invented.is_empty(),
             "{doc}: ports not in the catalog: {invented:?}"
