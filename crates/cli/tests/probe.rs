@@ -330,6 +330,15 @@ ports = [443]
 app = "https"
 
 [[flows]]
+id = "udp-unreach"
+function = "a firewall answers UDP with ICMP host unreachable"
+from = "appliance"
+to = "203.0.113.96"
+protocols = ["udp"]
+ports = [514]
+app = "syslog"
+
+[[flows]]
 id = "silenttls"
 function = "accepts the connection, never answers the ClientHello"
 from = "appliance"
@@ -659,6 +668,7 @@ fn probe_gives_the_exact_verdict_for_each_case() {
         ip daddr 203.0.113.51 tcp dport 22 reject with tcp reset
         ip daddr 203.0.113.52 tcp dport 22 reject with icmp type admin-prohibited
         ip daddr 203.0.113.99 icmp type echo-request drop
+        ip daddr 203.0.113.96 udp dport 514 reject with icmp type host-unreachable
     }
     }";
     let out = load_nft(&topo, rules);
@@ -842,7 +852,15 @@ fn probe_gives_the_exact_verdict_for_each_case() {
         ("support", "tcp", 5000, "open", "TCP handshake", true),
         ("support", "tcp", 5050, "filtered", "no answer", false),
         ("rejected", "tcp", 22, "refused", "refused", false),
-        ("prohibited", "tcp", 22, "unreachable", "prohibited", false),
+        // The ICMP type, code and sender, from the socket's error queue.
+        (
+            "prohibited",
+            "tcp",
+            22,
+            "unreachable",
+            "(type 3, code 13: communication administratively prohibited) from 192.0.2.1",
+            false,
+        ),
         ("ssh", "tcp", 22, "open", "SSH-2.0-OpenSSH", true),
         ("smtp", "tcp", 25, "open", "STARTTLS offered", true),
         ("http", "tcp", 80, "open", "HTTP/1.1 200", true),
@@ -927,6 +945,16 @@ fn probe_gives_the_exact_verdict_for_each_case() {
             true,
         ),
         ("optional-down", "tcp", 8080, "refused", "refused", false),
+        // Regression: a UDP host unreachable was `open-or-filtered` (Linux keeps that "soft"
+        // error quiet without IP_RECVERR).
+        (
+            "udp-unreach",
+            "udp",
+            514,
+            "unreachable",
+            "(type 3, code 1: host unreachable) from 192.0.2.1",
+            false,
+        ),
         // Regression: silence after the TCP handshake was `filtered` on TLS and
         // `protocol-mismatch` on SMTP; it is one verdict, apart from no connection.
         (

@@ -1,5 +1,9 @@
 //! TCP and UDP with the kernel's answers turned into verdicts.
 //!
+//! Every socket asks for the kernel's ICMP error queue (IP_RECVERR, IPV6_RECVERR), so an
+//! unreachable names the ICMP type and code and the router or firewall that sent it, and a
+//! UDP "host unreachable" is reported instead of passing as silence.
+//!
 //! TCP: a reset or ICMP port unreachable ends `connect` with ECONNREFUSED; ICMP
 //! administratively prohibited (and other "hard" unreachables) with EHOSTUNREACH or
 //! ENETUNREACH; a silent drop runs into our timeout. UDP: the socket is connected, so Linux
@@ -9,12 +13,130 @@
 //! prohibited comes back as EACCES.
 
 use std::io::ErrorKind;
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::time::Duration;
 
-use tokio::net::{TcpStream, UdpSocket};
+use nix::sys::socket::{recvmsg, setsockopt, sockopt, ControlMessageOwned, MsgFlags};
+use tokio::net::{TcpSocket, TcpStream, UdpSocket};
 
 use super::Verdict;
+
+/// An ICMP error the kernel kept for a socket (IP_RECVERR / IPV6_RECVERR).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IcmpError {
+    pub v6: bool,
+    pub icmp_type: u8,
+    pub code: u8,
+    /// The router or firewall that sent it.
+    pub from: Option<IpAddr>,
+}
+
+impl IcmpError {
+    /// `port unreachable` is a refusal by the host itself; everything else stopped the
+    /// packet on the way.
+    pub fn verdict(&self) -> Verdict {
+        match (self.v6, self.icmp_type, self.code) {
+            (false, 3, 3) | (true, 1, 4) => Verdict::Refused,
+            _ => Verdict::Unreachable,
+        }
+    }
+
+    pub fn describe(&self) -> String {
+        let (what, code) = match (self.v6, self.icmp_type) {
+            (false, 3) => (
+                "ICMP destination unreachable",
+                match self.code {
+                    0 => "network unreachable",
+                    1 => "host unreachable",
+                    2 => "protocol unreachable",
+                    3 => "port unreachable",
+                    4 => "fragmentation needed",
+                    5 => "source route failed",
+                    6 => "destination network unknown",
+                    7 => "destination host unknown",
+                    9 => "network administratively prohibited",
+                    10 => "host administratively prohibited",
+                    11 => "network unreachable for the type of service",
+                    12 => "host unreachable for the type of service",
+                    13 => "communication administratively prohibited",
+                    14 => "host precedence violation",
+                    15 => "precedence cutoff",
+                    _ => "unknown code",
+                },
+            ),
+            (false, 11) => ("ICMP time exceeded", "TTL expired in transit"),
+            (true, 1) => (
+                "ICMPv6 destination unreachable",
+                match self.code {
+                    0 => "no route to destination",
+                    1 => "communication administratively prohibited",
+                    2 => "beyond the scope of the source address",
+                    3 => "address unreachable",
+                    4 => "port unreachable",
+                    5 => "source address failed ingress/egress policy",
+                    6 => "reject route to destination",
+                    _ => "unknown code",
+                },
+            ),
+            (true, 3) => ("ICMPv6 time exceeded", "hop limit exceeded in transit"),
+            (v6, _) => (
+                if v6 { "ICMPv6 error" } else { "ICMP error" },
+                "unknown type",
+            ),
+        };
+        let from = self.from.map(|a| format!(" from {a}")).unwrap_or_default();
+        format!(
+            "{what} (type {}, code {}: {code}){from}",
+            self.icmp_type, self.code
+        )
+    }
+}
+
+/// Ask the kernel to keep the ICMP errors for this socket (type, code, sender).
+fn want_icmp_errors(fd: BorrowedFd<'_>, v6: bool) {
+    let _ = if v6 {
+        setsockopt(&fd, sockopt::Ipv6RecvErr, &true)
+    } else {
+        setsockopt(&fd, sockopt::Ipv4RecvErr, &true)
+    };
+}
+
+/// The ICMP error the kernel queued for this socket, if any (never blocks).
+pub fn queued_icmp_error(fd: BorrowedFd<'_>) -> Option<IcmpError> {
+    let mut buf = [0u8; 512];
+    let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+    let mut cmsg = nix::cmsg_space!(libc::sock_extended_err, libc::sockaddr_in6);
+    let msg = recvmsg::<()>(
+        fd.as_raw_fd(),
+        &mut iov,
+        Some(&mut cmsg),
+        MsgFlags::MSG_ERRQUEUE | MsgFlags::MSG_DONTWAIT,
+    )
+    .ok()?;
+    for c in msg.cmsgs().ok()? {
+        match c {
+            ControlMessageOwned::Ipv4RecvErr(e, from) if e.ee_origin == 2 => {
+                return Some(IcmpError {
+                    v6: false,
+                    icmp_type: e.ee_type,
+                    code: e.ee_code,
+                    from: from.map(|s| IpAddr::V4(Ipv4Addr::from(u32::from_be(s.sin_addr.s_addr)))),
+                })
+            }
+            ControlMessageOwned::Ipv6RecvErr(e, from) if e.ee_origin == 3 => {
+                return Some(IcmpError {
+                    v6: true,
+                    icmp_type: e.ee_type,
+                    code: e.ee_code,
+                    from: from.map(|s| IpAddr::V6(Ipv6Addr::from(s.sin6_addr.s6_addr))),
+                })
+            }
+            _ => {}
+        }
+    }
+    None
+}
 
 /// Map an I/O error from connect/send/recv to a verdict and a one-line detail.
 pub fn classify(e: &std::io::Error) -> (Verdict, String) {
@@ -47,11 +169,27 @@ pub fn classify(e: &std::io::Error) -> (Verdict, String) {
     }
 }
 
-/// Connect, or say why not.
+/// Connect, or say why not (with the ICMP error's type, code and sender when one came back).
 pub async fn connect(addr: SocketAddr, timeout: Duration) -> Result<TcpStream, (Verdict, String)> {
-    match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
+    let sock = match if addr.is_ipv4() {
+        TcpSocket::new_v4()
+    } else {
+        TcpSocket::new_v6()
+    } {
+        Ok(s) => s,
+        Err(e) => return Err((Verdict::Error, format!("cannot open a TCP socket: {e}"))),
+    };
+    want_icmp_errors(sock.as_fd(), addr.is_ipv6());
+    // The same socket, to read its error queue after a failed connect consumed `sock`.
+    let errors = sock.as_fd().try_clone_to_owned().ok();
+    match tokio::time::timeout(timeout, sock.connect(addr)).await {
         Ok(Ok(s)) => Ok(s),
-        Ok(Err(e)) => Err(classify(&e)),
+        Ok(Err(e)) => Err(
+            match errors.as_ref().and_then(|fd| queued_icmp_error(fd.as_fd())) {
+                Some(icmp) => (icmp.verdict(), icmp.describe()),
+                None => classify(&e),
+            },
+        ),
         Err(_) => Err((
             Verdict::Filtered,
             format!(
@@ -81,6 +219,7 @@ pub async fn exchange(addr: SocketAddr, payload: &[u8], timeout: Duration) -> Ud
             return UdpOutcome::Failed(Verdict::Error, format!("cannot open a UDP socket: {e}"))
         }
     };
+    want_icmp_errors(sock.as_fd(), addr.is_ipv6());
     if let Err(e) = sock.connect(addr).await {
         let (v, d) = classify(&e);
         return UdpOutcome::Failed(v, d);
@@ -96,7 +235,12 @@ pub async fn exchange(addr: SocketAddr, payload: &[u8], timeout: Duration) -> Ud
             UdpOutcome::Reply(buf)
         }
         Ok(Err(e)) => {
-            let (v, d) = classify(&e);
+            // With IP_RECVERR every ICMP error ends the receive, host unreachable too (a
+            // "soft" error Linux keeps quiet otherwise); the queue says which and from whom.
+            let (v, d) = match queued_icmp_error(sock.as_fd()) {
+                Some(icmp) => (icmp.verdict(), icmp.describe()),
+                None => classify(&e),
+            };
             UdpOutcome::Failed(v, d)
         }
         Err(_) => UdpOutcome::Silence,
@@ -106,6 +250,29 @@ pub async fn exchange(addr: SocketAddr, payload: &[u8], timeout: Duration) -> Ud
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn icmp_errors_in_words() {
+        let e = IcmpError {
+            v6: false,
+            icmp_type: 3,
+            code: 13,
+            from: Some("192.0.2.1".parse().expect("address")),
+        };
+        assert_eq!(e.verdict(), Verdict::Unreachable);
+        assert_eq!(
+            e.describe(),
+            "ICMP destination unreachable (type 3, code 13: communication administratively prohibited) from 192.0.2.1"
+        );
+        let port = IcmpError {
+            v6: true,
+            icmp_type: 1,
+            code: 4,
+            from: None,
+        };
+        assert_eq!(port.verdict(), Verdict::Refused);
+        assert!(port.describe().contains("port unreachable"));
+    }
 
     #[test]
     fn eacces_is_a_prohibition_on_the_way_eperm_one_here() {
