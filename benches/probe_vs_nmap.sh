@@ -2,6 +2,7 @@
 # Benchmark: `portolan probe` against `nmap -sT -Pn -T4` and against the floor of one timeout,
 # on the same 1,000 TCP targets inside two network namespaces made here (100 addresses in
 # 198.18.0.0/15, the benchmarking range, x 10 ports: 4 open, 3 refused, 3 silently dropped).
+# Also the default-options run (no --timeout: 3 s with the adaptive handshake wait).
 # Run as root: benches/probe_vs_nmap.sh. Prints one line per figure. Cleans up on exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -54,10 +55,14 @@ ip netns exec "$C" "$BIN" probe --site "$DIR/site.toml" --timeout 1s --all-ports
 t1=$(date +%s.%N)
 ip netns exec "$C" nmap -sT -Pn -T4 -n -p 20001-20010 "198.18.1.1-100" -oG "$DIR/nmap.txt" >/dev/null
 t2=$(date +%s.%N)
-python3 - "$DIR/out.json" "$DIR/nmap.txt" "$t0" "$t1" "$t2" <<'PY'
+# The same targets with portolan's default options (--timeout 3s, adaptive handshake wait).
+ip netns exec "$C" "$BIN" probe --site "$DIR/site.toml" --format json -o "$DIR/default.json" || true
+t3=$(date +%s.%N)
+python3 - "$DIR/out.json" "$DIR/nmap.txt" "$t0" "$t1" "$t2" "$t3" "$DIR/default.json" <<'PY'
 import json, sys, re
 doc = json.load(open(sys.argv[1]))
-t0, t1, t2 = map(float, sys.argv[3:6])
+t0, t1, t2, t3 = map(float, sys.argv[3:7])
+default = json.load(open(sys.argv[7]))
 print(f"targets:                 {doc['summary']['probes']} (100 addresses x 10 ports)")
 print(f"portolan verdicts:       {doc['summary']['by_verdict']}")
 nm = open(sys.argv[2]).read()
@@ -66,4 +71,6 @@ p, n, floor = t1 - t0, t2 - t1, 1.0
 print(f"floor (one timeout):     {floor:.2f} s")
 print(f"portolan probe:          {p:.2f} s  ({p/floor:.2f}x the floor)")
 print(f"nmap -sT -Pn -T4:        {n:.2f} s  ({n/floor:.2f}x the floor; portolan is {n/p:.1f}x faster)")
+d = t3 - t2
+print(f"portolan, default options: {d:.2f} s  (--timeout 3s, adaptive handshake wait; {default['summary']['by_verdict']}; nmap/portolan = {n/d:.2f})")
 PY

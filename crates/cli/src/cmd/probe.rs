@@ -130,6 +130,7 @@ pub fn run(args: &ProbeArgs, rep: &mut Reporter) -> i32 {
         inbound_target,
         flows,
         all_ports: args.all_ports,
+        rtt: Arc::default(),
     });
     let resolver = Resolver::new(server, timeout);
     let runtime = match crate::inputs::runtime() {

@@ -23,7 +23,7 @@ pub async fn probe(t: &Target, sa: SocketAddr, opts: &Options) -> (Verdict, Stri
             udp(t, sa, timeout).await
         }
         _ => {
-            let tcp = match transport::connect(sa, timeout).await {
+            let tcp = match transport::connect_adaptive(sa, timeout, Some(&opts.rtt)).await {
                 Ok(s) => s,
                 Err((v, d)) => return (v, d),
             };

@@ -253,6 +253,8 @@ pub struct Options {
     pub flows: Vec<String>,
     /// Probe every port of a range (up to [`MAX_PORTS_PER_RANGE`]), not just its ends.
     pub all_ports: bool,
+    /// Round-trip times of this run, for the adaptive handshake timeout.
+    pub rtt: Arc<transport::Rtt>,
 }
 
 /// With `all_ports`, ports probed per range at most.
@@ -268,6 +270,7 @@ impl Default for Options {
             inbound_target: None,
             flows: vec![],
             all_ports: false,
+            rtt: Arc::default(),
         }
     }
 }
@@ -574,7 +577,12 @@ pub async fn retry_failed(targets: &[Target], results: &mut [ProbeResult], opts:
         return;
     }
     let subset: Vec<Target> = again.iter().map(|&i| targets[i].clone()).collect();
-    let fresh = run(&subset, opts, Arc::new(|_: &ProbeResult| {})).await;
+    // A retry waits the whole --timeout: it is there to catch the slow answer.
+    let full = Arc::new(Options {
+        rtt: Arc::default(),
+        ..(**opts).clone()
+    });
+    let fresh = run(&subset, &full, Arc::new(|_: &ProbeResult| {})).await;
     for (i, r) in again.into_iter().zip(fresh) {
         results[i].verdict = r.verdict;
         results[i].detail = format!("{} (retried)", r.detail);

@@ -169,8 +169,53 @@ pub fn classify(e: &std::io::Error) -> (Verdict, String) {
     }
 }
 
+/// Round-trip times seen in a run (TCP handshakes answered with SYN-ACK or RST), for the
+/// adaptive handshake timeout: a probe that gets no answer waits four times the slowest
+/// answer seen so far, at least [`Rtt::FLOOR`], at most `--timeout`; until
+/// [`Rtt::MIN_SAMPLES`] answers are in, the full `--timeout`. Like nmap's RTT-based timeouts,
+/// so a run over dropped ports costs about a second, not the whole timeout, while a slow
+/// path (it raises the slowest answer) keeps its time. Shared by all probes of a run.
+#[derive(Debug, Default)]
+pub struct Rtt {
+    samples: std::sync::atomic::AtomicU64,
+    slowest_us: std::sync::atomic::AtomicU64,
+}
+
+impl Rtt {
+    pub const FLOOR: Duration = Duration::from_secs(1);
+    pub const MIN_SAMPLES: u64 = 4;
+
+    pub fn record(&self, rtt: Duration) {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.slowest_us
+            .fetch_max(rtt.as_micros().min(u64::MAX as u128) as u64, Relaxed);
+        self.samples.fetch_add(1, Relaxed);
+    }
+
+    /// The handshake timeout now, never above `max`.
+    pub fn timeout(&self, max: Duration) -> Duration {
+        use std::sync::atomic::Ordering::Relaxed;
+        if self.samples.load(Relaxed) < Self::MIN_SAMPLES {
+            return max;
+        }
+        let four = Duration::from_micros(self.slowest_us.load(Relaxed).saturating_mul(4));
+        four.max(Self::FLOOR).min(max)
+    }
+}
+
 /// Connect, or say why not (with the ICMP error's type, code and sender when one came back).
 pub async fn connect(addr: SocketAddr, timeout: Duration) -> Result<TcpStream, (Verdict, String)> {
+    connect_adaptive(addr, timeout, None).await
+}
+
+/// [`connect`] with the run's [`Rtt`]: the wait for an answer shrinks as answers come in.
+pub async fn connect_adaptive(
+    addr: SocketAddr,
+    timeout: Duration,
+    rtt: Option<&Rtt>,
+) -> Result<TcpStream, (Verdict, String)> {
+    let started = std::time::Instant::now();
+    let limit = || rtt.map_or(timeout, |r| r.timeout(timeout));
     let sock = match if addr.is_ipv4() {
         TcpSocket::new_v4()
     } else {
@@ -180,23 +225,59 @@ pub async fn connect(addr: SocketAddr, timeout: Duration) -> Result<TcpStream, (
         Err(e) => return Err((Verdict::Error, format!("cannot open a TCP socket: {e}"))),
     };
     want_icmp_errors(sock.as_fd(), addr.is_ipv6());
-    // The same socket, to read its error queue after a failed connect consumed `sock`.
     let errors = sock.as_fd().try_clone_to_owned().ok();
-    match tokio::time::timeout(timeout, sock.connect(addr)).await {
-        Ok(Ok(s)) => Ok(s),
-        Ok(Err(e)) => Err(
-            match errors.as_ref().and_then(|fd| queued_icmp_error(fd.as_fd())) {
-                Some(icmp) => (icmp.verdict(), icmp.describe()),
-                None => classify(&e),
-            },
-        ),
-        Err(_) => Err((
-            Verdict::Filtered,
-            format!(
-                "no answer to the TCP handshake within {} ms",
-                timeout.as_millis()
-            ),
-        )),
+    let connecting = sock.connect(addr);
+    tokio::pin!(connecting);
+    let result = loop {
+        let waited = started.elapsed();
+        let now_limit = limit();
+        if waited >= now_limit {
+            break None;
+        }
+        // Wake at the deadline, or sooner to see a shorter one.
+        let nap = (now_limit - waited).min(Duration::from_millis(50));
+        tokio::select! {
+            r = &mut connecting => break Some(r),
+            _ = tokio::time::sleep(nap) => {}
+        }
+    };
+    match result {
+        Some(Ok(s)) => {
+            if let Some(r) = rtt {
+                r.record(started.elapsed());
+            }
+            Ok(s)
+        }
+        Some(Err(e)) => {
+            if let (Some(r), ErrorKind::ConnectionRefused) = (rtt, e.kind()) {
+                r.record(started.elapsed());
+            }
+            Err(
+                match errors.as_ref().and_then(|fd| queued_icmp_error(fd.as_fd())) {
+                    Some(icmp) => (icmp.verdict(), icmp.describe()),
+                    None => classify(&e),
+                },
+            )
+        }
+        None => {
+            let waited = started.elapsed();
+            Err((
+                Verdict::Filtered,
+                if waited + Duration::from_millis(60) < timeout {
+                    format!(
+                        "no answer to the TCP handshake within {} ms (adaptive: 4x the slowest answer of this run, at least {} ms; --timeout {} ms)",
+                        waited.as_millis(),
+                        Rtt::FLOOR.as_millis(),
+                        timeout.as_millis()
+                    )
+                } else {
+                    format!(
+                        "no answer to the TCP handshake within {} ms",
+                        timeout.as_millis()
+                    )
+                },
+            ))
+        }
     }
 }
 
@@ -250,6 +331,27 @@ pub async fn exchange(addr: SocketAddr, payload: &[u8], timeout: Duration) -> Ud
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_handshake_timeout_follows_the_slowest_answer() {
+        let r = Rtt::default();
+        let max = Duration::from_secs(3);
+        assert_eq!(r.timeout(max), max, "no answers yet: the whole timeout");
+        for ms in [1, 2, 1] {
+            r.record(Duration::from_millis(ms));
+        }
+        assert_eq!(r.timeout(max), max, "three answers are not enough");
+        r.record(Duration::from_millis(1));
+        assert_eq!(r.timeout(max), Rtt::FLOOR, "fast answers: the floor");
+        r.record(Duration::from_millis(400));
+        assert_eq!(
+            r.timeout(max),
+            Duration::from_millis(1600),
+            "4x the slowest"
+        );
+        r.record(Duration::from_secs(2));
+        assert_eq!(r.timeout(max), max, "never above --timeout");
+    }
 
     #[test]
     fn icmp_errors_in_words() {
