@@ -55,8 +55,9 @@ ip netns exec "$C" "$BIN" probe --site "$DIR/site.toml" --timeout 1s --all-ports
 t1=$(date +%s.%N)
 ip netns exec "$C" nmap -sT -Pn -T4 -n -p 20001-20010 "198.18.1.1-100" -oG "$DIR/nmap.txt" >/dev/null
 t2=$(date +%s.%N)
-# The same targets with portolan's default options (--timeout 3s, adaptive handshake wait).
-ip netns exec "$C" "$BIN" probe --site "$DIR/site.toml" --format json -o "$DIR/default.json" || true
+# The same targets (--all-ports: every port of the merged range) with the default timing
+# options: --timeout 3s with the adaptive handshake wait, --concurrency 256, --per-destination 32.
+ip netns exec "$C" "$BIN" probe --site "$DIR/site.toml" --all-ports --format json -o "$DIR/default.json" || true
 t3=$(date +%s.%N)
 python3 - "$DIR/out.json" "$DIR/nmap.txt" "$t0" "$t1" "$t2" "$t3" "$DIR/default.json" <<'PY'
 import json, sys, re

@@ -330,6 +330,15 @@ ports = [443]
 app = "https"
 
 [[flows]]
+id = "v6-prohibited"
+function = "IPv6: a firewall answers ICMPv6 administratively prohibited"
+from = "appliance"
+to = "v6.clearswift.net"
+protocols = ["tcp"]
+ports = [22]
+app = "ssh"
+
+[[flows]]
 id = "udp-unreach"
 function = "a firewall answers UDP with ICMP host unreachable"
 from = "appliance"
@@ -669,6 +678,7 @@ fn probe_gives_the_exact_verdict_for_each_case() {
         ip daddr 203.0.113.52 tcp dport 22 reject with icmp type admin-prohibited
         ip daddr 203.0.113.99 icmp type echo-request drop
         ip daddr 203.0.113.96 udp dport 514 reject with icmp type host-unreachable
+        ip6 daddr 2001:db8:d::10 tcp dport 22 reject with icmpv6 type admin-prohibited
     }
     }";
     let out = load_nft(&topo, rules);
@@ -945,6 +955,16 @@ fn probe_gives_the_exact_verdict_for_each_case() {
             true,
         ),
         ("optional-down", "tcp", 8080, "refused", "refused", false),
+        // Regression: an ICMPv6 administratively prohibited (EACCES) was `not-permitted`,
+        // blaming this host's own firewall.
+        (
+            "v6-prohibited",
+            "tcp",
+            22,
+            "unreachable",
+            "ICMPv6 destination unreachable (type 1, code 1: communication administratively prohibited) from 2001:db8:a::1",
+            false,
+        ),
         // Regression: a UDP host unreachable was `open-or-filtered` (Linux keeps that "soft"
         // error quiet without IP_RECVERR).
         (
