@@ -163,11 +163,73 @@ fn addr_spec(fam: u8, a: &str) -> Result<IvSet, String> {
     }
 }
 
+/// Port numbers of service names, as /etc/services gives them (iptables-save prints a port
+/// by name when the rule was written with one).
+fn service_port(name: &str) -> Option<u16> {
+    Some(match name {
+        "ftp-data" => 20,
+        "ftp" => 21,
+        "ssh" => 22,
+        "telnet" => 23,
+        "smtp" => 25,
+        "time" => 37,
+        "whois" | "nicname" => 43,
+        "domain" => 53,
+        "tftp" => 69,
+        "gopher" => 70,
+        "finger" => 79,
+        "http" | "www" | "www-http" => 80,
+        "kerberos" | "kerberos5" | "krb5" => 88,
+        "pop3" | "pop-3" => 110,
+        "sunrpc" | "portmapper" => 111,
+        "auth" | "ident" | "tap" => 113,
+        "nntp" => 119,
+        "ntp" => 123,
+        "epmap" | "loc-srv" => 135,
+        "netbios-ns" => 137,
+        "netbios-dgm" => 138,
+        "netbios-ssn" => 139,
+        "imap" | "imap2" => 143,
+        "snmp" => 161,
+        "snmp-trap" | "snmptrap" => 162,
+        "bgp" => 179,
+        "ldap" => 389,
+        "https" => 443,
+        "microsoft-ds" => 445,
+        "isakmp" => 500,
+        "submissions" | "smtps" | "urd" => 465,
+        "syslog" => 514,
+        "printer" => 515,
+        "submission" => 587,
+        "ldaps" => 636,
+        "rsync" => 873,
+        "ftps-data" => 989,
+        "ftps" => 990,
+        "imaps" => 993,
+        "pop3s" => 995,
+        "openvpn" => 1194,
+        "ms-sql-s" => 1433,
+        "radius" => 1812,
+        "radius-acct" => 1813,
+        "nfs" => 2049,
+        "mysql" => 3306,
+        "ms-wbt-server" => 3389,
+        "ipsec-nat-t" => 4500,
+        "sip" => 5060,
+        "postgresql" => 5432,
+        "x11" => 6000,
+        "http-alt" | "webcache" => 8080,
+        _ => return None,
+    })
+}
+
 fn port_range(s: &str, sep: char) -> Result<IvSet, String> {
     let p = |x: &str| -> Result<u128, String> {
         x.parse::<u16>()
+            .ok()
+            .or_else(|| service_port(x))
             .map(u128::from)
-            .map_err(|_| format!("`{x}` is not a port number"))
+            .ok_or_else(|| format!("`{x}` is not a port number or a known service name"))
     };
     match s.split_once(sep) {
         Some((a, b)) => {
@@ -379,6 +441,29 @@ pub fn parse(src: &Source, ipsets: Option<&Ipsets>) -> Result<Ruleset, Errors> {
             .with_help(help.to_string())
             .into());
     }
+    // Built-in chains used without their `:CHAIN` line (iptables-restore accepts that: they
+    // always exist): declared here, with the kernel's default policy, and said in the notes.
+    for s in &mut sections {
+        let mut used: Vec<String> = Vec::new();
+        for (r, _, _) in &s.rules {
+            if let Some(c) = r.split_whitespace().nth(1) {
+                if hook_of(c).is_some()
+                    && !s.chains.iter().any(|d| d.0 == c)
+                    && !used.iter().any(|u| u == c)
+                {
+                    used.push(c.to_string());
+                }
+            }
+        }
+        for c in used {
+            rs.notes.push(format!(
+                "table {}: chain {c} is used without its `:{c}` line; its policy is not in the file, ACCEPT (the kernel's default) is assumed",
+                s.table
+            ));
+            s.chains
+                .push((c.clone(), Some(false), format!("{name} (no :{c} line)")));
+        }
+    }
     // Families of sections without a header comment: by their contents.
     for s in &mut sections {
         if s.fam == 2 {
@@ -408,6 +493,7 @@ pub fn parse(src: &Source, ipsets: Option<&Ipsets>) -> Result<Ruleset, Errors> {
         }
     }
 
+    let mut old_negation = false;
     for s in &sections {
         let fam_label = if s.fam == 0 { "IPv4" } else { "IPv6" };
         let scope = format!("{}/{fam_label}", s.table);
@@ -435,7 +521,23 @@ pub fn parse(src: &Source, ipsets: Option<&Ipsets>) -> Result<Ruleset, Errors> {
         for (text, lineno, loc) in &s.rules {
             let start = line_starts.get(lineno).copied().unwrap_or(0);
             let bad = |m: String| err_at(src, start, text, m, help);
-            let w = words(text).map_err(&bad)?;
+            let mut w = words(text).map_err(&bad)?;
+            // iptables before 1.4.3 wrote `-d ! 10.0.0.0/8`; today's is `! -d 10.0.0.0/8`.
+            let mut k = 0;
+            while k + 2 < w.len() {
+                if w[k].starts_with('-') && w[k + 1] == "!" && !w[k + 2].starts_with('-') {
+                    w.swap(k, k + 1);
+                    if !old_negation {
+                        old_negation = true;
+                        rs.notes.push(format!(
+                            "{loc}: `OPTION ! VALUE` is the negation syntax of iptables before 1.4.3; read as `! OPTION VALUE`"
+                        ));
+                    }
+                    k += 3;
+                } else {
+                    k += 1;
+                }
+            }
             let chain = w.get(1).ok_or_else(|| bad("`-A` without a chain".into()))?;
             let Some(ci) = rs.chain_index(&scope, chain) else {
                 return Err(bad(format!(

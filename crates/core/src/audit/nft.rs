@@ -335,8 +335,15 @@ fn rule(ctx: &Ctx, exprs: &[Value], loc: String, text: String) -> R<Rule> {
             }
             // Statements that decide nothing. (`fwd` is not here: it sends the packet
             // elsewhere, so it falls to the unknown verdicts below.)
-            "counter" | "log" | "comment" | "set" | "update" | "mangle" | "notrack" | "meta"
-            | "ct" | "flow" | "ct helper" | "ct timeout" | "ct expectation" | "secmark" | "dup" => {
+            "counter" | "log" | "comment" | "set" | "update" | "mangle" | "meta" | "ct"
+            | "flow" | "ct helper" | "ct timeout" | "ct expectation" | "secmark" | "dup" => {}
+            // The packet goes on untracked: a later `ct state ... untracked` accepts it, while
+            // the audit takes every packet as a new connection. Its verdict is unknown.
+            "notrack" => {
+                action = Action::Unknown(
+                    "notrack: the packet continues untracked, and ct state is not modelled for untracked packets"
+                        .into(),
+                );
             }
             "limit" | "quota" | "connlimit" | "last" => unknown.push(k.clone()),
             "accept" => action = Action::Accept,
