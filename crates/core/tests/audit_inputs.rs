@@ -115,3 +115,17 @@ fn notrack_makes_the_verdict_unknown_not_blocked() {
     );
     assert_eq!(verdict(&r, "ident"), Verdict::Allowed);
 }
+
+/// Regression: example packets came from a network's own address (`1.0.0.0`).
+#[test]
+fn example_packets_come_from_a_host_address() {
+    let text = "*filter\n:INPUT DROP [0:0]\nCOMMIT\n";
+    let rs = audit::iptables::parse(&Source::new("drop.rules", text), None)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let r = audit::audit(&plan(), &rs);
+    let f = r.flows.iter().find(|f| f.id == "ident").expect("ident");
+    assert_eq!(f.verdict, Verdict::Blocked);
+    let (packet, _) = f.example.as_ref().expect("an example packet");
+    assert!(packet.contains("1.0.0.1:"), "{packet}");
+    assert!(!packet.contains("1.0.0.0:"), "{packet}");
+}

@@ -939,11 +939,12 @@ fn packet_text(setup: &Setup, c: &Compiled, cube: &Cube) -> String {
     let mut addr = |d: Dim, tag: Dim| {
         // Prefer a global unicast example over ::2 for a name that may be anywhere.
         let set = cube.get(d);
+        // A host, not a network's own address (`1.0.0.1`, not `1.0.0.0`).
         let v = if fam == 1 {
             let g = set.intersect(&IvSet::single(0x2000u128 << 112, u128::MAX));
-            g.first().or(set.first()).unwrap_or(0)
+            g.first_host().or(set.first_host()).unwrap_or(0)
         } else {
-            set.first().unwrap_or(0)
+            set.first_host().unwrap_or(0)
         };
         let a = addr_string(fam, v);
         let t = first(tag) as usize;

@@ -112,6 +112,13 @@ impl IvSet {
     pub fn first(&self) -> Option<u128> {
         self.0.first().map(|p| p.0)
     }
+    /// A plausible host of the first interval: its first value when it is a single one,
+    /// else the one after (not a network's own address such as `1.0.0.0`).
+    pub fn first_host(&self) -> Option<u128> {
+        self.0
+            .first()
+            .map(|&(lo, hi)| if hi > lo { lo + 1 } else { lo })
+    }
     /// Number of values, saturating.
     pub fn count(&self) -> f64 {
         self.0.iter().map(|&(a, b)| (b - a) as f64 + 1.0).sum()
