@@ -129,3 +129,35 @@ fn example_packets_come_from_a_host_address() {
     assert!(packet.contains("1.0.0.1:"), "{packet}");
     assert!(!packet.contains("1.0.0.0:"), "{packet}");
 }
+
+/// Regression: `allowed_by` credited the last chain on the path (the nat table's policy, a
+/// MASQUERADE rule) instead of the filter rule that let the flow in.
+#[test]
+fn allowed_by_names_the_filter_rule_not_a_nat_chain() {
+    let text = "\
+*nat
+:PREROUTING ACCEPT [0:0]
+:INPUT ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+:POSTROUTING ACCEPT [0:0]
+-A POSTROUTING -o eth0 -j MASQUERADE
+COMMIT
+*filter
+:INPUT DROP [0:0]
+:FORWARD DROP [0:0]
+:OUTPUT ACCEPT [0:0]
+-A INPUT -p tcp --dport 113 -j ACCEPT
+COMMIT
+";
+    let rs = audit::iptables::parse(&Source::new("nat.rules", text), None)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let r = audit::audit(&plan(), &rs);
+    let f = r.flows.iter().find(|f| f.id == "ident").expect("ident");
+    assert_eq!(f.verdict, Verdict::Allowed);
+    assert!(
+        !f.allowed_by.is_empty() && f.allowed_by.iter().all(|a| a.text.contains("--dport 113")),
+        "{:?}",
+        f.allowed_by
+    );
+    assert!(f.allowed_by[0].loc.ends_with(":12"), "{:?}", f.allowed_by);
+}

@@ -353,20 +353,48 @@ impl<'a> Compiled<'a> {
                 }
                 let policy_drop = base.policy_drop;
                 let mut inside = Vec::new();
+                let mut cur_inside: Vec<(Cube, Option<RuleRef>)> = Vec::new();
                 let mut next = Vec::new();
                 for (c, by) in cur {
                     let mut tmp = Vec::new();
                     c.subtract(&scope, &mut tmp);
                     next.extend(tmp.into_iter().map(|p| (p, by)));
                     if let Some(i) = c.intersect(&scope) {
+                        cur_inside.push((i.clone(), by));
                         inside.push(i);
                     }
                 }
+                // Who let it in: the accepting rule of a filtering chain, kept over a later
+                // chain's policy accept or a nat/mangle chain's accept (a MASQUERADE rule or
+                // a nat policy is no answer to that).
+                let rewrites = base.rewrites;
+                let credit = |earlier: Option<RuleRef>, now: RuleRef| -> Option<RuleRef> {
+                    match earlier {
+                        Some(e) if rewrites || (now.rule.is_none() && e.rule.is_some()) => Some(e),
+                        _ => Some(now),
+                    }
+                };
+                let mut earlier_by: Vec<(Cube, Option<RuleRef>)> = Vec::new();
                 let mut local = Vec::new();
-                let fall = self.run_chain(ci, inside, 0, &mut local);
+                let fall = {
+                    // Keep what each part of `inside` was credited with before this chain.
+                    for (c, by) in &cur_inside {
+                        earlier_by.push((c.clone(), *by));
+                    }
+                    self.run_chain(ci, inside, 0, &mut local)
+                };
+                let before = |c: &Cube| -> Option<RuleRef> {
+                    earlier_by
+                        .iter()
+                        .find(|(e, _)| e.overlaps(c))
+                        .and_then(|(_, b)| *b)
+                };
                 for d in local {
                     match d.kind {
-                        Kind::Accept => next.push((d.cube, Some(d.by))),
+                        Kind::Accept => {
+                            let by = credit(before(&d.cube), d.by);
+                            next.push((d.cube, by));
+                        }
                         _ => out.push(d),
                     }
                 }
@@ -382,7 +410,8 @@ impl<'a> Compiled<'a> {
                             by,
                         });
                     } else {
-                        next.push((c, Some(by)));
+                        let credited = credit(before(&c), by);
+                        next.push((c, credited));
                     }
                 }
                 cur = next;
@@ -580,6 +609,7 @@ mod tests {
                 policy_drop: false,
                 policy_loc: "policy".into(),
                 device: None,
+                rewrites: false,
             }),
         });
         rs

@@ -506,6 +506,7 @@ pub fn parse(src: &Source, ipsets: Option<&Ipsets>) -> Result<Ruleset, Errors> {
                     policy_drop: *drop,
                     policy_loc: format!("{loc} (policy {})", if *drop { "DROP" } else { "ACCEPT" }),
                     device: None,
+                    rewrites: matches!(s.table.as_str(), "nat" | "mangle" | "raw"),
                 }),
                 _ => None,
             };

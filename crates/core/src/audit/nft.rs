@@ -156,7 +156,8 @@ pub fn parse(src: &Source) -> Result<Ruleset, Errors> {
                             .get("dev")
                             .and_then(Value::as_str)
                             .map(ToString::to_string);
-                        if let Some(ty) = body.get("type").and_then(Value::as_str) {
+                        let ty = body.get("type").and_then(Value::as_str).unwrap_or("filter");
+                        {
                             if ty == "nat" {
                                 rs.notes.push(format!(
                                     "chain {scope} {n} is a nat chain: its verdicts are evaluated, address rewriting is not"
@@ -171,6 +172,7 @@ pub fn parse(src: &Source) -> Result<Ruleset, Errors> {
                             policy_drop,
                             policy_loc: format!("{scope} {n} policy"),
                             device,
+                            rewrites: ty != "filter",
                         })
                     }
                 };

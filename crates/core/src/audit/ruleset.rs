@@ -167,6 +167,9 @@ pub struct Base {
     pub policy_loc: String,
     /// Netdev ingress: the device.
     pub device: Option<String>,
+    /// A chain that rewrites or marks rather than filters (nft type nat/route, iptables nat,
+    /// mangle and raw tables): its accept is no answer to "who let this in".
+    pub rewrites: bool,
 }
 
 /// A parsed ruleset.
