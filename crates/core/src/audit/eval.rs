@@ -374,17 +374,11 @@ impl<'a> Compiled<'a> {
                         _ => Some(now),
                     }
                 };
-                let mut earlier_by: Vec<(Cube, Option<RuleRef>)> = Vec::new();
                 let mut local = Vec::new();
-                let fall = {
-                    // Keep what each part of `inside` was credited with before this chain.
-                    for (c, by) in &cur_inside {
-                        earlier_by.push((c.clone(), *by));
-                    }
-                    self.run_chain(ci, inside, 0, &mut local)
-                };
+                let fall = self.run_chain(ci, inside, 0, &mut local);
+                // What each part of `inside` was credited with before this chain.
                 let before = |c: &Cube| -> Option<RuleRef> {
-                    earlier_by
+                    cur_inside
                         .iter()
                         .find(|(e, _)| e.overlaps(c))
                         .and_then(|(_, b)| *b)

@@ -237,7 +237,7 @@ pub fn prose_services(sentence: &str) -> Vec<(&'static str, &'static [P], u16)> 
     ]
     .iter()
     .any(|c| low.contains(c));
-    if !cue || !opening || !slash_ports(sentence).is_empty() || !inline_ports(sentence).is_empty() {
+    if !cue || !opening || !inline_ports(sentence).is_empty() {
         return Vec::new();
     }
     let mut found: Vec<(usize, Service)> = Vec::new();

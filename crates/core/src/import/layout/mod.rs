@@ -153,11 +153,6 @@ fn pick(doc: &mut Doc, layouts: &[&dyn Layout]) -> Vec<Found> {
             .into_iter()
             .filter(|r| r.lines.iter().all(|l| !taken.contains(l)))
             .collect();
-        // Rows without ports stay (merged cells take them from the row above, or the report
-        // lists them); a reading without any port is no reading.
-        if rows.iter().map(row_score).sum::<f32>() <= 0.0 {
-            continue;
-        }
         let row_lines: BTreeSet<usize> = rows.iter().flat_map(|r| r.lines.clone()).collect();
         // The reading's other lines (header, separators) unless another reading has them.
         let lines: Vec<usize> = f
@@ -166,8 +161,14 @@ fn pick(doc: &mut Doc, layouts: &[&dyn Layout]) -> Vec<Found> {
             .filter(|l| !taken.contains(l))
             .chain(row_lines)
             .collect();
-        taken.extend(lines.iter().copied());
-        kept.push(Found::new(f.layout, rows, lines));
+        let found = Found::new(f.layout, rows, lines);
+        // Rows without ports stay (merged cells take them from the row above, or the report
+        // lists them); a reading without any port is no reading.
+        if found.score <= 0.0 {
+            continue;
+        }
+        taken.extend(found.lines.iter().copied());
+        kept.push(found);
     }
     for l in &taken {
         if let Some(x) = l.checked_sub(1).and_then(|i| doc.free.get_mut(i)) {

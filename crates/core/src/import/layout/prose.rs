@@ -100,7 +100,7 @@ fn prose_clauses(para: &[(usize, &str)]) -> Vec<(&'static str, String, Vec<usize
         if t.is_empty() {
             continue;
         }
-        let layout = if !slash_ports(&t).is_empty() || !inline_ports(&t).is_empty() {
+        let layout = if !inline_ports(&t).is_empty() {
             "prose_ports"
         } else if !prose_services(&t).is_empty() {
             "prose_services"
