@@ -1,7 +1,12 @@
 #!/usr/bin/env python3
 """Generate a large, deterministic, realistic-looking ruleset for the audit benchmark.
 
-usage: gen_ruleset.py RULES FORMAT(nft-json|iptables-save) OUT [SEED]
+usage: gen_ruleset.py RULES FORMAT(nft-json|iptables-save) OUT [SEED] [SHAPE]
+
+SHAPE `flat` (the default) keeps a third of the rules in a few user chains; `chains` is
+chain-heavy, like shorewall or a zone-pair firewall: hundreds of user chains (at least
+300, one per 100 rules), most rules in them, a third of their rules jumping on to a later
+chain.
 
 The ruleset has input, output and forward base chains that dispatch into user chains by
 address and interface, rules with mixed IPv4/IPv6 addresses and prefixes, port ranges,
@@ -19,6 +24,7 @@ def main():
     fmt = sys.argv[2]
     out = sys.argv[3]
     rnd = random.Random(int(sys.argv[4]) if len(sys.argv) > 4 else 7)
+    heavy = len(sys.argv) > 5 and sys.argv[5] == "chains"
 
     def v4():
         r = rnd.random()
@@ -51,7 +57,7 @@ def main():
         return a, a + rnd.randint(1, 2000)
 
     chains = {"input": [], "output": [], "forward": []}
-    users = ["zone%d" % i for i in range(max(4, n // 400))]
+    users = ["zone%d" % i for i in range(max(300, n // 100) if heavy else max(4, n // 400))]
     for u in users:
         chains[u] = []
     named_sets = ["hosts%d" % i for i in range(max(2, n // 2000))]
@@ -78,8 +84,11 @@ def main():
                 r["dports"] = sorted({port() for _ in range(rnd.randint(2, 6))})
         if rnd.random() < 0.05:
             r["ct"] = rnd.choice(["new", "established,related"])
-        if chain in ("input", "output", "forward") and rnd.random() < 0.15:
+        if chain in ("input", "output", "forward") and rnd.random() < (0.4 if heavy else 0.15):
             r["verdict"] = ("jump", rnd.choice(users))
+        elif heavy and chain in users and users.index(chain) + 1 < len(users) and rnd.random() < 0.33:
+            # On to a later chain only: the jumps form no loop.
+            r["verdict"] = ("jump", rnd.choice(users[users.index(chain) + 1:]))
         else:
             r["verdict"] = (rnd.choice(["accept", "accept", "drop", "reject"]),)
         return r
@@ -88,7 +97,7 @@ def main():
     for i in range(n):
         c = rnd.random()
         base = "input" if c < 0.4 else ("output" if c < 0.8 else "forward")
-        chain = base if rnd.random() < 0.66 else rnd.choice(users)
+        chain = base if rnd.random() < (0.2 if heavy else 0.66) else rnd.choice(users)
         chains[chain].append(rule(chain))
 
     if fmt == "nft-json":

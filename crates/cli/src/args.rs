@@ -319,8 +319,14 @@ pub struct AuditArgs {
     #[command(flatten)]
     pub sel: Selection,
     /// The ruleset: `nft -j list ruleset` or `iptables-save` (+ `ip6tables-save`) output.
-    #[arg(long, value_name = "FILE")]
-    pub ruleset: PathBuf,
+    #[arg(long, value_name = "FILE", required_unless_present = "live")]
+    pub ruleset: Option<PathBuf>,
+    /// Read this machine's running ruleset instead of a file: `nft -j list ruleset`, and for
+    /// the tables iptables-nft loaded (nft shows their matches as `xt`, without parameters)
+    /// `iptables-save` and `ip6tables-save` (with `ipset save` when installed). Falls back to
+    /// iptables-save alone where there is no nft.
+    #[arg(long, conflicts_with_all = ["ruleset", "ruleset_format", "ipset"])]
+    pub live: bool,
     /// Format of --ruleset; detected from the content when not given.
     #[arg(long, value_enum, value_name = "FORMAT")]
     pub ruleset_format: Option<RulesetFormatArg>,

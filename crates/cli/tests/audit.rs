@@ -226,10 +226,14 @@ fn iptables_save_with_ipset_user_chains_and_negation() {
             ("dns/tcp", "blocked"),
             ("dns/udp", "allowed"),
             ("razor/tcp", "partial"),
-            ("ping/icmp", "unknown"),
+            // Accepted by `-m owner --uid-owner 0`, which the audit cannot decide.
+            ("ping/icmp", "allowed-if"),
         ],
     );
     assert_eq!(r["ruleset_format"], "iptables-save");
+    assert!(flow(&r, "ping/icmp")["condition"]["rules"][0]["rule"]["at"]
+        .as_str()
+        .is_some_and(|a| a.ends_with("host-holes.rules:14")));
     let razor = flow(&r, "razor/tcp");
     assert!(
         razor["example"]["dropped_by"]["at"]
@@ -241,12 +245,13 @@ fn iptables_save_with_ipset_user_chains_and_negation() {
         .to_string()
         .contains("-m owner"));
 
-    // Without the ipset contents, the set match is unknown, never assumed.
+    // Without the ipset contents, the set match is undecided, never assumed.
     let (code, r, _) = audit(&args[..4]);
     assert_eq!(code, 1);
     let dns = flow(&r, "dns/udp");
-    assert_eq!(dns["verdict"], "unknown", "{dns}");
-    assert!(dns["unknown"].to_string().contains("--ipset"), "{dns}");
+    // Allowed only if the set holds the DNS server: said, with what to give.
+    assert_eq!(dns["verdict"], "allowed-if", "{dns}");
+    assert!(dns["condition"].to_string().contains("--ipset"), "{dns}");
 }
 
 #[test]

@@ -148,6 +148,9 @@ pub struct Plan {
     pub profile_name: String,
     pub vendor: String,
     pub placement: Placement,
+    /// Addresses a firewall in front translates to the appliance (`[appliance] public`);
+    /// only the audit reads them.
+    pub public: Vec<std::net::IpAddr>,
     pub features: Vec<String>,
     pub sets: BTreeMap<String, AddressSet>,
     pub flows: Vec<PlannedFlow>,
@@ -874,6 +877,7 @@ pub fn build(profile: &Profile, site: &Site, features: Option<&Features>) -> Res
         profile_name: profile.name.clone(),
         vendor: profile.vendor.clone(),
         placement: site.placement.clone(),
+        public: site.public.clone(),
         features: enabled.into_iter().collect(),
         sets,
         flows,

@@ -80,6 +80,12 @@ pub struct RawAppliance {
     /// The appliance's own addresses (IPv4 and/or IPv6), as the firewall sees them.
     #[schemars(with = "Vec<String>")]
     pub addresses: Vec<Spanned<String>>,
+    /// Public addresses a firewall in front translates (DNAT) to the appliance, e.g. the
+    /// perimeter's "203.0.113.10". The audit then judges inbound flows from outside as
+    /// packets to these addresses, which must be translated to the appliance.
+    #[serde(default)]
+    #[schemars(with = "Vec<String>")]
+    pub public: Vec<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -228,6 +234,8 @@ pub struct Site {
     pub profile_span: Option<Range<usize>>,
     pub features: Features,
     pub appliance: Vec<IpNet>,
+    /// `[appliance] public`: addresses DNAT'ed to the appliance.
+    pub public: Vec<IpAddr>,
     pub roles: BTreeMap<String, (Vec<IpNet>, Option<Range<usize>>)>,
     pub hosts: BTreeMap<String, Vec<IpAddr>>,
     /// Where each `[hosts]` key was written.
@@ -322,6 +330,25 @@ pub fn parse(src: &Source) -> Result<(Site, Vec<Diagnostic>), Errors> {
             }
         })
         .collect();
+    let mut public = Vec::new();
+    for s in &raw.appliance.public {
+        match s.get_ref().parse::<IpAddr>() {
+            Ok(a) if appliance.iter().any(|n| n.contains(&a)) => sink.push(
+                Diagnostic::error(format!("public address {a} is one of the appliance's own"))
+                    .at(src, s.span())
+                    .with_help("`public` lists the addresses a firewall translates to the appliance; the appliance's own go in `addresses`"),
+            ),
+            Ok(a) => public.push(a),
+            Err(_) => sink.push(
+                Diagnostic::error(format!(
+                    "`{}` is not an IP address",
+                    s.get_ref().escape_debug()
+                ))
+                .at(src, s.span())
+                .with_help("give the address the firewall translates to the appliance, e.g. public = [\"203.0.113.10\"]"),
+            ),
+        }
+    }
     if raw.appliance.addresses.is_empty() {
         sink.push(
             Diagnostic::error("the appliance has no addresses")
@@ -562,6 +589,7 @@ pub fn parse(src: &Source) -> Result<(Site, Vec<Diagnostic>), Errors> {
         profile_span: Some(raw.profile.span()),
         features,
         appliance,
+        public,
         roles,
         hosts,
         host_spans,
@@ -624,6 +652,7 @@ pub fn demo(profile: &Profile) -> Site {
         profile_span: None,
         features: Features::Some(vec![]),
         appliance: vec![net(DEMO_APPLIANCE_V4), net(DEMO_APPLIANCE_V6)],
+        public: Vec::new(),
         roles,
         hosts: BTreeMap::new(),
         host_spans: BTreeMap::new(),

@@ -161,3 +161,334 @@ COMMIT
     );
     assert!(f.allowed_by[0].loc.ends_with(":12"), "{:?}", f.allowed_by);
 }
+
+// ---------- NAT, families, address types, conditional verdicts, iptables-nft ----------
+
+const GW_PROFILE: &str = r#"
+id = "gw"
+name = "Gateway audit"
+vendor = "portolan tests"
+
+[[flows]]
+id = "smtp-in"
+function = "mail from the internet"
+from = "internet"
+to = "appliance"
+protocols = ["tcp"]
+ports = [25]
+
+[[flows]]
+id = "https-in"
+function = "web access from the internet"
+from = "internet"
+to = "appliance"
+protocols = ["tcp"]
+ports = [443]
+
+[[flows]]
+id = "ssh-in"
+function = "SSH from the admins"
+from = "admin"
+to = "appliance"
+protocols = ["tcp"]
+ports = [22]
+
+[[flows]]
+id = "smtp-out"
+function = "mail to the internet"
+from = "appliance"
+to = "internet"
+protocols = ["tcp"]
+ports = [25]
+"#;
+
+fn gw_plan(public: &str) -> plan::Plan {
+    let site = format!(
+        r#"
+profile = "gw"
+[appliance]
+addresses = ["10.0.0.10"]
+{public}
+[roles]
+internal = ["10.0.0.0/16"]
+admin = ["10.1.0.0/24"]
+[placement]
+mode = "gateway"
+appliance_interface = "dmz0"
+default_interface = "wan0"
+[placement.zones]
+admin = "lan0"
+"#
+    );
+    let (p, _) = profile::parse(&Source::new("profile.toml", GW_PROFILE)).expect("profile");
+    let (s, _) = site::parse(&Source::new("site.toml", site.as_str())).expect("site");
+    plan::build(&p, &s, None).expect("plan")
+}
+
+fn flow<'a>(r: &'a audit::Report, id: &str) -> &'a audit::FlowResult {
+    r.flows
+        .iter()
+        .find(|f| f.id == id)
+        .unwrap_or_else(|| panic!("no result for {id}"))
+}
+
+/// A perimeter that forwards public port 25 to the appliance, and filters on the
+/// translated address: SMTP passes only because both rules exist; HTTPS has a filter
+/// rule but no DNAT, so it never reaches the appliance.
+const DNAT_GATEWAY: &str = "\
+*nat
+:PREROUTING ACCEPT [0:0]
+:POSTROUTING ACCEPT [0:0]
+-A PREROUTING -d 203.0.113.10/32 -i wan0 -p tcp --dport 25 -j DNAT --to-destination 10.0.0.10
+-A POSTROUTING -o wan0 -j MASQUERADE
+COMMIT
+*filter
+:FORWARD DROP [0:0]
+-A FORWARD -d 10.0.0.10/32 -p tcp --dport 25 -j ACCEPT
+-A FORWARD -d 10.0.0.10/32 -p tcp --dport 443 -j ACCEPT
+-A FORWARD -s 10.1.0.0/24 -d 10.0.0.10/32 -p tcp --dport 22 -j ACCEPT
+-A FORWARD -s 10.0.0.10/32 -o wan0 -p tcp --dport 25 -j ACCEPT
+COMMIT
+";
+
+#[test]
+fn dnat_gateway_needs_both_the_translation_and_the_filter_rule() {
+    let rs = audit::iptables::parse(&Source::new("gw.rules", DNAT_GATEWAY), None)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let r = audit::audit(&gw_plan(r#"public = ["203.0.113.10"]"#), &rs);
+    let smtp = flow(&r, "smtp-in");
+    assert_eq!(smtp.verdict, Verdict::Allowed, "{smtp:?}");
+    assert!(
+        smtp.translated_by.iter().any(|t| t.loc == "gw.rules:4"),
+        "the DNAT rule is named: {smtp:?}"
+    );
+    assert!(
+        smtp.allowed_by.iter().any(|a| a.loc == "gw.rules:9"),
+        "the filter rule accepted, not the nat chain: {:?}",
+        smtp.allowed_by
+    );
+    let https = flow(&r, "https-in");
+    assert_eq!(https.verdict, Verdict::Blocked, "{https:?}");
+    let (pkt, by) = https.example.as_ref().expect("example");
+    assert!(pkt.contains("203.0.113.10"), "{pkt}");
+    assert!(by.loc.contains("no DNAT rule"), "{by:?}");
+    // From the admin network the appliance is reached directly.
+    assert_eq!(flow(&r, "ssh-in").verdict, Verdict::Allowed);
+    // Outbound passes; MASQUERADE is not credited.
+    let out = flow(&r, "smtp-out");
+    assert_eq!(out.verdict, Verdict::Allowed);
+    assert!(
+        out.allowed_by.iter().all(|a| a.loc == "gw.rules:12"),
+        "{out:?}"
+    );
+
+    // Without a public address in the site, the DNAT rule does not apply to packets already
+    // addressed to the appliance: both inbound flows are judged by the filter alone.
+    let r = audit::audit(&gw_plan(""), &rs);
+    assert_eq!(flow(&r, "https-in").verdict, Verdict::Allowed);
+}
+
+#[test]
+fn dnat_elsewhere_or_to_another_port_is_followed() {
+    // nft: port 25 goes to another host, 443 is translated to 8443 on the appliance.
+    let text = r#"{"nftables": [
+ {"table": {"family": "ip", "name": "nat", "handle": 1}},
+ {"chain": {"family": "ip", "table": "nat", "name": "pre", "handle": 1, "type": "nat", "hook": "prerouting", "prio": -100, "policy": "accept"}},
+ {"rule": {"family": "ip", "table": "nat", "chain": "pre", "handle": 2, "expr": [
+   {"match": {"op": "==", "left": {"payload": {"protocol": "ip", "field": "daddr"}}, "right": "203.0.113.10"}},
+   {"match": {"op": "==", "left": {"payload": {"protocol": "tcp", "field": "dport"}}, "right": 25}},
+   {"dnat": {"addr": "10.0.0.99"}}]}},
+ {"rule": {"family": "ip", "table": "nat", "chain": "pre", "handle": 3, "expr": [
+   {"match": {"op": "==", "left": {"payload": {"protocol": "ip", "field": "daddr"}}, "right": "203.0.113.10"}},
+   {"match": {"op": "==", "left": {"payload": {"protocol": "tcp", "field": "dport"}}, "right": 443}},
+   {"dnat": {"addr": "10.0.0.10", "port": 8443}}]}},
+ {"table": {"family": "inet", "name": "f", "handle": 2}},
+ {"chain": {"family": "inet", "table": "f", "name": "fwd", "handle": 1, "type": "filter", "hook": "forward", "prio": 0, "policy": "drop"}},
+ {"rule": {"family": "inet", "table": "f", "chain": "fwd", "handle": 4, "expr": [{"accept": null}]}}
+]}"#;
+    let rs = audit::nft::parse(&Source::new("r.json", text)).unwrap_or_else(|e| panic!("{e}"));
+    let r = audit::audit(&gw_plan(r#"public = ["203.0.113.10"]"#), &rs);
+    let smtp = flow(&r, "smtp-in");
+    assert_eq!(smtp.verdict, Verdict::Blocked, "{smtp:?}");
+    assert!(
+        smtp.notes.iter().any(|n| n.contains("10.0.0.99")),
+        "says where it goes instead: {smtp:?}"
+    );
+    let https = flow(&r, "https-in");
+    assert_eq!(https.verdict, Verdict::Allowed, "{https:?}");
+    assert!(!https.translated_by.is_empty());
+}
+
+#[test]
+fn redirect_on_a_host_stays_on_the_host() {
+    let text = "\
+*nat
+:PREROUTING ACCEPT [0:0]
+-A PREROUTING -p tcp --dport 113 -j REDIRECT --to-ports 1113
+COMMIT
+*filter
+:INPUT DROP [0:0]
+-A INPUT -p tcp --dport 1113 -j ACCEPT
+-A INPUT -p tcp --dport 113 -j ACCEPT
+COMMIT
+";
+    let rs = audit::iptables::parse(&Source::new("r.rules", text), None)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let r = audit::audit(&plan(), &rs);
+    let ident = flow(&r, "ident");
+    assert_eq!(ident.verdict, Verdict::Allowed, "{ident:?}");
+    // Accepted as port 1113, by the rule for it.
+    assert!(
+        ident.allowed_by.iter().all(|a| a.loc == "r.rules:7"),
+        "{ident:?}"
+    );
+}
+
+#[test]
+fn verdicts_are_given_per_family_and_a_missing_family_is_named() {
+    let site = r#"
+profile = "inputs"
+[appliance]
+addresses = ["192.0.2.10", "2001:db8::10"]
+[roles]
+internal = ["198.51.100.0/24", "2001:db8:1::/48"]
+admin = ["198.51.100.0/26", "2001:db8:1::/64"]
+"#;
+    let (p, _) = profile::parse(&Source::new("profile.toml", PROFILE)).expect("profile");
+    let (s, _) = site::parse(&Source::new("site.toml", site)).expect("site");
+    let plan = plan::build(&p, &s, None).expect("plan");
+    let v4_only = "*filter\n:INPUT DROP [0:0]\n-A INPUT -p tcp --dport 22 -j ACCEPT\nCOMMIT\n";
+    let rs = audit::iptables::parse(&Source::new("v4.rules", v4_only), None).expect("parse");
+    let r = audit::audit(&plan, &rs);
+    let ssh = flow(&r, "ssh");
+    assert_eq!(ssh.verdict, Verdict::Allowed, "audited over IPv4: {ssh:?}");
+    assert_eq!(
+        ssh.families,
+        vec![
+            (portolan_core::render::Family::V4, Some(Verdict::Allowed)),
+            (portolan_core::render::Family::V6, None)
+        ]
+    );
+    assert!(ssh.verdict_text().contains("IPv6 not in the ruleset"));
+    assert_eq!(r.missing_families, vec![portolan_core::render::Family::V6]);
+    assert!(
+        r.notes.iter().any(|n| n.contains("ip6tables-save")),
+        "{:?}",
+        r.notes
+    );
+    // Both families, differing.
+    let both = format!(
+        "{v4_only}# Generated by ip6tables-save v1.8.9\n*filter\n:INPUT DROP [0:0]\n-A INPUT -p tcp --dport 113 -j ACCEPT\nCOMMIT\n"
+    );
+    let rs =
+        audit::iptables::parse(&Source::new("both.rules", both.as_str()), None).expect("parse");
+    let r = audit::audit(&plan, &rs);
+    let ssh = flow(&r, "ssh");
+    assert_eq!(ssh.verdict, Verdict::Partial);
+    assert_eq!(ssh.verdict_text(), "partial (IPv4 allowed, IPv6 blocked)");
+    assert!(r.missing_families.is_empty());
+}
+
+#[test]
+fn addrtype_is_decided_from_the_site_addresses() {
+    // The ufw / docker idiom: drop broadcast and multicast, jump on local destinations.
+    let text = "\
+*filter
+:INPUT DROP [0:0]
+:LOCAL - [0:0]
+-A INPUT -m addrtype --dst-type BROADCAST -j DROP
+-A INPUT -m addrtype --dst-type MULTICAST -j DROP
+-A INPUT -m addrtype ! --dst-type LOCAL -j DROP
+-A INPUT -m addrtype --dst-type LOCAL -j LOCAL
+-A LOCAL -p tcp --dport 113 -j ACCEPT
+-A LOCAL -p tcp --dport 22 -m addrtype --src-type LOCAL -j ACCEPT
+COMMIT
+";
+    let rs = audit::iptables::parse(&Source::new("r.rules", text), None).expect("parse");
+    let r = audit::audit(&plan(), &rs);
+    assert_eq!(
+        flow(&r, "ident").verdict,
+        Verdict::Allowed,
+        "{:?}",
+        flow(&r, "ident")
+    );
+    // The admins are not local addresses of the appliance.
+    assert_eq!(flow(&r, "ssh").verdict, Verdict::Blocked);
+    assert!(r.notes.iter().any(|n| n.contains("address type `local`")));
+}
+
+#[test]
+fn an_undecidable_match_gives_a_conditional_verdict() {
+    let text = "\
+*filter
+:INPUT DROP [0:0]
+-A INPUT -p tcp --dport 113 -m recent --name scan --rcheck --seconds 60 -j DROP
+-A INPUT -p tcp --dport 113 -j ACCEPT
+-A INPUT -p tcp --dport 22 -m owner --uid-owner 0 -j ACCEPT
+COMMIT
+";
+    let rs = audit::iptables::parse(&Source::new("r.rules", text), None).expect("parse");
+    let r = audit::audit(&plan(), &rs);
+    let ident = flow(&r, "ident");
+    assert_eq!(ident.verdict, Verdict::AllowedUnless, "{ident:?}");
+    assert_eq!(ident.condition.len(), 1);
+    assert_eq!(ident.condition[0].0.loc, "r.rules:3");
+    assert!(ident.condition[0].1.iter().any(|u| u.contains("recent")));
+    let ssh = flow(&r, "ssh");
+    assert_eq!(ssh.verdict, Verdict::AllowedIf, "{ssh:?}");
+    assert_eq!(ssh.condition[0].0.loc, "r.rules:5");
+    let j = r.to_json();
+    assert_eq!(j["flows"][0]["verdict"], "allowed-unless");
+    assert_eq!(
+        j["flows"][0]["condition"]["rules"][0]["rule"]["at"],
+        "r.rules:3"
+    );
+}
+
+#[test]
+fn iptables_nft_rules_in_nft_json_are_named_with_the_command_to_use() {
+    let text = r#"{"nftables": [
+ {"table": {"family": "ip", "name": "filter", "handle": 1}},
+ {"chain": {"family": "ip", "table": "filter", "name": "INPUT", "handle": 1, "type": "filter", "hook": "input", "prio": 0, "policy": "drop"}},
+ {"rule": {"family": "ip", "table": "filter", "chain": "INPUT", "handle": 2, "expr": [
+   {"xt": {"type": "match", "name": "recent"}}, {"counter": {"packets": 0, "bytes": 0}}, {"accept": null}]}}
+]}"#;
+    let nft = audit::nft::parse(&Source::new("r.json", text)).expect("parse");
+    assert!(audit::has_xt(&nft));
+    let note = nft.notes.join("\n");
+    assert!(note.contains("iptables-save"), "{note}");
+    // The same table as iptables-save shows it replaces nft's view of it.
+    let ipt = audit::iptables::parse(
+        &Source::new(
+            "ipt",
+            "*filter\n:INPUT DROP [0:0]\n-A INPUT -p tcp --dport 113 -j ACCEPT\nCOMMIT\n",
+        ),
+        None,
+    )
+    .expect("parse");
+    let merged = audit::merge_iptables_nft(nft, ipt);
+    assert!(!audit::has_xt(&merged));
+    let r = audit::audit(&plan(), &merged);
+    assert_eq!(flow(&r, "ident").verdict, Verdict::Allowed);
+    assert_eq!(flow(&r, "ssh").verdict, Verdict::Blocked);
+}
+
+#[test]
+fn excess_is_grouped_by_the_rule_that_accepts_it() {
+    let mut text = String::from("*filter\n:INPUT DROP [0:0]\n");
+    for p in 1000..1010 {
+        text.push_str(&format!(
+            "-A INPUT -s 203.0.113.{} -p udp --dport {p} -j ACCEPT\n",
+            p - 990
+        ));
+    }
+    text.push_str("-A INPUT -p tcp -j ACCEPT\nCOMMIT\n");
+    let rs = audit::iptables::parse(&Source::new("x.rules", text.as_str()), None).expect("parse");
+    let r = audit::audit(&plan(), &rs);
+    assert_eq!(r.excess_by_rule.len(), 12, "{:?}", r.excess_by_rule);
+    let first = &r.excess_by_rule[0];
+    assert_eq!(first.rule.loc, "x.rules:13", "the widest rule leads");
+    assert!(first.lines >= 1 && first.top.len() <= audit::GROUP_SHOWN);
+    let j = r.to_json();
+    assert_eq!(j["excess_by_rule"].as_array().map(Vec::len), Some(12));
+}

@@ -1,6 +1,8 @@
 //! `portolan audit`: evaluate an existing ruleset against the plan.
 
+use portolan_core::audit::ruleset::Ruleset;
 use portolan_core::audit::{self, Report, RulesetFormat, Verdict};
+use portolan_core::diag::{Diagnostic, Errors, Source};
 use portolan_core::load;
 
 use crate::args::{AuditArgs, Format, RulesetFormatArg};
@@ -10,34 +12,27 @@ pub fn run(args: &AuditArgs, rep: &mut Reporter) -> i32 {
     let Some(loaded) = crate::inputs::load_reported(&args.sel, rep) else {
         return EXIT_ERROR;
     };
-    let src = match load::read_ruleset(&args.ruleset) {
-        Ok(s) => s,
-        Err(e) => {
-            rep.emit_all(&e.0);
-            return EXIT_ERROR;
+    let rs = if args.live {
+        let spinner = crate::progress::spinner("reading the running ruleset");
+        let rs = live();
+        spinner.finish_and_clear();
+        match rs {
+            Ok(rs) => rs,
+            Err(e) => {
+                rep.emit_all(&e.0);
+                return EXIT_ERROR;
+            }
+        }
+    } else {
+        match from_files(args) {
+            Ok(rs) => rs,
+            Err(e) => {
+                rep.emit_all(&e.0);
+                return EXIT_ERROR;
+            }
         }
     };
-    let ipsets = match args.ipset.as_deref().map(load::read_ruleset).transpose() {
-        Ok(s) => s,
-        Err(e) => {
-            rep.emit_all(&e.0);
-            return EXIT_ERROR;
-        }
-    };
-    let format = args.ruleset_format.map(|f| match f {
-        RulesetFormatArg::NftJson => RulesetFormat::NftJson,
-        RulesetFormatArg::IptablesSave => RulesetFormat::IptablesSave,
-    });
-    let spinner = crate::progress::spinner("reading the ruleset");
-    let rs = match audit::parse_ruleset(&src, format, ipsets.as_ref()) {
-        Ok(r) => r,
-        Err(e) => {
-            spinner.finish_and_clear();
-            rep.emit_all(&e.0);
-            return EXIT_ERROR;
-        }
-    };
-    spinner.set_message(format!(
+    let spinner = crate::progress::spinner(&format!(
         "evaluating {} rules",
         rs.chains.iter().map(|c| c.rules.len()).sum::<usize>()
     ));
@@ -61,6 +56,75 @@ pub fn run(args: &AuditArgs, rep: &mut Reporter) -> i32 {
     }
 }
 
+/// `--ruleset FILE [--ipset FILE]`.
+fn from_files(args: &AuditArgs) -> Result<Ruleset, Errors> {
+    let Some(path) = &args.ruleset else {
+        return Err(Diagnostic::error("no ruleset given")
+            .with_help("give --ruleset FILE or --live")
+            .into());
+    };
+    let src = load::read_ruleset(path)?;
+    let ipsets = args.ipset.as_deref().map(load::read_ruleset).transpose()?;
+    let format = args.ruleset_format.map(|f| match f {
+        RulesetFormatArg::NftJson => RulesetFormat::NftJson,
+        RulesetFormatArg::IptablesSave => RulesetFormat::IptablesSave,
+    });
+    let spinner = crate::progress::spinner("reading the ruleset");
+    let rs = audit::parse_ruleset(&src, format, ipsets.as_ref());
+    spinner.finish_and_clear();
+    rs
+}
+
+/// Run a dump command; `Ok(None)` when it is not installed.
+fn dump(cmd: &str, args: &[&str]) -> Result<Option<String>, Errors> {
+    match std::process::Command::new(cmd).args(args).output() {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(Diagnostic::error(format!("cannot run {cmd}: {e}")).into()),
+        Ok(o) if o.status.success() => Ok(Some(String::from_utf8_lossy(&o.stdout).into_owned())),
+        Ok(o) => Err(Diagnostic::error(format!(
+            "`{cmd} {}` failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&o.stderr).trim()
+        ))
+        .with_help("run portolan audit --live as root, or give a dump with --ruleset FILE")
+        .into()),
+    }
+}
+
+/// The running ruleset (see `--live`).
+fn live() -> Result<Ruleset, Errors> {
+    let ipt = || -> Result<Option<Ruleset>, Errors> {
+        let Some(v4) = dump("iptables-save", &[])? else {
+            return Ok(None);
+        };
+        let v6 = dump("ip6tables-save", &[])?.unwrap_or_default();
+        let sets = dump("ipset", &["save"]).ok().flatten();
+        let src = Source::new("iptables-save + ip6tables-save", format!("{v4}{v6}"));
+        let sets = sets
+            .map(|t| audit::iptables::parse_ipsets(&Source::new("ipset save", t)))
+            .transpose()?;
+        Ok(Some(audit::iptables::parse(&src, sets.as_ref())?))
+    };
+    match dump("nft", &["-j", "list", "ruleset"])? {
+        Some(json) => {
+            let nft = audit::nft::parse(&Source::new("nft -j list ruleset", json))?;
+            if !audit::has_xt(&nft) {
+                return Ok(nft);
+            }
+            match ipt()? {
+                Some(i) => Ok(audit::merge_iptables_nft(nft, i)),
+                // The note in the ruleset says what to run.
+                None => Ok(nft),
+            }
+        }
+        None => ipt()?.ok_or_else(|| {
+            Diagnostic::error("neither nft nor iptables-save is installed")
+                .with_help("install nftables or iptables, or give a dump with --ruleset FILE")
+                .into()
+        }),
+    }
+}
+
 fn table(r: &Report) -> String {
     let mut rows: Vec<[String; 6]> = vec![[
         "VERDICT".into(),
@@ -72,7 +136,7 @@ fn table(r: &Report) -> String {
     ]];
     for f in &r.flows {
         rows.push([
-            f.verdict.name().to_string(),
+            f.verdict_text(),
             f.id.clone(),
             f.protocol.to_string(),
             f.ports.clone(),
@@ -124,7 +188,34 @@ fn table(r: &Report) -> String {
                 }
                 out.push('\n');
             }
-            for (rule, what) in &f.unknown {
+            if !f.condition.is_empty() {
+                let how = if f.verdict == Verdict::AllowedIf {
+                    "only if"
+                } else {
+                    "unless"
+                };
+                for (i, (rule, what)) in f.condition.iter().enumerate() {
+                    out.push_str(&format!(
+                        "    {} the rule at {}{} matches ({})\n",
+                        if i == 0 {
+                            format!("allowed {how}")
+                        } else {
+                            "    or".to_string()
+                        },
+                        rule.loc,
+                        if rule.text.is_empty() {
+                            String::new()
+                        } else {
+                            format!(" (`{}`)", rule.text)
+                        },
+                        what.join(", ")
+                    ));
+                }
+            }
+            for rule in &f.translated_by {
+                out.push_str(&format!("    translated by {}: {}\n", rule.loc, rule.text));
+            }
+            for (rule, what) in f.unknown.iter().filter(|_| f.condition.is_empty()) {
                 out.push_str(&format!(
                     "    unknown: {} at {} decides part of it\n",
                     what.join(", "),
@@ -142,15 +233,30 @@ fn table(r: &Report) -> String {
             "Excess: nothing beyond the planned flows is accepted to or from the appliance.\n",
         );
     } else {
-        out.push_str("Excess: accepted to or from the appliance, needed by no planned flow (largest first):\n");
-        for e in &r.excess {
-            out.push_str(&excess_line(e));
-        }
-        if r.excess_more > 0 {
+        let total: usize = r.excess.len() + r.excess_more;
+        out.push_str(&format!(
+            "Excess: {total} kind(s) of packet accepted to or from the appliance that no planned flow needs, by the rule that accepts them (largest first):\n"
+        ));
+        for g in &r.excess_by_rule {
             out.push_str(&format!(
-                "  ... and {} more (see --format json)\n",
-                r.excess_more
+                "  {}{}: {} line(s)\n",
+                g.rule.loc,
+                if g.rule.text.is_empty() {
+                    String::new()
+                } else {
+                    format!(" `{}`", g.rule.text)
+                },
+                g.lines
             ));
+            for e in &g.top {
+                out.push_str(&excess_line(e, false));
+            }
+            if g.lines > g.top.len() {
+                out.push_str(&format!(
+                    "      ... and {} more (see --format json)\n",
+                    g.lines - g.top.len()
+                ));
+            }
         }
     }
     if !r.maybe_excess.is_empty() {
@@ -158,7 +264,7 @@ fn table(r: &Report) -> String {
             "\nMaybe accepted beyond the plan (rules with matches the audit does not model):\n",
         );
         for e in &r.maybe_excess {
-            out.push_str(&excess_line(e));
+            out.push_str(&excess_line(e, true));
         }
     }
     out.push_str("\nNotes:\n");
@@ -168,7 +274,7 @@ fn table(r: &Report) -> String {
     out
 }
 
-fn excess_line(e: &audit::Excess) -> String {
+fn excess_line(e: &audit::Excess, with_rules: bool) -> String {
     let mut what = vec![e.protocol.clone()];
     if !e.ports.is_empty() {
         what.push(e.ports.clone());
@@ -183,7 +289,11 @@ fn excess_line(e: &audit::Excess) -> String {
     if !e.interfaces.is_empty() {
         s.push_str(&format!(" ({})", e.interfaces));
     }
-    let rules: Vec<&str> = e.rules.iter().map(|r| r.loc.as_str()).collect();
-    s.push_str(&format!("\n      by {}\n", rules.join("; ")));
+    if with_rules {
+        let rules: Vec<&str> = e.rules.iter().map(|r| r.loc.as_str()).collect();
+        s.push_str(&format!("\n      by {}\n", rules.join("; ")));
+    } else {
+        s = format!("  {s}\n");
+    }
     s
 }

@@ -108,6 +108,37 @@ pub struct Decision {
     pub cube: Cube,
     pub kind: Kind,
     pub by: RuleRef,
+    /// The destination NAT rule that rewrote it on the way, if any.
+    pub nat: Option<RuleRef>,
+}
+
+/// A piece of a region on its way along a path: who accepted it so far and which
+/// destination NAT rewrote it.
+#[derive(Debug, Clone)]
+pub struct Piece {
+    pub cube: Cube,
+    pub by: Option<RuleRef>,
+    pub nat: Option<RuleRef>,
+}
+
+impl Decision {
+    fn new(cube: Cube, kind: Kind, by: RuleRef) -> Decision {
+        Decision {
+            cube,
+            kind,
+            by,
+            nat: None,
+        }
+    }
+}
+
+/// Compiled destination NAT: the family it rewrites, new addresses (per family for a
+/// REDIRECT in an inet table), new ports.
+#[derive(Debug, Clone)]
+struct CDnat {
+    fams: IvSet,
+    addr: [Option<IvSet>; 2],
+    ports: Option<IvSet>,
 }
 
 #[derive(Debug, Clone)]
@@ -120,6 +151,7 @@ enum CAction {
     Goto(usize),
     Unknown,
     Vmap(Vec<(Region, CAction)>),
+    Dnat(Box<CDnat>),
 }
 
 #[derive(Debug, Clone)]
@@ -145,6 +177,11 @@ pub struct Compiled<'a> {
     /// [`WORK_PER_RULE`] x rules x pieces walked.
     pub work_budget: std::cell::Cell<usize>,
     total_rules: usize,
+    /// Rules assumed to match (`true`) or not (`false`) whatever their unmodelled matches
+    /// say: the conditional verdicts ("allowed unless the rule at ... matches").
+    pub assume: std::cell::RefCell<HashMap<RuleRef, bool>>,
+    /// The host's own addresses per family (REDIRECT's target, addrtype `local`).
+    local: [IvSet; 2],
 }
 
 /// Work allowed per rule of the ruleset and per packet piece walked. A chain reached from
@@ -162,6 +199,17 @@ impl<'a> Compiled<'a> {
     /// `tags`: named-set key -> DNS tag (the plan's unresolved names); `extra_ifaces`: the
     /// site's interface names.
     pub fn new(rs: &'a Ruleset, tags: &HashMap<String, Vec<u32>>, extra_ifaces: &[String]) -> Self {
+        Self::with_local(rs, tags, extra_ifaces, &[IvSet::empty(), IvSet::empty()])
+    }
+
+    /// As [`Compiled::new`]; `local`: the addresses a REDIRECT sends to, per family (the
+    /// host's own; loopback when empty).
+    pub fn with_local(
+        rs: &'a Ruleset,
+        tags: &HashMap<String, Vec<u32>>,
+        extra_ifaces: &[String],
+        local: &[IvSet; 2],
+    ) -> Self {
         let mut exact: BTreeSet<String> = extra_ifaces.iter().cloned().collect();
         let mut prefixes = BTreeSet::new();
         let mut note = |pats: &[String]| {
@@ -201,13 +249,33 @@ impl<'a> Compiled<'a> {
             work: std::cell::Cell::new(0),
             work_budget: std::cell::Cell::new(WORK_BASE),
             total_rules: rs.chains.iter().map(|c| c.rules.len()).sum::<usize>(),
+            assume: std::cell::RefCell::new(HashMap::new()),
+            // Loopback is always local.
+            local: [
+                local[0].union(&IvSet::single(0x7f00_0000, 0x7fff_ffff)),
+                local[1].union(&IvSet::point(1)),
+            ],
         };
+        // REDIRECT goes to the receiving interface's address: the host's own, or loopback
+        // when none is known.
+        let local: [IvSet; 2] = [
+            if local[0].is_empty() {
+                IvSet::point(0x7f00_0001)
+            } else {
+                local[0].clone()
+            },
+            if local[1].is_empty() {
+                IvSet::point(1)
+            } else {
+                local[1].clone()
+            },
+        ];
         let mut rules = Vec::with_capacity(rs.chains.len());
         for c in &rs.chains {
             let mut v = Vec::with_capacity(c.rules.len());
             for r in &c.rules {
                 let region = out.conds_region(&r.conds, tags);
-                let action = out.action(&c.scope, &r.action, tags);
+                let action = out.action(&c.scope, &r.action, tags, &local);
                 v.push(CRule {
                     region,
                     unknown: !r.unknown.is_empty(),
@@ -220,7 +288,13 @@ impl<'a> Compiled<'a> {
         out
     }
 
-    fn action(&self, scope: &str, a: &Action, tags: &HashMap<String, Vec<u32>>) -> CAction {
+    fn action(
+        &self,
+        scope: &str,
+        a: &Action,
+        tags: &HashMap<String, Vec<u32>>,
+        local: &[IvSet; 2],
+    ) -> CAction {
         match a {
             Action::Continue => CAction::Continue,
             Action::Accept => CAction::Accept,
@@ -235,12 +309,23 @@ impl<'a> Compiled<'a> {
                 .chain_index(scope, t)
                 .map_or(CAction::Unknown, CAction::Goto),
             Action::Unknown(_) => CAction::Unknown,
+            Action::Dnat(d) => CAction::Dnat(Box::new(CDnat {
+                fams: d
+                    .fam
+                    .map_or(IvSet::single(0, 1), |f| IvSet::point(f.into())),
+                addr: [0usize, 1].map(|f| match &d.addr {
+                    Some(a) if d.fam == Some(f as u8) => Some(a.clone()),
+                    Some(_) => None,
+                    None => Some(local[f].clone()),
+                }),
+                ports: d.ports.clone(),
+            })),
             Action::Vmap(es) => CAction::Vmap(
                 es.iter()
                     .map(|(c, a)| {
                         (
                             self.conds_region(std::slice::from_ref(c), tags),
-                            self.action(scope, a, tags),
+                            self.action(scope, a, tags, local),
                         )
                     })
                     .collect(),
@@ -252,6 +337,7 @@ impl<'a> Compiled<'a> {
         match a {
             Atom::In(d, s) => (*d, s.clone()),
             Atom::Iface(d, pats) => (*d, self.ifaces.matching(pats)),
+            Atom::AddrType(..) => unreachable!("split per family in cond_region"),
             Atom::SetTag(d, key) => (
                 *d,
                 tags.get(key).map_or_else(IvSet::empty, |t| {
@@ -263,9 +349,65 @@ impl<'a> Compiled<'a> {
         }
     }
 
+    /// Addresses of the given types in a family (`None`: a type the audit cannot decide).
+    pub fn addr_types(&self, fam: usize, types: &[String]) -> IvSet {
+        let (mcast, bcast) = if fam == 0 {
+            (
+                IvSet::single(0xe000_0000, 0xefff_ffff),
+                IvSet::point(0xffff_ffff),
+            )
+        } else {
+            (IvSet::single(0xff00u128 << 112, u128::MAX), IvSet::empty())
+        };
+        let local = &self.local[fam];
+        let mut out = IvSet::empty();
+        for t in types {
+            let s = match t.as_str() {
+                "local" => local.clone(),
+                "multicast" => mcast.clone(),
+                "broadcast" => bcast.clone(),
+                _ => local.union(&mcast).union(&bcast).complement(if fam == 0 {
+                    u128::from(u32::MAX)
+                } else {
+                    u128::MAX
+                }),
+            };
+            out = out.union(&s);
+        }
+        out
+    }
+
     pub fn cond_region(&self, c: &Cond, tags: &HashMap<String, Vec<u32>>) -> Region {
         let mut out = Vec::new();
         'terms: for t in &c.0 {
+            // An address type differs per family: such a term is one cube per family.
+            if let Some(pos) =
+                t.0.iter()
+                    .position(|(a, _)| matches!(a, Atom::AddrType(..)))
+            {
+                let (Atom::AddrType(d, types), neg) = &t.0[pos] else {
+                    unreachable!()
+                };
+                let mut rest = t.clone();
+                rest.0.remove(pos);
+                for fam in [0usize, 1] {
+                    let mut s = self.addr_types(fam, types);
+                    if *neg {
+                        s = s.complement(Dim::max(*d));
+                    }
+                    let part = Cube::full()
+                        .with(Dim::Fam, &IvSet::point(fam as u128))
+                        .with(*d, &s);
+                    if part.is_empty() {
+                        continue;
+                    }
+                    out.extend(intersect(
+                        &[part],
+                        &self.cond_region(&Cond(vec![rest.clone()]), tags),
+                    ));
+                }
+                continue 'terms;
+            }
             let mut cube = Cube::full();
             for (a, neg) in &t.0 {
                 let (d, mut s) = self.atom_set(a, tags);
@@ -328,16 +470,43 @@ impl<'a> Compiled<'a> {
     }
 
     /// Push `region` along the hooks of a path. Returns every decided piece; accepted
-    /// pieces carry the accepting rule of the last chain that saw them.
+    /// pieces carry the rule credited with accepting them (see [`Compiled::run_hooks`]).
     pub fn run_path(&self, hooks: &[Hook], region: Region) -> Vec<Decision> {
+        let pieces = region
+            .into_iter()
+            .map(|cube| Piece {
+                cube,
+                by: None,
+                nat: None,
+            })
+            .collect();
+        let (mut out, left) = self.run_hooks(hooks, pieces);
+        out.extend(left.into_iter().map(|p| Decision {
+            cube: p.cube,
+            kind: Kind::Accept,
+            // No chain at all on the path: the kernel's default is to accept.
+            by: p.by.unwrap_or(RuleRef {
+                chain: usize::MAX,
+                rule: None,
+            }),
+            nat: p.nat,
+        }));
+        out
+    }
+
+    /// Push pieces along some hooks. Returns what was dropped or left undecided, and the
+    /// pieces that went on (accepted, possibly rewritten by a destination NAT), each
+    /// credited with the accepting rule of a filtering chain (a later chain's policy accept
+    /// or a nat chain's accept is no answer to "who let this in").
+    pub fn run_hooks(&self, hooks: &[Hook], pieces: Vec<Piece>) -> (Vec<Decision>, Vec<Piece>) {
         self.work_budget.set(
             self.work_budget.get().saturating_add(
                 WORK_PER_RULE
                     .saturating_mul(self.total_rules)
-                    .saturating_mul(region.len().max(1)),
+                    .saturating_mul(pieces.len().max(1)),
             ),
         );
-        let mut cur: Vec<(Cube, Option<RuleRef>)> = region.into_iter().map(|c| (c, None)).collect();
+        let mut cur = pieces;
         let mut out = Vec::new();
         for &hook in hooks {
             for ci in self.base_chains(hook) {
@@ -353,20 +522,25 @@ impl<'a> Compiled<'a> {
                 }
                 let policy_drop = base.policy_drop;
                 let mut inside = Vec::new();
-                let mut cur_inside: Vec<(Cube, Option<RuleRef>)> = Vec::new();
+                let mut cur_inside: Vec<Piece> = Vec::new();
                 let mut next = Vec::new();
-                for (c, by) in cur {
+                for p in cur {
                     let mut tmp = Vec::new();
-                    c.subtract(&scope, &mut tmp);
-                    next.extend(tmp.into_iter().map(|p| (p, by)));
-                    if let Some(i) = c.intersect(&scope) {
-                        cur_inside.push((i.clone(), by));
-                        inside.push(i);
+                    p.cube.subtract(&scope, &mut tmp);
+                    next.extend(tmp.into_iter().map(|c| Piece {
+                        cube: c,
+                        by: p.by,
+                        nat: p.nat,
+                    }));
+                    if let Some(i) = p.cube.intersect(&scope) {
+                        inside.push(i.clone());
+                        cur_inside.push(Piece {
+                            cube: i,
+                            by: p.by,
+                            nat: p.nat,
+                        });
                     }
                 }
-                // Who let it in: the accepting rule of a filtering chain, kept over a later
-                // chain's policy accept or a nat/mangle chain's accept (a MASQUERADE rule or
-                // a nat policy is no answer to that).
                 let rewrites = base.rewrites;
                 let credit = |earlier: Option<RuleRef>, now: RuleRef| -> Option<RuleRef> {
                     match earlier {
@@ -376,20 +550,35 @@ impl<'a> Compiled<'a> {
                 };
                 let mut local = Vec::new();
                 let fall = self.run_chain(ci, inside, 0, &mut local);
-                // What each part of `inside` was credited with before this chain.
-                let before = |c: &Cube| -> Option<RuleRef> {
-                    cur_inside
-                        .iter()
-                        .find(|(e, _)| e.overlaps(c))
-                        .and_then(|(_, b)| *b)
+                // What each part of `inside` was credited with before this chain; a piece a
+                // destination NAT rewrote is found by the dimensions NAT leaves alone.
+                let before = |c: &Cube, rewritten: bool| -> Option<&Piece> {
+                    cur_inside.iter().find(|e| e.cube.overlaps(c)).or_else(|| {
+                        rewritten
+                            .then(|| {
+                                let mut wide = c.clone();
+                                for d in [Dim::Daddr, Dim::Dport, Dim::Dtag] {
+                                    wide.set(d, IvSet::single(0, d.max()));
+                                }
+                                cur_inside.iter().find(|e| e.cube.overlaps(&wide))
+                            })
+                            .flatten()
+                    })
                 };
                 for d in local {
                     match d.kind {
                         Kind::Accept => {
-                            let by = credit(before(&d.cube), d.by);
-                            next.push((d.cube, by));
+                            let prev = before(&d.cube, d.nat.is_some());
+                            next.push(Piece {
+                                by: credit(prev.and_then(|p| p.by), d.by),
+                                nat: d.nat.or(prev.and_then(|p| p.nat)),
+                                cube: d.cube,
+                            });
                         }
-                        _ => out.push(d),
+                        _ => {
+                            let nat = before(&d.cube, true).and_then(|p| p.nat);
+                            out.push(Decision { nat, ..d });
+                        }
                     }
                 }
                 let by = RuleRef {
@@ -397,32 +586,27 @@ impl<'a> Compiled<'a> {
                     rule: None,
                 };
                 for c in fall {
+                    let prev = before(&c, true);
+                    let nat = prev.and_then(|p| p.nat);
                     if policy_drop {
                         out.push(Decision {
                             cube: c,
                             kind: Kind::Drop,
                             by,
+                            nat,
                         });
                     } else {
-                        let credited = credit(before(&c), by);
-                        next.push((c, credited));
+                        next.push(Piece {
+                            by: credit(prev.and_then(|p| p.by), by),
+                            nat,
+                            cube: c,
+                        });
                     }
                 }
                 cur = next;
             }
         }
-        for (c, by) in cur {
-            out.push(Decision {
-                cube: c,
-                kind: Kind::Accept,
-                // No chain at all on the path: the kernel's default is to accept.
-                by: by.unwrap_or(RuleRef {
-                    chain: usize::MAX,
-                    rule: None,
-                }),
-            });
-        }
-        out
+        (out, cur)
     }
 
     /// Run a chain; returns what falls through or returns to the caller.
@@ -456,16 +640,21 @@ impl<'a> Compiled<'a> {
                 continue;
             }
             let rule_region = &r.region;
-            if r.unknown {
+            let assumed = if r.unknown {
+                self.assume.borrow().get(&by).copied()
+            } else {
+                None
+            };
+            if assumed == Some(false) {
+                // Assumed not to match: the packets go on.
+                continue;
+            }
+            if r.unknown && assumed.is_none() {
                 if matches!(r.action, CAction::Continue) {
                     continue;
                 }
                 for c in intersect(&rem, rule_region) {
-                    out.push(Decision {
-                        cube: c,
-                        kind: Kind::Unknown,
-                        by,
-                    });
+                    out.push(Decision::new(c, Kind::Unknown, by));
                 }
                 rem = subtract(rem, rule_region);
             } else {
@@ -483,14 +672,14 @@ impl<'a> Compiled<'a> {
         if self.overflow.get() {
             // Gave up: what is left is undecided, never "fell through to the policy".
             for c in rem {
-                out.push(Decision {
-                    cube: c,
-                    kind: Kind::Unknown,
-                    by: RuleRef {
+                out.push(Decision::new(
+                    c,
+                    Kind::Unknown,
+                    RuleRef {
                         chain: ci,
                         rule: None,
                     },
-                });
+                ));
             }
             return Vec::new();
         }
@@ -510,7 +699,7 @@ impl<'a> Compiled<'a> {
     ) {
         let decide = |kind: Kind, rem: &mut Region, out: &mut Vec<Decision>| {
             for c in intersect(rem, m) {
-                out.push(Decision { cube: c, kind, by });
+                out.push(Decision::new(c, kind, by));
             }
             *rem = subtract(std::mem::take(rem), m);
         };
@@ -528,11 +717,7 @@ impl<'a> Compiled<'a> {
                 *rem = subtract(std::mem::take(rem), m);
                 if depth > 32 {
                     for c in hit {
-                        out.push(Decision {
-                            cube: c,
-                            kind: Kind::Unknown,
-                            by,
-                        });
+                        out.push(Decision::new(c, Kind::Unknown, by));
                     }
                     return;
                 }
@@ -542,6 +727,39 @@ impl<'a> Compiled<'a> {
                 } else {
                     ret.extend(back);
                 }
+            }
+            CAction::Dnat(d) => {
+                // Only the family it rewrites; the other passes the rule unchanged.
+                let fam_m: Region = m
+                    .iter()
+                    .filter_map(|c| {
+                        let x = c.clone().with(Dim::Fam, &d.fams);
+                        (!x.is_empty()).then_some(x)
+                    })
+                    .collect();
+                for c in intersect(rem, &fam_m) {
+                    for fam in [0u8, 1] {
+                        let mut c = c.clone().with(Dim::Fam, &IvSet::point(fam.into()));
+                        if c.is_empty() {
+                            continue;
+                        }
+                        let Some(a) = &d.addr[usize::from(fam)] else {
+                            continue;
+                        };
+                        c.set(Dim::Daddr, a.clone());
+                        c.set(Dim::Dtag, IvSet::point(0));
+                        if let Some(p) = &d.ports {
+                            c.set(Dim::Dport, p.clone());
+                        }
+                        out.push(Decision {
+                            cube: c,
+                            kind: Kind::Accept,
+                            by,
+                            nat: Some(by),
+                        });
+                    }
+                }
+                *rem = subtract(std::mem::take(rem), &fam_m);
             }
             CAction::Vmap(entries) => {
                 for (er, ea) in entries {

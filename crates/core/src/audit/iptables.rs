@@ -223,6 +223,62 @@ fn service_port(name: &str) -> Option<u16> {
     })
 }
 
+/// `-j DNAT --to-destination A[-B][:P[-Q]]`, `-j REDIRECT [--to-ports P[-Q]]`.
+fn dnat_target(fam: u8, redirect: bool, opts: &[&str]) -> Result<Dnat, String> {
+    let mut to = None;
+    let mut ports = None;
+    let mut k = 0;
+    while k < opts.len() {
+        let v = opts.get(k + 1).copied();
+        match (opts[k], v) {
+            ("--to-destination" | "--to", Some(v)) if !redirect => {
+                if to.is_some() {
+                    return Err("several destinations (round robin)".into());
+                }
+                // 192.0.2.10-192.0.2.12:25-26, [2001:db8::1]:25, 2001:db8::1
+                let (a, p) = if let Some(rest) = v.strip_prefix('[') {
+                    let (a, p) = rest.split_once(']').ok_or("`[` without `]`")?;
+                    (a, p.strip_prefix(':'))
+                } else if fam == 0 {
+                    match v.split_once(':') {
+                        Some((a, p)) => (a, Some(p)),
+                        None => (v, None),
+                    }
+                } else {
+                    (v, None)
+                };
+                let iv = if a.is_empty() {
+                    None
+                } else {
+                    Some(match a.split_once('-') {
+                        Some((lo, hi)) => IvSet::single(addr(fam, lo)?, addr(fam, hi)?),
+                        None => IvSet::point(addr(fam, a)?),
+                    })
+                };
+                to = Some(iv.ok_or("no address")?);
+                if let Some(p) = p {
+                    ports = Some(port_range(p, '-')?);
+                }
+                k += 2;
+            }
+            ("--to-ports", Some(v)) if redirect => {
+                ports = Some(port_range(v, '-')?);
+                k += 2;
+            }
+            ("--random" | "--random-fully" | "--persistent", _) => k += 1,
+            (o, _) => return Err(format!("option `{o}`")),
+        }
+    }
+    if !redirect && to.is_none() {
+        return Err("no --to-destination".into());
+    }
+    Ok(Dnat {
+        fam: Some(fam),
+        addr: to,
+        ports,
+    })
+}
+
 fn port_range(s: &str, sep: char) -> Result<IvSet, String> {
     let p = |x: &str| -> Result<u128, String> {
         x.parse::<u16>()
@@ -697,6 +753,7 @@ fn parse_rule(
                         | "comment"
                         | "sctp"
                         | "udplite"
+                        | "addrtype"
                 ) {
                     unknown.push(format!("-m {module}"));
                     // Skip the module's options.
@@ -722,6 +779,17 @@ fn parse_rule(
                     "DROP" | "REJECT" => Action::Drop,
                     "RETURN" => Action::Return,
                     "SNAT" | "MASQUERADE" if table == "nat" => Action::Accept,
+                    "DNAT" | "REDIRECT" if table == "nat" => {
+                        let opts: Vec<&str> = w[i..]
+                            .iter()
+                            .take_while(|o| !TOP.contains(&o.as_str()))
+                            .map(String::as_str)
+                            .collect();
+                        match dnat_target(fam, t == "REDIRECT", &opts) {
+                            Ok(d) => Action::Dnat(d),
+                            Err(why) => Action::Unknown(format!("-j {t}: {why}")),
+                        }
+                    }
                     x if NON_TERMINAL.contains(&x) => Action::Continue,
                     // `-j CT --helper NAME` only attaches a helper (portolan's FTP rules);
                     // `--notrack` and zones change what the filter sees: unknown.
@@ -930,6 +998,25 @@ fn parse_rule(
                         i += 2;
                     }
                     ("comment", "--comment") => i += 2,
+                    ("addrtype", "--src-type" | "--dst-type") => {
+                        let d = if o == "--src-type" {
+                            Dim::Saddr
+                        } else {
+                            Dim::Daddr
+                        };
+                        let types: Vec<String> =
+                            v.split(',').map(|t| t.to_ascii_lowercase()).collect();
+                        if types.iter().all(|t| ADDR_TYPES.contains(&t.as_str())) {
+                            push(&mut conds, Cond::atom(Atom::AddrType(d, types)), neg)?;
+                        } else {
+                            unknown.push(format!("-m addrtype {o} {v}"));
+                        }
+                        i += 2;
+                    }
+                    ("addrtype", "--limit-iface-in" | "--limit-iface-out") => {
+                        unknown.push(format!("-m addrtype {o}"));
+                        i += 1;
+                    }
                     _ => {
                         unknown.push(format!("-m {module} {o}"));
                         i += 1;

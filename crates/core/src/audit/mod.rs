@@ -26,9 +26,9 @@ use crate::model::Protocol;
 use crate::plan::{Direction, Plan, PlannedFlow, SetKind};
 use crate::render::{self, Family};
 use crate::site::Placement;
-use eval::{Compiled, Decision, Kind, RuleRef};
+use eval::{Compiled, Decision, Kind, Piece, RuleRef};
 use ruleset::{proto_name, Hook, Ruleset};
-use space::{coalesce, subtract, Cube, Dim, IvSet, Region};
+use space::{coalesce, intersect, subtract, Cube, Dim, IvSet, Region};
 
 /// Verdict for one planned flow.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,6 +41,12 @@ pub enum Verdict {
     Partial,
     /// Not dropped for sure, but a match the audit does not model decides some of it.
     Unknown,
+    /// Allowed unless one of the rules in [`FlowResult::condition`] matches (they drop it
+    /// and have a match the audit does not model, e.g. `-m recent`).
+    AllowedUnless,
+    /// Allowed only if one of the rules in [`FlowResult::condition`] matches (they accept
+    /// it and have a match the audit does not model, e.g. `-m owner`).
+    AllowedIf,
 }
 
 impl Verdict {
@@ -50,6 +56,8 @@ impl Verdict {
             Verdict::Blocked => "blocked",
             Verdict::Partial => "partial",
             Verdict::Unknown => "unknown",
+            Verdict::AllowedUnless => "allowed-unless",
+            Verdict::AllowedIf => "allowed-if",
         }
     }
 }
@@ -78,8 +86,28 @@ pub struct FlowResult {
     pub allowed_by: Vec<RuleInfo>,
     /// Rules with unmodelled matches that decide part of it, with what they contain.
     pub unknown: Vec<(RuleInfo, Vec<String>)>,
+    /// For `allowed-unless` / `allowed-if`: the rules whose unmodelled matches decide, with
+    /// what they contain.
+    pub condition: Vec<(RuleInfo, Vec<String>)>,
+    /// The verdict per address family the flow has packets in; `None`: the ruleset has
+    /// nothing for that family (e.g. an iptables-save file without its ip6tables part).
+    pub families: Vec<(Family, Option<Verdict>)>,
+    /// Destination NAT rules that rewrote the flow's packets on the way.
+    pub translated_by: Vec<RuleInfo>,
     pub notes: Vec<String>,
 }
+
+/// The excess lines one rule accepts.
+#[derive(Debug, Clone)]
+pub struct ExcessGroup {
+    pub rule: RuleInfo,
+    /// How many excess lines name this rule.
+    pub lines: usize,
+    /// The largest of them (at most [`GROUP_SHOWN`]).
+    pub top: Vec<Excess>,
+}
+
+pub const GROUP_SHOWN: usize = 3;
 
 /// One line of the excess list.
 #[derive(Debug, Clone)]
@@ -107,12 +135,37 @@ pub struct Report {
     pub maybe_excess: Vec<Excess>,
     /// The excess computation stopped (ruleset too fragmented for the budget).
     pub excess_incomplete: bool,
+    /// All excess lines grouped by the rule that accepts them, largest first.
+    pub excess_by_rule: Vec<ExcessGroup>,
+    /// Families the plan has packets in and the ruleset says nothing about.
+    pub missing_families: Vec<Family>,
     pub notes: Vec<String>,
 }
 
 pub const EXCESS_SHOWN: usize = 20;
 
 pub const SEMANTICS: &str = "evaluated for the first packet of a new connection: conntrack state new, TCP flag SYN only, source port 1024-65535";
+
+impl FlowResult {
+    /// The verdict, with the families when they differ or one is not audited:
+    /// `partial (IPv4 allowed, IPv6 blocked)`, `allowed (IPv6 not in the ruleset)`.
+    pub fn verdict_text(&self) -> String {
+        let name = self.verdict.name();
+        let differ = self.families.iter().any(|(_, v)| *v != Some(self.verdict));
+        if !differ || self.families.len() < 2 && self.families.iter().all(|(_, v)| v.is_some()) {
+            return name.to_string();
+        }
+        let parts: Vec<String> = self
+            .families
+            .iter()
+            .map(|(f, v)| match v {
+                Some(v) => format!("{} {}", f.label(), v.name()),
+                None => format!("{} not in the ruleset", f.label()),
+            })
+            .collect();
+        format!("{name} ({})", parts.join(", "))
+    }
+}
 
 impl Report {
     pub fn all_allowed(&self) -> bool {
@@ -292,17 +345,62 @@ fn path(plan: &Plan, dir: Direction) -> &'static [Hook] {
     }
 }
 
-/// The cubes of one planned flow; `true` when a peer's addresses are not known.
+/// `[appliance] public` addresses of a family.
+fn public_set(plan: &Plan, fam: u8) -> IvSet {
+    IvSet::from_intervals(
+        plan.public
+            .iter()
+            .filter_map(|a| match (a, fam) {
+                (std::net::IpAddr::V4(v), 0) => Some(u128::from(u32::from(*v))),
+                (std::net::IpAddr::V6(v), 1) => Some(u128::from(*v)),
+                _ => None,
+            })
+            .map(|v| (v, v))
+            .collect(),
+    )
+}
+
+/// The host's own addresses per family, for REDIRECT and addrtype `local`: the appliance's
+/// in host placement; a gateway's are not in the site, except the public addresses it
+/// translates.
+fn local_addrs(plan: &Plan) -> [IvSet; 2] {
+    let app = plan.appliance();
+    match plan.placement {
+        Placement::Host => [v4_set(&app.v4), v6_set(&app.v6)],
+        Placement::Gateway { .. } => [public_set(plan, 0), public_set(plan, 1)],
+    }
+}
+
+/// Does a gateway reach this peer through its internet side (so the peer addresses the
+/// appliance by its public address)?
+fn outside(plan: &Plan, p: &crate::plan::Peer) -> bool {
+    let Placement::Gateway {
+        zones,
+        default_interface,
+        ..
+    } = &plan.placement
+    else {
+        return false;
+    };
+    let internet_if = zones.get("internet").or(default_interface.as_ref());
+    matches!(p.kind, SetKind::Dns | SetKind::Wildcard)
+        || p.name == "internet"
+        || (internet_if.is_some() && p.interface.as_ref() == internet_if)
+}
+
+/// The cubes of one planned flow, the peers whose addresses are not known, and where the
+/// flow's packets must go (family and destination address) after any destination NAT.
 fn flow_cubes(
     plan: &Plan,
     setup: &Setup,
     c: &Compiled,
     f: &PlannedFlow,
     k: u32,
-) -> (Region, Vec<String>) {
+) -> (Region, Vec<String>, Region) {
     let host = matches!(plan.placement, Placement::Host);
     let app = plan.appliance();
     let mut out = Vec::new();
+    let mut expect = Vec::new();
     let mut unresolved = Vec::new();
     for src in &f.source.peers {
         for dst in &f.destination.peers {
@@ -341,7 +439,17 @@ fn flow_cubes(
                 cube.set(Dim::Iif, iif);
                 cube.set(Dim::Oif, oif);
                 cube.set(Dim::Saddr, sa);
-                cube.set(Dim::Daddr, da);
+                let exp = Cube::full()
+                    .with(Dim::Fam, &IvSet::point(fam.into()))
+                    .with(Dim::Daddr, &da);
+                // From outside, a gateway's DNAT is how packets reach the appliance: they
+                // are addressed to its public address.
+                let public = public_set(plan, fam);
+                if !public.is_empty() && dst.kind == SetKind::Appliance && outside(plan, src) {
+                    cube.set(Dim::Daddr, public);
+                } else {
+                    cube.set(Dim::Daddr, da);
+                }
                 cube.set(
                     Dim::Stag,
                     IvSet::point(tag_of(setup, plan, &src.set).into()),
@@ -378,11 +486,12 @@ fn flow_cubes(
                 }
                 if !cube.is_empty() {
                     out.push(cube);
+                    expect.push(exp);
                 }
             }
         }
     }
-    (out, unresolved)
+    (out, unresolved, expect)
 }
 
 /// The packets to or from the appliance that the firewall sees, per path.
@@ -434,11 +543,19 @@ fn universe(plan: &Plan, c: &Compiled) -> Vec<(&'static [Hook], Region)> {
                 from.set(Dim::Iif, app_if.clone());
                 from.set(Dim::Oif, others.clone());
                 let mut to = base(fam, a, Dim::Daddr);
-                to.set(Dim::Iif, others);
-                to.set(Dim::Oif, app_if);
+                to.set(Dim::Iif, others.clone());
+                to.set(Dim::Oif, app_if.clone());
                 let to = subtract(vec![to], std::slice::from_ref(&from));
-                let mut r = vec![from];
+                let mut r = vec![from.clone()];
                 r.extend(to);
+                // Packets to the public address, which a DNAT may send to the appliance.
+                let public = public_set(plan, fam);
+                if !public.is_empty() {
+                    let mut p = base(fam, public, Dim::Daddr);
+                    p.set(Dim::Iif, others);
+                    p.set(Dim::Oif, app_if);
+                    r.extend(subtract(vec![p], std::slice::from_ref(&from)));
+                }
                 out.push((path(plan, Direction::Internal), r));
             }
         }
@@ -447,6 +564,12 @@ fn universe(plan: &Plan, c: &Compiled) -> Vec<(&'static [Hook], Region)> {
 }
 
 fn rule_info(rs: &Ruleset, by: RuleRef) -> RuleInfo {
+    if by.chain == NO_DNAT {
+        return RuleInfo {
+            loc: "(no DNAT rule translates it to the appliance)".into(),
+            text: "the firewall receives packets to the public address itself".into(),
+        };
+    }
     if by.chain == usize::MAX {
         return RuleInfo {
             loc: "(no chain on this path: the kernel accepts)".into(),
@@ -476,35 +599,183 @@ fn rule_info(rs: &Ruleset, by: RuleRef) -> RuleInfo {
     }
 }
 
+/// A drop that is no rule's: the packet to the public address was not translated to the
+/// appliance, so the firewall receives it itself.
+const NO_DNAT: usize = usize::MAX - 1;
+
+/// Does the ruleset rewrite destinations anywhere?
+fn has_dnat(rs: &Ruleset) -> bool {
+    fn dnat(a: &ruleset::Action) -> bool {
+        match a {
+            ruleset::Action::Dnat(_) => true,
+            ruleset::Action::Vmap(es) => es.iter().any(|(_, a)| dnat(a)),
+            _ => false,
+        }
+    }
+    rs.chains
+        .iter()
+        .any(|c| c.rules.iter().any(|r| dnat(&r.action)))
+}
+
+/// Walk `region` along `hooks`; with destination NAT in play, route after the hook where
+/// it happens (prerouting, or output for local packets): `route` says which pieces go on.
+fn run_routed(
+    c: &Compiled,
+    hooks: &[Hook],
+    region: Region,
+    nat: bool,
+    route: &dyn Fn(Vec<Piece>) -> (Vec<Piece>, Vec<Decision>),
+) -> Vec<Decision> {
+    let split = hooks
+        .iter()
+        .position(|h| matches!(h, Hook::Prerouting | Hook::Output));
+    let Some(i) = split.filter(|_| nat) else {
+        return c.run_path(hooks, region);
+    };
+    let pieces = region
+        .into_iter()
+        .map(|cube| Piece {
+            cube,
+            by: None,
+            nat: None,
+        })
+        .collect();
+    let (mut out, p1) = c.run_hooks(&hooks[..=i], pieces);
+    let (p2, d2) = route(p1);
+    out.extend(d2);
+    let (d3, p3) = c.run_hooks(&hooks[i + 1..], p2);
+    out.extend(d3);
+    out.extend(p3.into_iter().map(|p| Decision {
+        cube: p.cube,
+        kind: Kind::Accept,
+        by: p.by.unwrap_or(RuleRef {
+            chain: usize::MAX,
+            rule: None,
+        }),
+        nat: p.nat,
+    }));
+    out
+}
+
+/// Routing for planned flows: a piece goes on where its destination is the flow's own
+/// (after any destination NAT); elsewhere it never reaches it.
+fn route_flows(pieces: Vec<Piece>, expect: &[Region]) -> (Vec<Piece>, Vec<Decision>) {
+    let mut go = Vec::new();
+    let mut gone = Vec::new();
+    for p in pieces {
+        for &(lo, hi) in &p.cube.get(Dim::Flow).0 {
+            let hi = hi.min(expect.len().saturating_sub(1) as u128);
+            for k in lo..=hi {
+                let sub = p.cube.clone().with(Dim::Flow, &IvSet::point(k));
+                let e = &expect[k as usize];
+                go.extend(
+                    intersect(std::slice::from_ref(&sub), e)
+                        .into_iter()
+                        .map(|cube| Piece {
+                            cube,
+                            by: p.by,
+                            nat: p.nat,
+                        }),
+                );
+                for cube in subtract(vec![sub], e) {
+                    gone.push(Decision {
+                        cube,
+                        kind: Kind::Drop,
+                        by: p.nat.unwrap_or(RuleRef {
+                            chain: NO_DNAT,
+                            rule: None,
+                        }),
+                        nat: p.nat,
+                    });
+                }
+            }
+        }
+    }
+    (go, gone)
+}
+
+/// Routing for the excess universe: packets from the appliance go on; packets to it only
+/// where their destination (after NAT) is the appliance.
+fn route_universe(pieces: Vec<Piece>, app: &[Cube]) -> (Vec<Piece>, Vec<Decision>) {
+    let mut go = Vec::new();
+    for p in pieces {
+        let from: Vec<Cube> = app
+            .iter()
+            .map(|a| {
+                let mut x = Cube::full().with(Dim::Fam, a.get(Dim::Fam));
+                x.set(Dim::Saddr, a.get(Dim::Daddr).clone());
+                x
+            })
+            .collect();
+        let keep = intersect(std::slice::from_ref(&p.cube), &from);
+        let rest = subtract(vec![p.cube.clone()], &from);
+        let keep2 = intersect(&rest, app);
+        go.extend(keep.into_iter().chain(keep2).map(|cube| Piece {
+            cube,
+            by: p.by,
+            nat: p.nat,
+        }));
+    }
+    (go, Vec::new())
+}
+
+fn verdict_of(acc: bool, drop: bool, unk: bool) -> Verdict {
+    match (acc, drop, unk) {
+        (true, false, false) => Verdict::Allowed,
+        (false, true, false) => Verdict::Blocked,
+        (_, true, _) => Verdict::Partial,
+        _ => Verdict::Unknown,
+    }
+}
+
 /// Run the audit.
 pub fn audit(plan: &Plan, rs: &Ruleset) -> Report {
     let setup = setup(plan);
-    let c = Compiled::new(rs, &setup.bindings, &setup.ifaces);
+    let local = local_addrs(plan);
+    let c = Compiled::with_local(rs, &setup.bindings, &setup.ifaces, &local);
     let host = matches!(plan.placement, Placement::Host);
     let mut notes: Vec<String> = vec![SEMANTICS.to_string()];
     notes.extend(rs.notes.iter().cloned());
+    let nat = has_dnat(rs) || (!host && !plan.public.is_empty());
+    if host && !plan.public.is_empty() {
+        notes.push("[appliance] public is used in gateway placement only: a host firewall sees packets after any NAT in front of it".into());
+    }
+    if uses_addrtype(rs) {
+        notes.push(match plan.placement {
+            Placement::Host => "address type `local` (addrtype, fib) is taken to be the appliance's addresses and loopback; the host may have others".into(),
+            Placement::Gateway { .. } => "address type `local` (addrtype, fib) is taken to be loopback and [appliance] public; the firewall's other own addresses are not in the site".into(),
+        });
+    }
 
     // Flows, grouped by path, all in one pass per path.
     let mut per_flow: Vec<(Region, Vec<String>)> = Vec::new();
     let mut by_path: BTreeMap<&'static [Hook], Region> = BTreeMap::new();
-    let mut uncovered: Vec<Vec<Cube>> = vec![Vec::new(); plan.flows.len()];
+    let mut expect: Vec<Region> = vec![Vec::new(); plan.flows.len()];
     let mut skipped_internal = Vec::new();
+    let mut missing_families: Vec<Family> = Vec::new();
     for (k, f) in plan.flows.iter().enumerate() {
         if host && f.direction == Direction::Internal {
             skipped_internal.push(f.id.clone());
             per_flow.push((Vec::new(), Vec::new()));
             continue;
         }
-        let (cubes, unresolved) = flow_cubes(plan, &setup, &c, f, k as u32);
-        // Families the ruleset says nothing about.
+        let (cubes, unresolved, e) = flow_cubes(plan, &setup, &c, f, k as u32);
+        expect[k] = e;
+        // Families the ruleset says nothing about are not walked.
         let mut inside = Vec::new();
         for cube in &cubes {
-            if cube.get(Dim::Fam).overlaps(&rs.families) {
-                inside.push(cube.clone().with(Dim::Fam, &rs.families));
+            let x = cube.clone().with(Dim::Fam, &rs.families);
+            if !x.is_empty() {
+                inside.push(x);
             }
-            let out = cube.clone().with(Dim::Fam, &rs.families.complement(1));
-            if !out.is_empty() {
-                uncovered[k].push(out);
+            for fam in [Family::V4, Family::V6] {
+                let fi = u128::from(fam == Family::V6);
+                if cube.get(Dim::Fam).contains(fi)
+                    && !rs.families.contains(fi)
+                    && !missing_families.contains(&fam)
+                {
+                    missing_families.push(fam);
+                }
             }
         }
         by_path
@@ -513,15 +784,29 @@ pub fn audit(plan: &Plan, rs: &Ruleset) -> Report {
             .extend(inside);
         per_flow.push((cubes, unresolved));
     }
+    missing_families.sort_by_key(|f| *f == Family::V6);
+    for fam in &missing_families {
+        notes.push(format!(
+            "the ruleset has no {} part: the flows' {} packets were not audited; {}",
+            fam.label(),
+            fam.label(),
+            if *fam == Family::V6 {
+                "append the output of `ip6tables-save` to the file (or audit `nft -j list ruleset`)"
+            } else {
+                "append the output of `iptables-save` to the file (or audit `nft -j list ruleset`)"
+            }
+        ));
+    }
     if !skipped_internal.is_empty() {
         notes.push(format!(
             "flow(s) {} do not involve the appliance; a host firewall never sees them",
             skipped_internal.join(", ")
         ));
     }
+    let route = |p: Vec<Piece>| route_flows(p, &expect);
     let mut decisions: Vec<Decision> = Vec::new();
-    for (hooks, region) in by_path {
-        decisions.extend(c.run_path(hooks, region));
+    for (hooks, region) in &by_path {
+        decisions.extend(run_routed(&c, hooks, region.clone(), nat, &route));
     }
     // Index decisions by flow.
     let mut by_flow: Vec<Vec<&Decision>> = vec![Vec::new(); plan.flows.len()];
@@ -541,22 +826,51 @@ pub fn audit(plan: &Plan, rs: &Ruleset) -> Report {
         let (cubes, unresolved) = &per_flow[k];
         let ds = &by_flow[k];
         let kpt = IvSet::point(k as u128);
-        let has = |kind: Kind| ds.iter().any(|d| d.kind == kind);
-        let (acc, drop, unk) = (
-            has(Kind::Accept),
-            has(Kind::Drop),
-            has(Kind::Unknown) || !uncovered[k].is_empty(),
-        );
         let mut notes_f = Vec::new();
-        let verdict = if cubes.is_empty() {
+        // Per family.
+        let mut families = Vec::new();
+        for fam in [Family::V4, Family::V6] {
+            let fi = u128::from(fam == Family::V6);
+            if !cubes.iter().any(|c| c.get(Dim::Fam).contains(fi)) {
+                continue;
+            }
+            if !rs.families.contains(fi) {
+                families.push((fam, None));
+                continue;
+            }
+            let has = |kind: Kind| {
+                ds.iter()
+                    .any(|d| d.kind == kind && d.cube.get(Dim::Fam).contains(fi))
+            };
+            families.push((
+                fam,
+                Some(verdict_of(
+                    has(Kind::Accept),
+                    has(Kind::Drop),
+                    has(Kind::Unknown),
+                )),
+            ));
+        }
+        let audited: Vec<Verdict> = families.iter().filter_map(|(_, v)| *v).collect();
+        let mut verdict = if cubes.is_empty() {
             notes_f.push("no packet to check: the flow's peers have no address in a family the appliance has".to_string());
             Verdict::Unknown
+        } else if audited.is_empty() {
+            notes_f.push("the ruleset has no part for the flow's address families".into());
+            Verdict::Unknown
         } else {
-            match (acc, drop, unk) {
-                (true, false, false) => Verdict::Allowed,
-                (false, true, false) => Verdict::Blocked,
-                (_, true, _) => Verdict::Partial,
-                _ => Verdict::Unknown,
+            let all = |v: Verdict| audited.iter().all(|x| *x == v);
+            if all(Verdict::Allowed) {
+                Verdict::Allowed
+            } else if all(Verdict::Blocked) {
+                Verdict::Blocked
+            } else if audited
+                .iter()
+                .any(|v| matches!(v, Verdict::Blocked | Verdict::Partial))
+            {
+                Verdict::Partial
+            } else {
+                Verdict::Unknown
             }
         };
         let example = ds.iter().find(|d| d.kind == Kind::Drop).map(|d| {
@@ -572,8 +886,29 @@ pub fn audit(plan: &Plan, rs: &Ruleset) -> Report {
             .collect();
         allowed_by.sort();
         allowed_by.dedup();
+        let mut translated_by: Vec<RuleInfo> = ds
+            .iter()
+            .filter_map(|d| d.nat)
+            .map(|r| rule_info(rs, r))
+            .collect();
+        translated_by.sort();
+        translated_by.dedup();
+        if let Some(d) = ds
+            .iter()
+            .find(|d| d.kind == Kind::Drop && d.nat.is_some() && d.by == d.nat.unwrap_or(d.by))
+        {
+            notes_f.push(format!(
+                "{} translates it to {}, which is not where the flow goes",
+                rule_info(rs, d.by).loc,
+                packet_text(&setup, &c, &d.cube.clone().with(Dim::Flow, &kpt))
+            ));
+        }
         let mut unknown: Vec<(RuleInfo, Vec<String>)> = Vec::new();
+        let mut unknown_refs: Vec<RuleRef> = Vec::new();
         for d in ds.iter().filter(|d| d.kind == Kind::Unknown) {
+            if !unknown_refs.contains(&d.by) {
+                unknown_refs.push(d.by);
+            }
             let info = rule_info(rs, d.by);
             if unknown.iter().any(|(i, _)| *i == info) {
                 continue;
@@ -585,19 +920,25 @@ pub fn audit(plan: &Plan, rs: &Ruleset) -> Report {
             };
             unknown.push((info, what));
         }
-        if !uncovered[k].is_empty() {
-            let fams: Vec<&str> = uncovered[k]
-                .iter()
-                .filter_map(|c| c.get(Dim::Fam).first())
-                .map(|f| if f == 0 { "IPv4" } else { "IPv6" })
-                .collect();
-            unknown.push((
-                RuleInfo {
-                    loc: "(ruleset)".into(),
-                    text: String::new(),
-                },
-                vec![format!("no {} rules in the ruleset file", fams.join("/"))],
-            ));
+        // A conditional verdict: what if the rules the audit cannot decide do not match
+        // (or do)?
+        let mut condition = Vec::new();
+        if verdict == Verdict::Unknown && !c.overflow.get() {
+            if let Some((v, refs)) = conditional(&c, plan, f, cubes, rs, unknown_refs, &route, nat)
+            {
+                verdict = v;
+                condition = refs
+                    .iter()
+                    .map(|r| {
+                        (
+                            rule_info(rs, *r),
+                            r.rule
+                                .map(|i| rs.chains[r.chain].rules[i].unknown.clone())
+                                .unwrap_or_default(),
+                        )
+                    })
+                    .collect();
+            }
         }
         if !unresolved.is_empty() && verdict != Verdict::Allowed {
             notes_f.push(format!(
@@ -617,15 +958,22 @@ pub fn audit(plan: &Plan, rs: &Ruleset) -> Report {
             example,
             allowed_by,
             unknown,
+            condition,
+            families,
+            translated_by,
             notes: notes_f,
         });
     }
 
     // Excess: everything to or from the appliance, accepted, minus what the plan needs.
     let mut needed: Region = Vec::new();
-    for (cubes, _) in &per_flow {
-        for cube in cubes {
+    for (k, (cubes, _)) in per_flow.iter().enumerate() {
+        for (i, cube) in cubes.iter().enumerate() {
             let mut n = cube.clone();
+            // What the flow needs is its packets as the appliance's side sees them.
+            if let Some(e) = expect[k].get(i) {
+                n.set(Dim::Daddr, e.get(Dim::Daddr).clone());
+            }
             n.set(Dim::Sport, IvSet::single(0, 65535));
             n.set(Dim::Stag, IvSet::single(0, Dim::Stag.max()));
             n.set(Dim::Dtag, IvSet::single(0, Dim::Dtag.max()));
@@ -639,6 +987,17 @@ pub fn audit(plan: &Plan, rs: &Ruleset) -> Report {
     nd.set(Dim::Proto, IvSet::point(58));
     nd.set(Dim::Icmp, IvSet::single(133, 136));
     needed.push(nd);
+    let app = plan.appliance();
+    let app_cubes: Vec<Cube> = [(0u8, v4_set(&app.v4)), (1, v6_set(&app.v6))]
+        .into_iter()
+        .filter(|(_, a)| !a.is_empty())
+        .map(|(f, a)| {
+            Cube::full()
+                .with(Dim::Fam, &IvSet::point(f.into()))
+                .with(Dim::Daddr, &a)
+        })
+        .collect();
+    let uroute = |p: Vec<Piece>| route_universe(p, &app_cubes);
     let mut accepted: Vec<(Cube, RuleRef)> = Vec::new();
     let mut maybe: Vec<(Cube, RuleRef)> = Vec::new();
     for (hooks, region) in universe(plan, &c) {
@@ -649,7 +1008,7 @@ pub fn audit(plan: &Plan, rs: &Ruleset) -> Report {
                 (!x.is_empty()).then_some(x)
             })
             .collect();
-        for d in c.run_path(hooks, inside) {
+        for d in run_routed(&c, hooks, inside, nat, &uroute) {
             match d.kind {
                 Kind::Accept => accepted.push((d.cube, d.by)),
                 Kind::Unknown => maybe.push((d.cube, d.by)),
@@ -663,6 +1022,7 @@ pub fn audit(plan: &Plan, rs: &Ruleset) -> Report {
     }
     let excess_all = summarize(plan, &c, rs, accepted, &needed);
     let maybe_excess = summarize(plan, &c, rs, maybe, &needed);
+    let excess_by_rule = group_excess(&excess_all);
     let excess_more = excess_all.len().saturating_sub(EXCESS_SHOWN);
     let excess = excess_all.into_iter().take(EXCESS_SHOWN).collect();
     Report {
@@ -676,8 +1036,120 @@ pub fn audit(plan: &Plan, rs: &Ruleset) -> Report {
         excess_more,
         maybe_excess: maybe_excess.into_iter().take(EXCESS_SHOWN).collect(),
         excess_incomplete,
+        excess_by_rule,
+        missing_families,
         notes,
     }
+}
+
+/// Most rules whose unmodelled matches a conditional verdict may name.
+const CONDITION_RULES: usize = 4;
+
+/// For a flow whose verdict is unknown only because of rules with unmodelled matches:
+/// walk it again assuming they do not match, then assuming they do. `allowed-unless` when
+/// the first accepts all of it, `allowed-if` when only the second does.
+#[allow(clippy::too_many_arguments)]
+fn conditional(
+    c: &Compiled,
+    plan: &Plan,
+    f: &PlannedFlow,
+    cubes: &Region,
+    rs: &Ruleset,
+    mut refs: Vec<RuleRef>,
+    route: &dyn Fn(Vec<Piece>) -> (Vec<Piece>, Vec<Decision>),
+    nat: bool,
+) -> Option<(Verdict, Vec<RuleRef>)> {
+    let region: Region = cubes
+        .iter()
+        .filter_map(|cube| {
+            let x = cube.clone().with(Dim::Fam, &rs.families);
+            (!x.is_empty()).then_some(x)
+        })
+        .collect();
+    let decidable = |refs: &[RuleRef]| {
+        !refs.is_empty()
+            && refs.len() <= CONDITION_RULES
+            && refs.iter().all(|r| {
+                r.rule.is_some_and(|i| {
+                    r.chain < rs.chains.len() && !rs.chains[r.chain].rules[i].unknown.is_empty()
+                })
+            })
+    };
+    let hooks = path(plan, f.direction);
+    let walk = |refs: &[RuleRef], assume: bool| -> Vec<Decision> {
+        *c.assume.borrow_mut() = refs.iter().map(|r| (*r, assume)).collect();
+        let ds = run_routed(c, hooks, region.clone(), nat, route);
+        c.assume.borrow_mut().clear();
+        ds
+    };
+    let mut result = None;
+    while decidable(&refs) {
+        let ds = walk(&refs, false);
+        if c.overflow.get() {
+            return None;
+        }
+        if ds.iter().all(|d| d.kind == Kind::Accept) {
+            result = Some((Verdict::AllowedUnless, refs.clone()));
+            break;
+        }
+        let new: Vec<RuleRef> = ds
+            .iter()
+            .filter(|d| d.kind == Kind::Unknown && !refs.contains(&d.by))
+            .map(|d| d.by)
+            .collect();
+        if ds.iter().any(|d| d.kind == Kind::Drop) || new.is_empty() {
+            // Dropped when they do not match: are they what lets it through?
+            let ds = walk(&refs, true);
+            if !c.overflow.get() && ds.iter().all(|d| d.kind == Kind::Accept) {
+                result = Some((Verdict::AllowedIf, refs.clone()));
+            }
+            break;
+        }
+        for r in new {
+            if !refs.contains(&r) {
+                refs.push(r);
+            }
+        }
+    }
+    result
+}
+
+fn uses_addrtype(rs: &Ruleset) -> bool {
+    let cond = |c: &ruleset::Cond| {
+        c.0.iter().any(|t| {
+            t.0.iter()
+                .any(|(a, _)| matches!(a, ruleset::Atom::AddrType(..)))
+        })
+    };
+    rs.chains
+        .iter()
+        .any(|ch| ch.rules.iter().any(|r| r.conds.iter().any(cond)))
+}
+
+/// Excess lines grouped by the rule that accepts them, the group with the largest line
+/// first; a line accepted by several rules counts for each.
+fn group_excess(lines: &[Excess]) -> Vec<ExcessGroup> {
+    let mut groups: Vec<ExcessGroup> = Vec::new();
+    for e in lines {
+        for r in &e.rules {
+            match groups.iter_mut().find(|g| g.rule == *r) {
+                Some(g) => {
+                    g.lines += 1;
+                    if g.top.len() < GROUP_SHOWN {
+                        g.top.push(e.clone());
+                    }
+                }
+                None => groups.push(ExcessGroup {
+                    rule: r.clone(),
+                    lines: 1,
+                    top: vec![e.clone()],
+                }),
+            }
+        }
+    }
+    // `lines` is sorted largest first, so each group's first line is its largest.
+    groups.sort_by(|a, b| b.top[0].size_log2.total_cmp(&a.top[0].size_log2));
+    groups
 }
 
 fn summarize(
@@ -1055,12 +1527,27 @@ impl Report {
                 "example": f.example.as_ref().map(|(p, r)| json!({"packet": p, "dropped_by": rule(r)})),
                 "allowed_by": f.allowed_by.iter().map(rule).collect::<Vec<_>>(),
                 "unknown": f.unknown.iter().map(|(r, w)| json!({"rule": rule(r), "unsupported": w})).collect::<Vec<_>>(),
+                "condition": (!f.condition.is_empty()).then(|| json!({
+                    "allowed": if f.verdict == Verdict::AllowedIf { "if any matches" } else { "unless any matches" },
+                    "rules": f.condition.iter().map(|(r, w)| json!({"rule": rule(r), "unsupported": w})).collect::<Vec<_>>(),
+                })),
+                "families": f.families.iter().map(|(fam, v)| json!({
+                    "family": fam.label(),
+                    "verdict": v.map_or("not-in-ruleset", Verdict::name),
+                })).collect::<Vec<_>>(),
+                "translated_by": f.translated_by.iter().map(rule).collect::<Vec<_>>(),
                 "notes": f.notes,
             })).collect::<Vec<_>>(),
             "excess": self.excess.iter().map(excess).collect::<Vec<_>>(),
             "excess_more": self.excess_more,
             "maybe_excess": self.maybe_excess.iter().map(excess).collect::<Vec<_>>(),
             "excess_incomplete": self.excess_incomplete,
+            "excess_by_rule": self.excess_by_rule.iter().map(|g| json!({
+                "rule": rule(&g.rule),
+                "lines": g.lines,
+                "top": g.top.iter().map(excess).collect::<Vec<_>>(),
+            })).collect::<Vec<_>>(),
+            "missing_families": self.missing_families.iter().map(|f| f.label()).collect::<Vec<_>>(),
             "notes": self.notes,
         })
     }
@@ -1103,6 +1590,63 @@ pub fn parse_ruleset(
             iptables::parse(src, sets.as_ref())
         }
     }
+}
+
+/// The tables iptables-nft keeps in nftables (`ip filter`, `ip6 nat`, ...).
+pub const IPTABLES_NFT_TABLES: [&str; 5] = ["filter", "nat", "mangle", "raw", "security"];
+
+/// Does this nft ruleset hold rules iptables-nft loaded (`xt` expressions nft cannot show)?
+pub fn has_xt(rs: &Ruleset) -> bool {
+    rs.chains.iter().any(|c| {
+        c.rules.iter().any(|r| {
+            r.unknown.iter().any(|u| u.starts_with("xt "))
+                || matches!(&r.action, ruleset::Action::Unknown(u) if u.starts_with("xt "))
+        })
+    })
+}
+
+/// A live ruleset read both ways: the nft tables iptables-nft owns are replaced by the
+/// same tables as `iptables-save` / `ip6tables-save` decode them; nft's own tables stay.
+pub fn merge_iptables_nft(nft: Ruleset, ipt: Ruleset) -> Ruleset {
+    let owned = |scope: &str| {
+        let mut w = scope.split(' ');
+        matches!(
+            (w.next(), w.next()),
+            (Some("ip" | "ip6"), Some(t)) if IPTABLES_NFT_TABLES.contains(&t)
+        )
+    };
+    let mut out = Ruleset {
+        format: "nft-json + iptables-save",
+        families: nft.families.union(&ipt.families),
+        address_sets: nft.address_sets.clone(),
+        ..Ruleset::default()
+    };
+    out.address_sets.extend(ipt.address_sets.iter().cloned());
+    for n in nft.notes.iter().chain(&ipt.notes) {
+        if !n.contains("iptables-nft") {
+            out.notes.push(n.clone());
+        }
+    }
+    out.notes.push(
+        "the tables iptables-nft loaded were read through iptables-save and ip6tables-save, which decode their `xt` matches"
+            .into(),
+    );
+    for part in [nft, ipt] {
+        let mut index = vec![None; part.chains.len()];
+        for (i, c) in part.chains.into_iter().enumerate() {
+            if part.format == "nft-json" && owned(&c.scope) {
+                continue;
+            }
+            index[i] = Some(out.chains.len());
+            out.chains.push(c);
+        }
+        for (key, i) in part.by_name {
+            if let Some(j) = index[i] {
+                out.by_name.insert(key, j);
+            }
+        }
+    }
+    out
 }
 
 /// One concrete packet, for checking the model against the kernel packet by packet.

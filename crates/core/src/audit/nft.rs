@@ -80,6 +80,8 @@ enum Left {
     CtDirection,
     /// `tcp flags`, with an optional mask.
     TcpFlags(Option<u8>),
+    /// `fib saddr type` / `fib daddr type` (no other flags): the address's routing type.
+    FibType(Dim),
     Unknown(String),
 }
 
@@ -157,13 +159,6 @@ pub fn parse(src: &Source) -> Result<Ruleset, Errors> {
                             .and_then(Value::as_str)
                             .map(ToString::to_string);
                         let ty = body.get("type").and_then(Value::as_str).unwrap_or("filter");
-                        {
-                            if ty == "nat" {
-                                rs.notes.push(format!(
-                                    "chain {scope} {n} is a nat chain: its verdicts are evaluated, address rewriting is not"
-                                ));
-                            }
-                        }
                         Some(Base {
                             hook,
                             priority: priority.clamp(i64::from(i32::MIN), i64::from(i32::MAX))
@@ -189,6 +184,7 @@ pub fn parse(src: &Source) -> Result<Ruleset, Errors> {
         }
     }
     // Pass 2: rules.
+    let mut xt_rules = 0usize;
     for (i, it) in items.iter().enumerate() {
         let Some(body) = it.get("rule") else {
             continue;
@@ -238,7 +234,16 @@ pub fn parse(src: &Source) -> Result<Ruleset, Errors> {
                 ));
             }
         }
+        xt_rules += usize::from(
+            rule.unknown.iter().any(|u| u.starts_with("xt "))
+                || matches!(&rule.action, Action::Unknown(u) if u.starts_with("xt ")),
+        );
         rs.chains[ci].rules.push(rule);
+    }
+    if xt_rules > 0 {
+        rs.notes.push(format!(
+            "{xt_rules} rule(s) were loaded by iptables-nft: nft shows their matches and targets as `xt` without parameters, so the audit cannot read them. Audit the output of `iptables-save` and `ip6tables-save` instead (`portolan audit --live` does when they are installed)"
+        ));
     }
     Ok(rs)
 }
@@ -365,6 +370,20 @@ fn rule(ctx: &Ctx, exprs: &[Value], loc: String, text: String) -> R<Rule> {
                 };
             }
             "snat" | "masquerade" => action = Action::Accept,
+            "dnat" | "redirect" => match dnat(ctx, k == "redirect", body) {
+                Ok(d) => action = Action::Dnat(d),
+                Err(why) => action = Action::Unknown(format!("{k}: {why}")),
+            },
+            // Rules iptables-nft loaded: nft shows the xtables match or target by name only.
+            "xt" => {
+                let name = body.get("name").and_then(Value::as_str).unwrap_or("?");
+                let what = format!("xt {name} (an iptables-nft rule; nft cannot show it)");
+                if body.get("type").and_then(Value::as_str) == Some("target") {
+                    action = Action::Unknown(what);
+                } else {
+                    unknown.push(what);
+                }
+            }
             "vmap" => {
                 let key = body.get("key").ok_or("vmap without key")?;
                 let data = body.get("data").ok_or("vmap without data")?;
@@ -395,6 +414,58 @@ fn rule(ctx: &Ctx, exprs: &[Value], loc: String, text: String) -> R<Rule> {
         loc,
         text,
     })
+}
+
+/// `dnat` / `redirect` statement bodies.
+fn dnat(ctx: &Ctx, redirect: bool, body: &Value) -> R<Dnat> {
+    let fam = match body
+        .get("family")
+        .and_then(Value::as_str)
+        .unwrap_or(ctx.family)
+    {
+        "ip" => Some(0),
+        "ip6" => Some(1),
+        _ if redirect => None,
+        other => return Err(format!("family {other}")),
+    };
+    let addr_fam = fam.unwrap_or(0);
+    let addr = match body.get("addr") {
+        None | Some(Value::Null) if redirect => None,
+        None | Some(Value::Null) => return Err("no address".into()),
+        Some(Value::String(s)) => Some(IvSet::point(addr(addr_fam, s)?)),
+        Some(v) => match (v.get("range"), v.get("prefix")) {
+            (Some(Value::Array(r)), _) if r.len() == 2 => {
+                let a = |i: usize| r[i].as_str().ok_or("address range").map(String::from);
+                Some(IvSet::single(
+                    addr(addr_fam, &a(0)?)?,
+                    addr(addr_fam, &a(1)?)?,
+                ))
+            }
+            (_, Some(p)) => Some(prefix(
+                addr_fam,
+                p.get("addr").and_then(Value::as_str).ok_or("prefix")?,
+                p.get("len").and_then(Value::as_u64).ok_or("prefix")?,
+            )?),
+            _ => return Err("an address chosen by a map or expression".into()),
+        },
+    };
+    let ports = match body.get("port") {
+        None | Some(Value::Null) => None,
+        Some(Value::Number(n)) => Some(IvSet::point(u128::from(
+            n.as_u64().filter(|p| *p <= 65535).ok_or("port")?,
+        ))),
+        Some(v) => match v.get("range").and_then(Value::as_array) {
+            Some(r) if r.len() == 2 => {
+                let p = |i: usize| r[i].as_u64().filter(|p| *p <= 65535).ok_or("port range");
+                Some(IvSet::single(u128::from(p(0)?), u128::from(p(1)?)))
+            }
+            _ => return Err("a port chosen by a map or expression".into()),
+        },
+    };
+    if fam.is_none() && addr.is_some() {
+        return Err("an address without a family".into());
+    }
+    Ok(Dnat { fam, addr, ports })
 }
 
 fn verdict(v: &Value) -> R<Action> {
@@ -524,6 +595,14 @@ fn left(v: &Value) -> Left {
                 other => return Left::Unknown(format!("meta {other}")),
             }])
         }
+        "fib" => {
+            let flags = strings(body.get("flags").unwrap_or(&Value::Null));
+            match (body.get("result").and_then(Value::as_str), flags.as_slice()) {
+                (Some("type"), [f]) if f == "saddr" => Left::FibType(Dim::Saddr),
+                (Some("type"), [f]) if f == "daddr" => Left::FibType(Dim::Daddr),
+                _ => Left::Unknown("fib".into()),
+            }
+        }
         "ct" => match body.get("key").and_then(Value::as_str) {
             Some("state") if body.get("dir").is_none() => Left::CtState,
             Some("direction") => Left::CtDirection,
@@ -610,6 +689,18 @@ fn match_conds(ctx: &Ctx, op: &str, l: &Value, r: &Value) -> R<Result<Vec<Cond>,
             Ok(Ok(truth(states.iter().any(|s| s == "new"))))
         }
         Left::CtDirection => Ok(Ok(truth(r.as_str() == Some("original")))),
+        Left::FibType(d) => {
+            let types = strings(r);
+            if types.is_empty() || !types.iter().all(|t| ADDR_TYPES.contains(&t.as_str())) {
+                return Ok(Err(format!("fib type {}", types.join(","))));
+            }
+            let a = Atom::AddrType(d, types);
+            Ok(Ok(vec![if negated {
+                Cond::not_atom(a)
+            } else {
+                Cond::atom(a)
+            }]))
+        }
         Left::TcpFlags(mask) => {
             let Some(val) = tcp_flags(r) else {
                 return Ok(Err("tcp flags value".into()));

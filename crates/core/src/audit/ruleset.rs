@@ -44,7 +44,14 @@ pub enum Atom {
     /// The address (Stag or Dtag side) belongs to the named set `key`, by its DNS binding.
     /// Only meaningful for sets the plan knows are kept filled from DNS; otherwise empty.
     SetTag(Dim, String),
+    /// The address (Saddr or Daddr) is of one of these routing types (`local`,
+    /// `multicast`, `broadcast`, `unicast`): iptables `-m addrtype`, nft `fib ... type`.
+    /// Resolved against the host's own addresses when the ruleset is compiled.
+    AddrType(Dim, Vec<String>),
 }
+
+/// Address types [`Atom::AddrType`] can decide.
+pub const ADDR_TYPES: [&str; 4] = ["local", "multicast", "broadcast", "unicast"];
 
 /// A conjunction of atoms, each possibly negated.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -129,6 +136,21 @@ pub enum Action {
     Unknown(String),
     /// Verdict map: the first entry whose condition holds (entries are disjoint).
     Vmap(Vec<(Cond, Action)>),
+    /// Destination NAT (`dnat`, `redirect`, `-j DNAT`, `-j REDIRECT`): the packet's
+    /// destination is rewritten and it leaves the chain (a nat chain's accept).
+    Dnat(Dnat),
+}
+
+/// Where a destination NAT sends the packet.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Dnat {
+    /// The family it rewrites (0 = IPv4, 1 = IPv6; `None`: both, a REDIRECT in an inet
+    /// table); packets of the other pass unchanged.
+    pub fam: Option<u8>,
+    /// New destination addresses; `None`: the receiving host's own address (REDIRECT).
+    pub addr: Option<IvSet>,
+    /// New destination ports; `None`: unchanged.
+    pub ports: Option<IvSet>,
 }
 
 /// One rule.
