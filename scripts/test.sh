@@ -16,6 +16,7 @@ command -v ip >/dev/null || need+=(iproute2)
 command -v ping >/dev/null || need+=(iputils-ping)
 command -v systemd-analyze >/dev/null || need+=(systemd)
 command -v fakeroot >/dev/null || need+=(fakeroot)
+command -v chromium >/dev/null || need+=(chromium fonts-dejavu-core)
 # The Aerleon cross-check of the vendor targets makes a virtual environment (python3 -m venv).
 python3 -c 'import ensurepip' 2>/dev/null || need+=(python3-venv)
 if ((${#need[@]})); then

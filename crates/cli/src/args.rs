@@ -89,6 +89,9 @@ pub enum Command {
     /// Turn a vendor's port table (copied from a web page or PDF) into a draft profile.
     #[command(after_help = IMPORT_HELP)]
     Import(ImportArgs),
+    /// The plan explained: one HTML file with a diagram of the appliance, its zones and flows.
+    #[command(after_help = REPORT_HELP)]
+    Report(ReportArgs),
     /// What changes between two profile versions: flows, and the rules of a site.
     #[command(after_help = DIFF_HELP)]
     Diff(DiffArgs),
@@ -343,6 +346,55 @@ pub enum RulesetFormatArg {
     NftJson,
     /// `iptables-save`, optionally followed by `ip6tables-save`
     IptablesSave,
+}
+
+const REPORT_HELP: &str = "One self-contained HTML file (inline CSS and SVG, no script, nothing fetched when opened), printable on A4: the site, a diagram of the appliance with the peers that connect to it (left) and those it connects to (right) grouped by zone, the same as a table, every planned flow with its source document row, the profile's caveats, probe and audit results when given, and the rule count of --target.
+
+Examples:
+  portolan report --profile clearswift --features all -o report.html
+  portolan probe --site site.toml --format json -o probe.json
+  portolan audit --site site.toml --live --format json > audit.json
+  portolan report --site site.toml --probe probe.json --audit audit.json --lang de -o bericht.html
+  portolan report --site site.toml --format svg -o diagram.svg
+
+The date in the report is today's, or that of $SOURCE_DATE_EPOCH.";
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    #[command(flatten)]
+    pub sel: Selection,
+    /// `portolan probe --format json` output: each flow is marked with what the probe found.
+    #[arg(long, value_name = "RESULT.json")]
+    pub probe: Option<PathBuf>,
+    /// `portolan audit --format json` output: each flow is marked with the audit's verdict.
+    #[arg(long, value_name = "RESULT.json")]
+    pub audit: Option<PathBuf>,
+    /// Language of the report (the profile's German texts are used where it has them).
+    #[arg(long, value_enum, default_value_t = ReportLang::En)]
+    pub lang: ReportLang,
+    /// `html`: the whole report; `svg`: the diagram alone.
+    #[arg(long, value_enum, default_value_t = ReportFormat::Html)]
+    pub format: ReportFormat,
+    /// The target whose rule count the report gives.
+    #[arg(long, value_name = "TARGET", value_parser = targets(), default_value = "nftables")]
+    pub target: String,
+    /// Write to FILE (replaced atomically) instead of standard output.
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    pub output: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ReportLang {
+    En,
+    De,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ReportFormat {
+    /// The whole report.
+    Html,
+    /// The diagram alone.
+    Svg,
 }
 
 #[derive(Debug, Args)]

@@ -24,6 +24,10 @@ pub fn parse_features(text: &str) -> Features {
 /// Everything a command needs to work on a plan.
 pub struct Loaded {
     pub plan: Plan,
+    /// The profile the plan was built from (caveats, descriptions).
+    pub profile: portolan_core::model::Profile,
+    /// The site file's name; `None`: the profile's built-in demo site.
+    pub site_name: Option<String>,
     /// Warnings from reading the site (the plan's own are in `plan.warnings`).
     pub warnings: Vec<Diagnostic>,
     /// The site's `tls_ca`, resolved against the site file's directory.
@@ -83,8 +87,11 @@ pub fn load(sel: &Selection) -> Result<Loaded, Errors> {
             _ => std::path::PathBuf::from(c),
         }
     });
+    let site_name = site_path.as_ref().map(|p| p.display().to_string());
     Ok(Loaded {
         plan,
+        profile,
+        site_name,
         warnings,
         tls_ca,
     })

@@ -43,6 +43,7 @@ fn main() {
         args::Command::Sync(a) => cmd::sync::run(a, &mut rep),
         args::Command::DnsProxy(a) => cmd::dns_proxy::run(a, &mut rep),
         args::Command::Audit(a) => cmd::audit::run(a, &mut rep),
+        args::Command::Report(a) => cmd::report::run(a, &mut rep),
         args::Command::Import(a) => cmd::import::run(a, &mut rep),
         args::Command::Schema(a) => cmd::schema::run(a.kind, &mut rep),
     };

@@ -26,6 +26,7 @@ const COMMANDS: &[&str] = &[
     "dns-proxy",
     "audit",
     "import",
+    "report",
     "diff",
     "schema",
 ];

@@ -2,7 +2,8 @@
 //!
 //! Pipeline: [`profile`] and [`site`] files (front-ends) are parsed and checked into the
 //! [`model`]; [`plan::build`] binds them into the [`plan::Plan`], the one intermediate
-//! representation; [`render`] back-ends turn a plan into firewall configuration. The built-in
+//! representation; [`render`] back-ends turn a plan into firewall configuration, [`report`]
+//! into an HTML report with a diagram. The built-in
 //! [`catalog`] holds the curated profiles of the seed appliances. See ARCHITECTURE.md.
 
 pub mod addr;
@@ -16,6 +17,7 @@ pub mod model;
 pub mod plan;
 pub mod profile;
 pub mod render;
+pub mod report;
 pub mod site;
 
 pub use diag::{Diagnostic, Errors, Severity, Source};

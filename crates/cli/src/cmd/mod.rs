@@ -13,5 +13,6 @@ pub mod load;
 pub mod plan;
 pub mod probe;
 pub mod render;
+pub mod report;
 pub mod schema;
 pub mod sync;
