@@ -79,6 +79,13 @@ if ! ./scripts/tool-venv.sh "$PORTOLAN_TOOL_VENV"; then
     export PORTOLAN_SKIP_TOOL_TESTS=1
 fi
 
+# ansible-core and ansible-lint for the Ansible collection's test, from PyPI likewise.
+export PORTOLAN_ANSIBLE_VENV="$PWD/target/ansible-venv"
+if ! ./scripts/ansible-venv.sh "$PORTOLAN_ANSIBLE_VENV"; then
+    echo "test.sh: cannot install ansible-core and ansible-lint from PyPI: the Ansible test is SKIPPED" >&2
+    export PORTOLAN_SKIP_ANSIBLE_TESTS=1
+fi
+
 log="$(mktemp)"
 skipped_log="$(mktemp)"
 trap 'rm -f "$log" "$skipped_log"' EXIT

@@ -4,6 +4,15 @@
 //! (warnings with --strict), 2 bad input, 3 the kernel refused valid input. Never a panic
 //! message for bad input.
 
+/// `println!` that does not panic when standard output is closed (`| head`): the reader
+/// has what it wanted, so the rest is dropped.
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout().lock(), $($arg)*);
+    }};
+}
+
 mod args;
 mod cmd;
 mod inputs;

@@ -186,3 +186,48 @@ fn render_and_import_json_carry_the_text_output() {
     assert_eq!(v["report"]["lang"], "en");
     assert!(v["flows"].as_array().is_some_and(|f| !f.is_empty()));
 }
+
+/// Regression: `portolan check ... --format json | head -c1` (and apply's listing) used
+/// `println!`, which panicked when the reader had closed the pipe.
+#[test]
+fn a_closed_pipe_is_not_a_panic() {
+    use std::io::Read;
+    // More than a pipe holds (64 KiB), so the writer meets the closed pipe.
+    let mut check = vec!["check"];
+    check.extend(std::iter::repeat_n("clearswift", 60));
+    check.extend(["--format", "json"]);
+    for args in [
+        &check[..],
+        &[
+            "render",
+            "--profile",
+            "clearswift",
+            "--features",
+            "all",
+            "--target",
+            "nftables",
+        ][..],
+    ] {
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_portolan"))
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn");
+        // Read one byte, then close the pipe.
+        let mut out = child.stdout.take().expect("stdout");
+        let mut b = [0u8; 1];
+        let _ = out.read(&mut b);
+        drop(out);
+        let mut err = String::new();
+        child
+            .stderr
+            .take()
+            .expect("stderr")
+            .read_to_string(&mut err)
+            .expect("stderr");
+        let status = child.wait().expect("wait");
+        assert_ne!(status.code(), Some(101), "{args:?} panicked: {err}");
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+    }
+}

@@ -99,7 +99,7 @@ pub fn run(args: &CheckArgs, rep: &mut Reporter) -> i32 {
                 .map(|(f, d)| serde_json::json!({"file": f, "ok": !d.iter().any(Diagnostic::is_error), "diagnostics": d}))
                 .collect();
             let doc = serde_json::json!({"files": v, "errors": errors, "warnings": warnings});
-            println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+            outln!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
         }
         Format::Table => {
             for (f, d) in &all {

@@ -173,38 +173,38 @@ fn compare(old: &Listing, new: &Listing) -> Changes {
 
 fn print_changes(c: &Changes, new: &Listing) {
     if c.is_empty() {
-        println!("no change: the loaded table already has these rules and sets");
+        outln!("no change: the loaded table already has these rules and sets");
         return;
     }
     if c.table_created {
-        println!("nothing of portolan's is loaded yet: all of it is new");
+        outln!("nothing of portolan's is loaded yet: all of it is new");
     }
     for (ch, r) in &c.rules_removed {
-        println!("- chain {ch}: {r}");
+        outln!("- chain {ch}: {r}");
     }
     for (ch, r) in &c.rules_added {
-        println!("+ chain {ch}: {r}");
+        outln!("+ chain {ch}: {r}");
     }
     for ch in &c.reordered {
-        println!("~ chain {ch}: same rules, another order");
+        outln!("~ chain {ch}: same rules, another order");
     }
     for s in &c.sets_removed {
-        println!("- set {s}");
+        outln!("- set {s}");
     }
     for s in &c.sets_added {
         match new.elements.get(s).map(BTreeSet::len) {
-            Some(n) => println!("+ set {s} ({n} static elements)"),
-            None => println!("+ set {s}"),
+            Some(n) => outln!("+ set {s} ({n} static elements)"),
+            None => outln!("+ set {s}"),
         }
     }
     for s in &c.sets_changed {
-        println!("~ set {s}: definition changed");
+        outln!("~ set {s}: definition changed");
     }
     for (s, e) in &c.elements_removed {
-        println!("- element {e} in set {s}");
+        outln!("- element {e} in set {s}");
     }
     for (s, e) in &c.elements_added {
-        println!("+ element {e} in set {s}");
+        outln!("+ element {e} in set {s}");
     }
 }
 
@@ -657,13 +657,13 @@ pub fn run(args: &ApplyArgs, rep: &mut Reporter) -> i32 {
             if let (Some(o), Some(e)) = (doc.as_object_mut(), extra.as_object()) {
                 o.extend(e.clone());
             }
-            println!("{doc:#}");
+            outln!("{doc:#}");
         }
     };
     if args.format == TextFormat::Text {
         print_changes(&changes, &new_listing);
         for j in &judged {
-            println!(
+            outln!(
                 "management connection {} -> {} ({}): {}",
                 j["peer"].as_str().unwrap_or(""),
                 j["local"].as_str().unwrap_or(""),
