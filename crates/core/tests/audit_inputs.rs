@@ -114,6 +114,14 @@ fn notrack_makes_the_verdict_unknown_not_blocked() {
         f.unknown
     );
     assert_eq!(verdict(&r, "ident"), Verdict::Allowed);
+
+    // Regression: with an accept for port 22 after it, the notrack rule (whose match is
+    // known) was assumed not to match, and SSH came out "allowed unless it matches". It
+    // always matches; the verdict stays unknown.
+    let json = json.replace("\"right\": 113}}", "\"right\": 22}}");
+    let rs = audit::nft::parse(&Source::new("notrack.json", json.as_str())).expect("parse");
+    let r = audit::audit(&plan(), &rs);
+    assert_eq!(verdict(&r, "ssh"), Verdict::Unknown);
 }
 
 /// Regression: example packets came from a network's own address (`1.0.0.0`).

@@ -1066,12 +1066,16 @@ fn conditional(
             (!x.is_empty()).then_some(x)
         })
         .collect();
+    // Only rules whose *matches* the audit cannot decide: a rule whose verdict it cannot
+    // follow (notrack, queue, a DNAT by map) matches what it matches, and assuming it does
+    // not would be wrong.
     let decidable = |refs: &[RuleRef]| {
         !refs.is_empty()
             && refs.len() <= CONDITION_RULES
             && refs.iter().all(|r| {
                 r.rule.is_some_and(|i| {
-                    r.chain < rs.chains.len() && !rs.chains[r.chain].rules[i].unknown.is_empty()
+                    let rule = &rs.chains[r.chain].rules[i];
+                    !rule.unknown.is_empty() && !matches!(rule.action, ruleset::Action::Unknown(_))
                 })
             })
     };
