@@ -14,6 +14,8 @@
 //! 5. `portolan_probe` fails the play with one line per required flow not open;
 //! 6. `ansible-lint` passes on the collection and the examples.
 
+mod netns;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -32,33 +34,8 @@ fn venv() -> Option<PathBuf> {
         "ANSIBLE TEST CANNOT RUN: no ansible-playbook in {} (scripts/ansible-venv.sh makes it from PyPI; the README's test command runs it).",
         dir.display()
     );
-    if std::env::var_os("PORTOLAN_SKIP_ANSIBLE_TESTS").is_some() {
-        eprintln!("\n!!!!! SKIPPED: {msg}\n");
-        if let Some(log) = std::env::var_os("PORTOLAN_SKIPPED_LOG") {
-            use std::io::Write;
-            if let Ok(mut f) = std::fs::OpenOptions::new()
-                .append(true)
-                .create(true)
-                .open(log)
-            {
-                let _ = writeln!(f, "ansible::the_collection_drives_a_fleet_of_namespaces");
-            }
-        }
-        None
-    } else {
-        panic!("{msg} Set PORTOLAN_SKIP_ANSIBLE_TESTS=1 to skip it explicitly.");
-    }
-}
-
-fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("Uid:"))
-                .and_then(|l| l.split_whitespace().nth(2).map(|e| e == "0"))
-        })
-        .unwrap_or(false)
+    netns::skip_loudly("PORTOLAN_SKIP_ANSIBLE_TESTS", &msg);
+    None
 }
 
 /// Namespaces removed on drop, even when the test fails.
@@ -72,15 +49,8 @@ impl Drop for Namespaces {
     }
 }
 
-fn sh(args: &[&str]) -> std::process::Output {
-    Command::new(args[0])
-        .args(&args[1..])
-        .output()
-        .unwrap_or_else(|e| panic!("{args:?}: {e}"))
-}
-
 fn ruleset(ns: &str) -> String {
-    let o = sh(&["ip", "netns", "exec", ns, "nft", "list", "ruleset"]);
+    let o = netns::sh(&["ip", "netns", "exec", ns, "nft", "list", "ruleset"]);
     String::from_utf8_lossy(&o.stdout).to_string()
 }
 
@@ -232,16 +202,16 @@ fn the_collection_drives_a_fleet_of_namespaces() {
         return;
     };
     assert!(
-        is_root(),
+        netns::euid_is_root(),
         "the Ansible test makes network namespaces: it needs root"
     );
     let dir = tempfile::tempdir().expect("tempdir");
     let id = std::process::id() % 100_000;
     let ns = Namespaces(HOSTS.iter().map(|h| format!("pa{id}{h}")).collect());
     for n in &ns.0 {
-        let o = sh(&["ip", "netns", "add", n]);
+        let o = netns::sh(&["ip", "netns", "add", n]);
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-        sh(&["ip", "-n", n, "link", "set", "lo", "up"]);
+        netns::sh(&["ip", "-n", n, "link", "set", "lo", "up"]);
     }
     for h in HOSTS {
         std::fs::create_dir_all(dir.path().join(h)).expect("mkdir");

@@ -200,11 +200,8 @@ fn reaches_appliance(topo: &Topology, from: Zone, src: &str, dst: &str, port: u1
     })
 }
 
-#[test]
-fn dnat_gateway_audit_matches_real_connections() {
-    if !require_root_tools() {
-        return;
-    }
+/// The namespaces (appliance, firewall, internet, admin) and a directory with the profile.
+fn setup() -> (Topology, tempfile::TempDir) {
     let topo = Topology::build(&[
         (APP.parse().expect("a"), Zone::App),
         (OUTSIDE.parse().expect("a"), Zone::Wan),
@@ -212,6 +209,26 @@ fn dnat_gateway_audit_matches_real_connections() {
     ]);
     let dir = tempfile::tempdir().expect("tempdir");
     write(dir.path(), "nat-test.toml", PROFILE);
+    (topo, dir)
+}
+
+/// Listeners on the appliance's address.
+fn listen(topo: &Topology, ports: &[u16]) -> Listeners {
+    let app: IpAddr = APP.parse().expect("a");
+    Listeners::start(
+        &ports
+            .iter()
+            .map(|p| (topo.ns(Zone::App), app, Proto::Tcp, *p))
+            .collect(),
+    )
+}
+
+#[test]
+fn dnat_gateway_audit_matches_real_connections() {
+    if !require_root_tools() {
+        return;
+    }
+    let (topo, dir) = setup();
     write(dir.path(), "site.toml", &site(&topo));
     restore(
         &topo,
@@ -220,13 +237,7 @@ fn dnat_gateway_audit_matches_real_connections() {
         &perimeter(&topo),
         dir.path(),
     );
-    let app: IpAddr = APP.parse().expect("a");
-    let _listen = Listeners::start(
-        &[22u16, 25, 443, 993, 9993]
-            .iter()
-            .map(|p| (topo.ns(Zone::App), app, Proto::Tcp, *p))
-            .collect(),
-    );
+    let _listen = listen(&topo, &[22, 25, 443, 993, 9993]);
 
     // The audit, from iptables-save and from the live kernel (iptables-nft: --live reads
     // iptables-save for those tables).
@@ -289,13 +300,7 @@ fn notrack_in_nft_is_never_called_blocked_where_the_kernel_passes() {
     if !require_root_tools() {
         return;
     }
-    let topo = Topology::build(&[
-        (APP.parse().expect("a"), Zone::App),
-        (OUTSIDE.parse().expect("a"), Zone::Wan),
-        (ADMIN.parse().expect("a"), Zone::Adm),
-    ]);
-    let dir = tempfile::tempdir().expect("tempdir");
-    write(dir.path(), "nat-test.toml", PROFILE);
+    let (topo, dir) = setup();
     // No public address: this firewall only filters.
     write(
         dir.path(),
@@ -318,13 +323,7 @@ table inet f {
     let path = write(dir.path(), "rules.nft", rules);
     let o = topo.exec(Zone::Fw, &["nft", "-f", &path]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let app: IpAddr = APP.parse().expect("a");
-    let _listen = Listeners::start(
-        &[22u16, 25, 443, 993]
-            .iter()
-            .map(|p| (topo.ns(Zone::App), app, Proto::Tcp, *p))
-            .collect(),
-    );
+    let _listen = listen(&topo, &[22, 25, 443, 993]);
     let dump = topo.exec(Zone::Fw, &["nft", "-j", "list", "ruleset"]);
     write(
         dir.path(),

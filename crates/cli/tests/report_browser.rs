@@ -10,6 +10,8 @@
 //! Without Chromium the test says so loudly and is counted as skipped (with
 //! PORTOLAN_SKIP_BROWSER_TESTS=1), or fails.
 
+mod netns;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -37,22 +39,8 @@ fn require_browser() -> Option<String> {
         return Some(b);
     }
     let msg = "BROWSER TEST CANNOT RUN: no chromium on PATH (apt-get install -y chromium; the README's test command installs it).";
-    if std::env::var_os("PORTOLAN_SKIP_BROWSER_TESTS").is_some() {
-        eprintln!("\n!!!!! SKIPPED: {msg}\n");
-        if let Some(log) = std::env::var_os("PORTOLAN_SKIPPED_LOG") {
-            use std::io::Write;
-            if let Ok(mut f) = std::fs::OpenOptions::new()
-                .append(true)
-                .create(true)
-                .open(log)
-            {
-                let _ = writeln!(f, "report_browser::report_renders_in_a_real_browser");
-            }
-        }
-        None
-    } else {
-        panic!("{msg} Set PORTOLAN_SKIP_BROWSER_TESTS=1 to skip it explicitly.");
-    }
+    netns::skip_loudly("PORTOLAN_SKIP_BROWSER_TESTS", msg);
+    None
 }
 
 fn portolan(args: &[&str]) -> String {

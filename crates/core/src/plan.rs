@@ -114,6 +114,17 @@ impl FlowEnd {
     pub fn is_appliance(&self) -> bool {
         self.peers.len() == 1 && self.peers[0].kind == SetKind::Appliance
     }
+    /// The peers by name (`appliance` for the appliance), comma-separated.
+    pub fn text(&self) -> String {
+        self.peers
+            .iter()
+            .map(|p| match p.kind {
+                SetKind::Appliance => "appliance",
+                _ => p.name.as_str(),
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
 }
 
 /// One protocol of one profile flow, bound to the site.
@@ -139,6 +150,26 @@ pub struct PlannedFlow {
     pub ports_overridden: bool,
     /// The line of each source document (by its id) the flow comes from.
     pub source_lines: BTreeMap<String, u32>,
+}
+
+impl PlannedFlow {
+    /// `25,465,587`, `5000-5050`, or the ICMP type's name.
+    pub fn ports_text(&self) -> String {
+        if let Some(t) = self.icmp_type {
+            return t.name().to_string();
+        }
+        self.ports
+            .iter()
+            .map(|r| {
+                if r.low == r.high {
+                    r.low.to_string()
+                } else {
+                    format!("{}-{}", r.low, r.high)
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(",")
+    }
 }
 
 /// A profile bound to a site.

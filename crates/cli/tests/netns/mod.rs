@@ -102,10 +102,18 @@ pub fn require_root_tools() -> bool {
     if root && tools {
         return true;
     }
-    let msg = format!(
-        "KERNEL TESTS CANNOT RUN: root={root}, tools present={tools}. They need root and ip, nft, iptables-restore, ip6tables-restore, ipset, ping (the README's test command installs them)."
-    );
-    if std::env::var_os("PORTOLAN_SKIP_KERNEL_TESTS").is_some() {
+    skip_loudly(
+        "PORTOLAN_SKIP_KERNEL_TESTS",
+        &format!(
+            "KERNEL TESTS CANNOT RUN: root={root}, tools present={tools}. They need root and ip, nft, iptables-restore, ip6tables-restore, ipset, ping (the README's test command installs them)."
+        ),
+    )
+}
+
+/// A test that cannot run: with `env` set, say so loudly, record it for the README's test
+/// command (which counts it as skipped, not passed) and return `false`; else fail.
+pub fn skip_loudly(env: &str, msg: &str) -> bool {
+    if std::env::var_os(env).is_some() {
         eprintln!("\n!!!!! SKIPPED: {msg}\n");
         // The test harness counts this test as passed; the README's test command reads this
         // log and reports it as skipped instead.
@@ -129,11 +137,11 @@ pub fn require_root_tools() -> bool {
         }
         false
     } else {
-        panic!("{msg} Set PORTOLAN_SKIP_KERNEL_TESTS=1 to skip them explicitly.");
+        panic!("{msg} Set {env}=1 to skip explicitly.");
     }
 }
 
-fn euid_is_root() -> bool {
+pub fn euid_is_root() -> bool {
     // /proc/self/status: "Uid:\treal\teffective\t..."
     std::fs::read_to_string("/proc/self/status")
         .ok()

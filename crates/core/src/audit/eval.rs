@@ -121,6 +121,17 @@ pub struct Piece {
     pub nat: Option<RuleRef>,
 }
 
+impl From<Cube> for Piece {
+    /// A piece not yet accepted or rewritten by anything.
+    fn from(cube: Cube) -> Piece {
+        Piece {
+            cube,
+            by: None,
+            nat: None,
+        }
+    }
+}
+
 impl Decision {
     fn new(cube: Cube, kind: Kind, by: RuleRef) -> Decision {
         Decision {
@@ -472,16 +483,15 @@ impl<'a> Compiled<'a> {
     /// Push `region` along the hooks of a path. Returns every decided piece; accepted
     /// pieces carry the rule credited with accepting them (see [`Compiled::run_hooks`]).
     pub fn run_path(&self, hooks: &[Hook], region: Region) -> Vec<Decision> {
-        let pieces = region
-            .into_iter()
-            .map(|cube| Piece {
-                cube,
-                by: None,
-                nat: None,
-            })
-            .collect();
+        let pieces = region.into_iter().map(Piece::from).collect();
         let (mut out, left) = self.run_hooks(hooks, pieces);
-        out.extend(left.into_iter().map(|p| Decision {
+        out.extend(Self::accepted(left));
+        out
+    }
+
+    /// Pieces that went through every hook, as accept decisions.
+    pub fn accepted(pieces: Vec<Piece>) -> impl Iterator<Item = Decision> {
+        pieces.into_iter().map(|p| Decision {
             cube: p.cube,
             kind: Kind::Accept,
             // No chain at all on the path: the kernel's default is to accept.
@@ -490,8 +500,7 @@ impl<'a> Compiled<'a> {
                 rule: None,
             }),
             nat: p.nat,
-        }));
-        out
+        })
     }
 
     /// Push pieces along some hooks. Returns what was dropped or left undecided, and the

@@ -632,28 +632,13 @@ fn run_routed(
     let Some(i) = split.filter(|_| nat) else {
         return c.run_path(hooks, region);
     };
-    let pieces = region
-        .into_iter()
-        .map(|cube| Piece {
-            cube,
-            by: None,
-            nat: None,
-        })
-        .collect();
+    let pieces = region.into_iter().map(Piece::from).collect();
     let (mut out, p1) = c.run_hooks(&hooks[..=i], pieces);
     let (p2, d2) = route(p1);
     out.extend(d2);
     let (d3, p3) = c.run_hooks(&hooks[i + 1..], p2);
     out.extend(d3);
-    out.extend(p3.into_iter().map(|p| Decision {
-        cube: p.cube,
-        kind: Kind::Accept,
-        by: p.by.unwrap_or(RuleRef {
-            chain: usize::MAX,
-            rule: None,
-        }),
-        nat: p.nat,
-    }));
+    out.extend(Compiled::accepted(p3));
     out
 }
 
@@ -950,9 +935,9 @@ pub fn audit(plan: &Plan, rs: &Ruleset) -> Report {
             id: f.id.clone(),
             protocol: f.protocol,
             direction: f.direction,
-            ports: ports_text(f),
-            from: end_text(&f.source),
-            to: end_text(&f.destination),
+            ports: f.ports_text(),
+            from: f.source.text(),
+            to: f.destination.text(),
             required: f.required,
             verdict,
             example,
@@ -1471,34 +1456,6 @@ fn packet_text(setup: &Setup, c: &Compiled, cube: &Cube) -> String {
     } else {
         format!("{body} ({})", ifs.join(", "))
     }
-}
-
-fn ports_text(f: &PlannedFlow) -> String {
-    if let Some(t) = f.icmp_type {
-        return t.name().to_string();
-    }
-    f.ports
-        .iter()
-        .map(|r| {
-            if r.low == r.high {
-                r.low.to_string()
-            } else {
-                format!("{}-{}", r.low, r.high)
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(",")
-}
-
-fn end_text(end: &crate::plan::FlowEnd) -> String {
-    end.peers
-        .iter()
-        .map(|p| match p.kind {
-            SetKind::Appliance => "appliance".to_string(),
-            _ => p.name.clone(),
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 impl Report {

@@ -98,10 +98,7 @@ pub fn edges(plan: &Plan, status: &dyn Fn(usize) -> Status) -> Vec<Edge> {
                 .entry((inbound, Zone::of(p.kind, &p.name), p.name.clone()))
                 .or_default();
             let ports = e.0.entry(service_key(f)).or_default();
-            let what = match f.icmp_type {
-                Some(t) => t.name().to_string(),
-                None => super::ports_text(f),
-            };
+            let what = f.ports_text();
             for w in what.split(',') {
                 if !ports.iter().any(|x| x == w) {
                     ports.push(w.to_string());

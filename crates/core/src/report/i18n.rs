@@ -2,20 +2,10 @@
 //! format. Every string the report writes that does not come from the profile or the site
 //! is here.
 
-/// Report language.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Lang {
-    En,
-    De,
-}
+/// The report's language: the importer's (English or German).
+pub use crate::import::Lang;
 
 impl Lang {
-    pub fn code(self) -> &'static str {
-        match self {
-            Lang::En => "en",
-            Lang::De => "de",
-        }
-    }
     pub fn texts(self) -> &'static Texts {
         match self {
             Lang::En => &EN,

@@ -69,24 +69,6 @@ pub fn esc(s: &str) -> String {
     o
 }
 
-/// `25,465,587`, `5000-5050`, or the ICMP type.
-pub fn ports_text(f: &PlannedFlow) -> String {
-    if let Some(t) = f.icmp_type {
-        return t.name().to_string();
-    }
-    f.ports
-        .iter()
-        .map(|r| {
-            if r.low == r.high {
-                r.low.to_string()
-            } else {
-                format!("{}-{}", r.low, r.high)
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(",")
-}
-
 /// One probe result, as `portolan probe --format json` writes it.
 #[derive(Debug, Clone)]
 pub struct ProbeRow {
@@ -241,17 +223,6 @@ impl Inputs<'_> {
             _ => f.function.clone(),
         }
     }
-}
-
-fn end_text(end: &crate::plan::FlowEnd) -> String {
-    end.peers
-        .iter()
-        .map(|p| match p.kind {
-            SetKind::Appliance => "appliance".to_string(),
-            _ => p.name.clone(),
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 const CSS: &str = r#"
@@ -587,9 +558,9 @@ pub fn html(i: &Inputs) -> String {
                 esc(&i.function(f)),
                 esc(direction_text(t, f.direction)),
                 esc(&f.protocol.to_string()),
-                esc(&ports_text(f)),
-                esc(&end_text(&f.source)),
-                esc(&end_text(&f.destination)),
+                esc(&f.ports_text()),
+                esc(&f.source.text()),
+                esc(&f.destination.text()),
                 if f.required {
                     esc(t.required)
                 } else {
