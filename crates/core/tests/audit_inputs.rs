@@ -379,6 +379,8 @@ admin = ["198.51.100.0/26", "2001:db8:1::/64"]
     );
     assert!(ssh.verdict_text().contains("IPv6 not in the ruleset"));
     assert_eq!(r.missing_families, vec![portolan_core::render::Family::V6]);
+    assert!(!r.all_allowed(), "IPv6 was not audited: no \"all allowed\"");
+    assert_eq!(r.to_json()["all_allowed"], false);
     assert!(
         r.notes.iter().any(|n| n.contains("ip6tables-save")),
         "{:?}",

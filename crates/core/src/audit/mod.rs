@@ -168,8 +168,10 @@ impl FlowResult {
 }
 
 impl Report {
+    /// Every planned flow allowed, in every address family it has packets in: a family the
+    /// ruleset has no part for was not audited, so it is no "yes".
     pub fn all_allowed(&self) -> bool {
-        self.flows.iter().all(|f| f.verdict == Verdict::Allowed)
+        self.missing_families.is_empty() && self.flows.iter().all(|f| f.verdict == Verdict::Allowed)
     }
 }
 
