@@ -231,6 +231,14 @@ fn iptables_save_with_ipset_user_chains_and_negation() {
         ],
     );
     assert_eq!(r["ruleset_format"], "iptables-save");
+    // Per family too: IPv4 is conditional, the IPv6 part has no such rule.
+    assert_eq!(
+        flow(&r, "ping/icmp")["families"],
+        serde_json::json!([
+            {"family": "IPv4", "verdict": "allowed-if"},
+            {"family": "IPv6", "verdict": "allowed"}
+        ])
+    );
     assert!(flow(&r, "ping/icmp")["condition"]["rules"][0]["rule"]["at"]
         .as_str()
         .is_some_and(|a| a.ends_with("host-holes.rules:14")));

@@ -914,6 +914,12 @@ pub fn audit(plan: &Plan, rs: &Ruleset) -> Report {
             if let Some((v, refs)) = conditional(&c, plan, f, cubes, rs, unknown_refs, &route, nat)
             {
                 verdict = v;
+                // The walk covered every family: one that was undecided is now the same.
+                for (_, fv) in &mut families {
+                    if *fv == Some(Verdict::Unknown) {
+                        *fv = Some(v);
+                    }
+                }
                 condition = refs
                     .iter()
                     .map(|r| {
