@@ -684,16 +684,17 @@ fn route_flows(pieces: Vec<Piece>, expect: &[Region]) -> (Vec<Piece>, Vec<Decisi
 /// Routing for the excess universe: packets from the appliance go on; packets to it only
 /// where their destination (after NAT) is the appliance.
 fn route_universe(pieces: Vec<Piece>, app: &[Cube]) -> (Vec<Piece>, Vec<Decision>) {
+    // `app` is "to the appliance"; the same addresses as sources are "from" it.
+    let from: Vec<Cube> = app
+        .iter()
+        .map(|a| {
+            let mut x = Cube::full().with(Dim::Fam, a.get(Dim::Fam));
+            x.set(Dim::Saddr, a.get(Dim::Daddr).clone());
+            x
+        })
+        .collect();
     let mut go = Vec::new();
     for p in pieces {
-        let from: Vec<Cube> = app
-            .iter()
-            .map(|a| {
-                let mut x = Cube::full().with(Dim::Fam, a.get(Dim::Fam));
-                x.set(Dim::Saddr, a.get(Dim::Daddr).clone());
-                x
-            })
-            .collect();
         let keep = intersect(std::slice::from_ref(&p.cube), &from);
         let rest = subtract(vec![p.cube.clone()], &from);
         let keep2 = intersect(&rest, app);
@@ -1566,12 +1567,9 @@ pub const IPTABLES_NFT_TABLES: [&str; 5] = ["filter", "nat", "mangle", "raw", "s
 
 /// Does this nft ruleset hold rules iptables-nft loaded (`xt` expressions nft cannot show)?
 pub fn has_xt(rs: &Ruleset) -> bool {
-    rs.chains.iter().any(|c| {
-        c.rules.iter().any(|r| {
-            r.unknown.iter().any(|u| u.starts_with("xt "))
-                || matches!(&r.action, ruleset::Action::Unknown(u) if u.starts_with("xt "))
-        })
-    })
+    rs.chains
+        .iter()
+        .any(|c| c.rules.iter().any(ruleset::Rule::is_xt))
 }
 
 /// A live ruleset read both ways: the nft tables iptables-nft owns are replaced by the

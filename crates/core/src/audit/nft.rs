@@ -234,10 +234,7 @@ pub fn parse(src: &Source) -> Result<Ruleset, Errors> {
                 ));
             }
         }
-        xt_rules += usize::from(
-            rule.unknown.iter().any(|u| u.starts_with("xt "))
-                || matches!(&rule.action, Action::Unknown(u) if u.starts_with("xt ")),
-        );
+        xt_rules += usize::from(rule.is_xt());
         rs.chains[ci].rules.push(rule);
     }
     if xt_rules > 0 {

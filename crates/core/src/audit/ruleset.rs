@@ -194,6 +194,14 @@ pub struct Base {
     pub rewrites: bool,
 }
 
+impl Rule {
+    /// A rule iptables-nft loaded: nft shows its match or target as `xt`, without parameters.
+    pub fn is_xt(&self) -> bool {
+        self.unknown.iter().any(|u| u.starts_with("xt "))
+            || matches!(&self.action, Action::Unknown(u) if u.starts_with("xt "))
+    }
+}
+
 /// A parsed ruleset.
 #[derive(Debug, Clone, Default)]
 pub struct Ruleset {
