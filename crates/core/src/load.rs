@@ -25,6 +25,11 @@ pub fn read_document(path: &Path) -> Result<Source, Errors> {
     read_limited(path, 64 * 1024 * 1024, "a document to import")
 }
 
+/// Read a probe or audit result (`--format json` output) for a report.
+pub fn read_result(path: &Path) -> Result<Source, Errors> {
+    read_limited(path, 256 * 1024 * 1024, "a probe or audit result")
+}
+
 /// Read a ruleset or ipset dump.
 pub fn read_ruleset(path: &Path) -> Result<Source, Errors> {
     read_limited(path, MAX_RULESET_BYTES, "a ruleset dump")

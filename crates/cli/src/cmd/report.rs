@@ -28,7 +28,7 @@ pub fn run(args: &ReportArgs, rep: &mut Reporter) -> i32 {
     let probe = match args
         .probe
         .as_deref()
-        .map(|p| load::read_ruleset(p).and_then(|src| report::parse_probe(&src)))
+        .map(|p| load::read_result(p).and_then(|src| report::parse_probe(&src)))
     {
         None => None,
         Some(Ok(p)) => Some(p),
@@ -40,7 +40,7 @@ pub fn run(args: &ReportArgs, rep: &mut Reporter) -> i32 {
     let audit = match args
         .audit
         .as_deref()
-        .map(|p| load::read_ruleset(p).and_then(|src| report::parse_audit(&src)))
+        .map(|p| load::read_result(p).and_then(|src| report::parse_audit(&src)))
     {
         None => None,
         Some(Ok(a)) => Some(a),

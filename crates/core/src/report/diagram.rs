@@ -309,15 +309,6 @@ pub fn clip(s: &str, n: usize) -> String {
     }
 }
 
-fn status_mark(s: Status) -> (&'static str, &'static str) {
-    match s {
-        Status::Ok => ("✔", "ok"),
-        Status::Fail => ("✘", "fail"),
-        Status::Unknown => ("?", "unknown"),
-        Status::Unchecked => ("", "unchecked"),
-    }
-}
-
 /// The diagram as a standalone SVG document (text is real text; every label has a
 /// `<title>` with its full text).
 /// `appliance_lines`: the first `name_lines` are the appliance's name (bold), then its
@@ -405,7 +396,7 @@ pub fn svg(
             r#"<g class="edge {}"><line x1="{x1}" y1="{y}" x2="{x2}" y2="{y}" stroke="{color}" stroke-width="2"{dash} marker-end="url(#{head})"/>"#,
             if e.required { "required" } else { "optional" }
         ));
-        let (mark, cls) = status_mark(e.status);
+        let (mark, cls) = (e.status.mark(), e.status.class());
         o.push_str(&format!(
             r##"<rect x="{}" y="{}" width="{}" height="{}" rx="4" fill="#ffffff" stroke="{color}"{dash}/>"##,
             b.x, b.y, b.w, b.h

@@ -33,7 +33,15 @@ impl Status {
     pub fn worst(self, other: Status) -> Status {
         self.max(other)
     }
-    fn class(self) -> &'static str {
+    /// An audit verdict (`portolan audit --format json`) as a status.
+    pub fn of_audit(verdict: &str) -> Status {
+        match verdict {
+            "allowed" => Status::Ok,
+            "blocked" | "partial" => Status::Fail,
+            _ => Status::Unknown,
+        }
+    }
+    pub(crate) fn class(self) -> &'static str {
         match self {
             Status::Unchecked => "unchecked",
             Status::Ok => "ok",
@@ -41,12 +49,13 @@ impl Status {
             Status::Fail => "fail",
         }
     }
-    fn mark(self) -> &'static str {
+    /// The symbol that says it without colour (empty when unchecked).
+    pub(crate) fn mark(self) -> &'static str {
         match self {
             Status::Unchecked => "",
-            Status::Ok => "✔ ",
-            Status::Unknown => "? ",
-            Status::Fail => "✘ ",
+            Status::Ok => "✔",
+            Status::Unknown => "?",
+            Status::Fail => "✘",
         }
     }
 }
@@ -196,11 +205,7 @@ impl Inputs<'_> {
                 .iter()
                 .filter(|r| r.id == f.id && r.protocol == proto)
             {
-                st = st.worst(match r.verdict.as_str() {
-                    "allowed" => Status::Ok,
-                    "blocked" | "partial" => Status::Fail,
-                    _ => Status::Unknown,
-                });
+                st = st.worst(Status::of_audit(&r.verdict));
             }
         }
         if let Some(p) = &self.probe {
@@ -279,7 +284,7 @@ fn status_cell(st: Status, text: &str) -> String {
         return esc(text);
     }
     format!(
-        r#"<span class="{}">{}{}</span>"#,
+        r#"<span class="{}">{} {}</span>"#,
         st.class(),
         st.mark(),
         esc(text)
@@ -696,11 +701,7 @@ pub fn html(i: &Inputs) -> String {
                 .rows
                 .iter()
                 .map(|r| {
-                    let st = match r.verdict.as_str() {
-                        "allowed" => Status::Ok,
-                        "blocked" | "partial" => Status::Fail,
-                        _ => Status::Unknown,
-                    };
+                    let st = Status::of_audit(&r.verdict);
                     vec![
                         format!("<code>{}</code>", esc(&r.id)),
                         esc(&r.protocol),
